@@ -1,0 +1,299 @@
+"""The one params loader: `params.yaml` -> typed, validated, frozen config.
+
+Every section is a frozen dataclass. Loading walks the YAML against the dataclasses, so an
+unknown key, a wrong type or a bad value fails at once with the key's dotted path, what was
+given and what is allowed (e.g. ``label.horizons[1]: got -5, expected an integer >= 1``).
+Stages read only their own sections, so DVC's per-stage ``params:`` lists stay honest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from trendfactory.errors import ParamsError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+def _check(predicate, allowed: str) -> dict:
+    """Field metadata: a value check and the human description of what is allowed."""
+    return {"check": predicate, "allowed": allowed}
+
+
+def _positive(v) -> bool:
+    return v >= 1
+
+
+def _choice(*options: str) -> dict:
+    return _check(lambda v: v in options, "one of " + ", ".join(repr(o) for o in options))
+
+
+def _pos_field(default, allowed="an integer >= 1"):
+    return field(default=default, metadata=_check(_positive, allowed))
+
+
+def _pos_tuple(default: tuple[int, ...]):
+    return field(
+        default=default,
+        metadata=_check(lambda v: len(v) > 0 and all(x >= 1 for x in v), "a non-empty list of integers >= 1"),
+    )
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Seeded generator of N symbols x T bars (common factor, volatility clustering)."""
+
+    n_symbols: int = _pos_field(20)
+    n_bars: int = _pos_field(2000)
+    start: str = "2000-01-03"
+    freq: str = "B"
+    # Strength of a planted predictable component of forward returns (0 = pure random walk).
+    signal_strength: float = field(default=0.0, metadata=_check(lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"))
+    ohlcv: bool = True
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = field(default="embedded", metadata=_choice("embedded", "csv", "synthetic"))
+    dataset: str = field(default="sp500_large_caps", metadata=_choice("sp500_large_caps", "us_ohlcv"))
+    path: str | None = None
+    start: str | None = "1990-01-01"
+    end: str | None = "2018-12-31"
+    context: str = field(default="auto", metadata=_choice("auto", "embedded", "none"))
+    context_series: tuple[str, ...] = ("market", "oil", "credit_spread", "core_cpi")
+    release_lag_days: dict[str, int] = field(default_factory=lambda: {"credit_spread": 35, "core_cpi": 45})
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+    dtype: str = field(default="auto", metadata=_choice("auto", "float64", "float32"))
+    return_lookbacks: tuple[int, ...] = _pos_tuple((1, 5, 20, 60))
+    ma_windows: tuple[int, ...] = _pos_tuple((10, 50, 200))
+    vol_windows: tuple[int, ...] = _pos_tuple((20, 60))
+    rsi_period: int = _pos_field(14)
+    rsi_oversold: float = 30.0
+    rsi_overbought: float = 70.0
+    macd_fast: int = _pos_field(12)
+    macd_slow: int = _pos_field(26)
+    macd_signal: int = _pos_field(9)
+    bb_period: int = _pos_field(20)
+    bb_k: float = 2.0
+    cci_period: int = _pos_field(20)
+    adx_period: int = _pos_field(14)
+    atr_period: int = _pos_field(14)
+    stoch_k: int = _pos_field(14)
+    stoch_smooth: int = _pos_field(3)
+    stoch_d: int = _pos_field(3)
+    wt_channel: int = _pos_field(10)
+    wt_average: int = _pos_field(21)
+    wt_signal: int = _pos_field(4)
+    wt_oversold: float = -53.0
+    wt_overbought: float = 53.0
+    volume_z_window: int = _pos_field(20)
+    context_lookbacks: tuple[int, ...] = _pos_tuple((5, 20, 60))
+    clip: float = field(default=5.0, metadata=_check(lambda v: v > 0, "a number > 0"))
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    horizons: tuple[int, ...] = _pos_tuple((5, 20))
+    entry_lag: int = field(default=1, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+    barrier_k: float = field(default=1.0, metadata=_check(lambda v: v > 0, "a number > 0"))
+    vol_span: int = field(default=50, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train_end: str = "2010-12-31"
+    val_end: str = "2014-12-31"
+    embargo: int = field(default=10, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    seq_len: int = _pos_field(30)
+    lags: tuple[int, ...] = field(default=(), metadata=_check(lambda v: all(x >= 1 for x in v), "a list of integers >= 1"))
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Generic YAML -> dataclass conversion with dotted-path errors
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list (each item {_type_name(typing.get_args(tp)[0])})"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"a mapping of {_type_name(k)} to {_type_name(v)}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp, path: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{path}: got {value!r}, expected a mapping of {tp.__name__} keys")
+        return _build(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, path)
+            except ParamsError:
+                continue
+        raise ParamsError(f"{path}: got {value!r}, expected {_type_name(tp)}")
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{path}: got {value!r}, expected {_type_name(tp)}")
+        return tuple(_convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{path}: got {value!r}, expected {_type_name(tp)}")
+        return {_convert(k, kt, f"{path}.{k}"): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{path}: got {value!r}, expected true/false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{path}: got {value!r}, expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{path}: got {value!r}, expected a number")
+        return float(value)
+    if tp is str:
+        # YAML turns an unquoted 2010-12-31 into a date; accept it and keep ISO text.
+        if isinstance(value, (_dt.date, _dt.datetime)):
+            return value.isoformat()
+        if not isinstance(value, str):
+            raise ParamsError(f"{path}: got {value!r}, expected a string")
+        return value
+    raise ParamsError(f"{path}: unsupported type {tp!r}")  # pragma: no cover - programming error
+
+
+def _build(cls, raw: Mapping, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ParamsError(f"{where}: unknown key; allowed keys here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, f in names.items():
+        if name not in raw:
+            continue
+        path = f"{prefix}.{name}" if prefix else name
+        value = _convert(raw[name], hints[name], path)
+        check = f.metadata.get("check")
+        if check is not None and value is not None and not check(value):
+            raise ParamsError(f"{path}: got {raw[name]!r}, expected {f.metadata['allowed']}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _parse_date(text: str | None, path: str) -> _dt.date | None:
+    if text is None:
+        return None
+    try:
+        return _dt.date.fromisoformat(str(text)[:10])
+    except ValueError:
+        raise ParamsError(f"{path}: got {text!r}, expected a date like 2010-12-31") from None
+
+
+def _validate_cross_fields(p: Params) -> None:
+    """Checks that involve more than one key."""
+    d = p.data
+    if d.source == "csv" and not d.path:
+        raise ParamsError("data.path: missing; data.source 'csv' needs a path to a CSV/Parquet file or a directory of them")
+    if d.source == "csv" and d.path and not Path(d.path).exists():
+        raise ParamsError(f"data.path: {d.path!r} does not exist; point it at a CSV/Parquet file or a directory of per-symbol files")
+    start, end = _parse_date(d.start, "data.start"), _parse_date(d.end, "data.end")
+    if start and end and start >= end:
+        raise ParamsError(f"data.start: {d.start} is not before data.end {d.end}")
+    allowed_series = ("market", "oil", "credit_spread", "core_cpi", "vix")
+    for i, s in enumerate(d.context_series):
+        if s not in allowed_series:
+            raise ParamsError(f"data.context_series[{i}]: got {s!r}, expected one of {', '.join(allowed_series)}")
+    for k, v in d.release_lag_days.items():
+        if k not in allowed_series:
+            raise ParamsError(f"data.release_lag_days.{k}: unknown series; expected one of {', '.join(allowed_series)}")
+        if v < 0:
+            raise ParamsError(f"data.release_lag_days.{k}: got {v}, expected an integer >= 0")
+    _parse_date(d.synthetic.start, "data.synthetic.start")
+
+    te = _parse_date(p.split.train_end, "split.train_end")
+    ve = _parse_date(p.split.val_end, "split.val_end")
+    if te >= ve:
+        raise ParamsError(f"split.train_end: {p.split.train_end} is not before split.val_end {p.split.val_end}; train must end before validation ends")
+
+    if len(set(p.label.horizons)) != len(p.label.horizons):
+        raise ParamsError(f"label.horizons: got {list(p.label.horizons)}, expected distinct values")
+    f = p.features
+    if f.macd_fast >= f.macd_slow:
+        raise ParamsError(f"features.macd_fast: got {f.macd_fast}, expected less than features.macd_slow ({f.macd_slow})")
+    if f.rsi_oversold >= f.rsi_overbought:
+        raise ParamsError("features.rsi_oversold: must be below features.rsi_overbought")
+    for i, lag in enumerate(p.window.lags):
+        if lag >= p.window.seq_len:
+            raise ParamsError(f"window.lags[{i}]: got {lag}, expected less than window.seq_len ({p.window.seq_len}) so the lag stays inside the window")
+
+
+def parse_params(raw: Mapping | None) -> Params:
+    """Typed, validated Params from a parsed YAML mapping (None = all defaults)."""
+    params = _build(Params, raw or {}, "")
+    _validate_cross_fields(params)
+    return params
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate a params.yaml; errors name the file and the dotted key."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found; run from the project root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ParamsError(f"{path}: expected a mapping of sections at top level, got {type(raw).__name__}")
+    try:
+        return parse_params(raw)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+
+
+def split_dates(p: Params) -> tuple[_dt.date, _dt.date]:
+    """(train_end, val_end) as dates."""
+    return _parse_date(p.split.train_end, "split.train_end"), _parse_date(p.split.val_end, "split.val_end")

@@ -1,0 +1,42 @@
+"""What every stage entry point shares: argument parsing, logging, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+from typing import Callable
+
+import numpy as np
+
+from trendfactory.errors import TrendfactoryError
+from trendfactory.params import Params, load_params
+
+log = logging.getLogger("trendfactory")
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python, numpy and torch."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], add_args=None) -> None:
+    """Parse --params, load and validate them, run `body`; a TrendfactoryError exits 1 with one line."""
+    parser = argparse.ArgumentParser(prog=f"python -m trendfactory.stages.{name}")
+    parser.add_argument("--params", default="params.yaml", help="path to params.yaml (default: %(default)s)")
+    if add_args:
+        add_args(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
+    try:
+        params = load_params(args.params)
+        seed_everything(params.seed)
+        body(params, args)
+    except TrendfactoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

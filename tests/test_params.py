@@ -1,0 +1,73 @@
+"""The params loader: defaults load, and every bad key/type/value fails with its dotted path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trendfactory.errors import ParamsError
+from trendfactory.params import Params, load_params, parse_params
+
+
+def test_repo_params_yaml_loads_and_matches_defaults():
+    # params.yaml documents every default; the loader and the file must agree.
+    assert load_params(Path(__file__).parents[1] / "params.yaml") == Params()
+
+
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, features"),
+        ({"label": {"horizon": [5]}}, r"^label\.horizon: unknown key; allowed keys here: .*horizons"),
+        ({"seed": "abc"}, r"^seed: got 'abc', expected an integer"),
+        ({"seed": True}, r"^seed: got True, expected an integer"),
+        ({"label": {"horizons": [5, 0]}}, r"^label\.horizons: got \[5, 0\], expected a non-empty list of integers >= 1"),
+        ({"label": {"horizons": [-3]}}, r"^label\.horizons: got \[-3\], expected"),
+        ({"label": {"horizons": []}}, r"^label\.horizons: got \[\], expected a non-empty list"),
+        ({"label": {"horizons": [5, 5]}}, r"^label\.horizons: got \[5, 5\], expected distinct values"),
+        ({"label": {"horizons": "5"}}, r"^label\.horizons: got '5', expected a list"),
+        ({"label": {"entry_lag": -1}}, r"^label\.entry_lag: got -1, expected an integer >= 0"),
+        ({"label": {"barrier_k": 0}}, r"^label\.barrier_k: got 0, expected a number > 0"),
+        ({"split": {"train_end": "2015-01-01", "val_end": "2014-12-31"}}, r"^split\.train_end: 2015-01-01 is not before split\.val_end"),
+        ({"split": {"train_end": "last year"}}, r"^split\.train_end: got 'last year', expected a date"),
+        ({"split": {"embargo": 2.5}}, r"^split\.embargo: got 2\.5, expected an integer"),
+        ({"data": {"source": "yahoo"}}, r"^data\.source: got 'yahoo', expected one of 'embedded', 'csv', 'synthetic'"),
+        ({"data": {"dataset": "ftse"}}, r"^data\.dataset: got 'ftse', expected one of"),
+        ({"data": {"source": "csv"}}, r"^data\.path: missing; data\.source 'csv' needs a path"),
+        ({"data": {"source": "csv", "path": "/no/such/dir"}}, r"^data\.path: '/no/such/dir' does not exist"),
+        ({"data": {"context_series": ["market", "gold"]}}, r"^data\.context_series\[1\]: got 'gold', expected one of"),
+        ({"data": {"release_lag_days": {"core_cpi": -1}}}, r"^data\.release_lag_days\.core_cpi: got -1"),
+        ({"data": {"synthetic": {"signal_strength": 2}}}, r"^data\.synthetic\.signal_strength: got 2, expected a number in \[0, 1\]"),
+        ({"data": {"start": "2020-01-01", "end": "2019-01-01"}}, r"^data\.start: 2020-01-01 is not before data\.end"),
+        ({"features": {"device": "tpu"}}, r"^features\.device: got 'tpu', expected one of 'auto', 'cpu', 'cuda'"),
+        ({"features": {"rsi_period": 0}}, r"^features\.rsi_period: got 0, expected an integer >= 1"),
+        ({"features": {"macd_fast": 30}}, r"^features\.macd_fast: got 30, expected less than features\.macd_slow"),
+        ({"window": {"seq_len": 0}}, r"^window\.seq_len: got 0, expected an integer >= 1"),
+        ({"window": {"seq_len": 10, "lags": [10]}}, r"^window\.lags\[0\]: got 10, expected less than window\.seq_len"),
+        ({"features": 3}, r"^features: got 3, expected a mapping"),
+    ],
+)
+def test_bad_params_fail_with_dotted_path(raw, match):
+    with pytest.raises(ParamsError, match=match):
+        parse_params(raw)
+
+
+def test_yaml_dates_are_accepted(tmp_path):
+    # An unquoted YAML date parses to datetime.date; the loader keeps it as ISO text.
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  train_end: 2009-12-31\n  val_end: 2012-12-31\n")
+    assert load_params(path).split.train_end == "2009-12-31"
+
+
+def test_load_errors_name_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"label": {"horizons": [0]}}))
+    with pytest.raises(ParamsError, match=r"params\.yaml: label\.horizons"):
+        load_params(path)
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "missing.yaml")
+    path.write_text("label: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)
