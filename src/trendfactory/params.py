@@ -108,7 +108,7 @@ class FeaturesConfig:
 class LabelConfig:
     horizons: tuple[int, ...] = _pos_tuple((5, 20))
     entry_lag: int = field(default=1, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
-    barrier_k: float = field(default=1.0, metadata=_check(lambda v: v > 0, "a number > 0"))
+    barrier_k: float = field(default=0.75, metadata=_check(lambda v: v > 0, "a number > 0"))
     vol_span: int = field(default=50, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
 
 

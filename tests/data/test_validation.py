@@ -121,3 +121,17 @@ def test_close_only_source_drops_empty_columns(tmp_path):
     f.to_csv(path, index=False)
     frames, _ = load_csv_bars(path)
     assert "high" not in frames[0].columns and "low" not in frames[0].columns
+
+
+def test_cli_validate(tmp_path, capsys):
+    from trendfactory.cli import main
+
+    path = tmp_path / "bars.csv"
+    good_frame().to_csv(path, index=False)
+    main(["validate", "--input", str(path)])
+    assert "ok:" in capsys.readouterr().out
+    set_cell(good_frame(), 3, "Close", -1.0).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--input", str(path)])
+    assert info.value.code == 1
+    assert "data row 4: price -1.0 is not positive" in capsys.readouterr().err

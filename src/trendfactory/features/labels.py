@@ -62,8 +62,9 @@ def triple_barrier(
         first_dn = np.where(dn.any(axis=1), dn.argmax(axis=1), h)
         lab = np.where(first_up < first_dn, 1.0, np.where(first_dn < first_up, -1.0, 0.0))
         final = path[:, -1]
-        sc = np.where(lab != 0, lab, np.clip(final / barrier, -1.0, 1.0))
-        valid = np.isfinite(barrier) & (barrier > 0)
+        valid = np.isfinite(barrier) & (barrier > 0)  # sigma is NaN until vol_span/2 returns exist
+        ratio = np.divide(final, barrier, out=np.zeros_like(final), where=valid)
+        sc = np.where(lab != 0, lab, np.clip(ratio, -1.0, 1.0))
         label[t[valid]] = lab[valid]
         score[t[valid]] = sc[valid]
         ret[t] = np.expm1(final)
