@@ -48,9 +48,9 @@ def _breadth_block(bars: pd.DataFrame, lookbacks: tuple[int, ...]) -> dict[str, 
             continue
         ret_n = np.log(bars["close"] / by_sym.shift(n))
         ma_n = by_sym.transform(lambda s, n=n: s.rolling(n, min_periods=n).mean())
-        above = (bars["close"] > ma_n).where(ma_n.notna())
+        above = (bars["close"] > ma_n).astype(np.float64).where(ma_n.notna())
         out[f"ctx_breadth_above_ma_{n}"] = above.groupby(dt).mean()
-        out[f"ctx_breadth_up_{n}"] = (ret_n > 0).where(ret_n.notna()).groupby(dt).mean()
+        out[f"ctx_breadth_up_{n}"] = (ret_n > 0).astype(np.float64).where(ret_n.notna()).groupby(dt).mean()
         out[f"ctx_dispersion_{n}"] = ret_n.groupby(dt).std()
     return out
 
