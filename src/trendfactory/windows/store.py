@@ -1,0 +1,448 @@
+"""Window store writer: one featurized split (parquet) -> model-ready memory-mappable arrays.
+
+Layout of one split directory (all arrays are plain ``.npy`` files, openable with
+``np.load(path, mmap_mode="r")``; N rows, F features, L = seq_len)::
+
+    features.npy       float32 [N, F]   feature matrix, row order = parquet order
+    symbol_codes.npy   int32   [N]      code into meta["symbols"]
+    datetime.npy       int64   [N]      ns since epoch (UTC when the source is tz-aware)
+    label_h{h}.npy     int8    [N]      -1/0/+1, MISSING_LABEL (-128) where missing
+    ret_h{h}.npy       float32 [N]      forward return, NaN where missing
+    score_h{h}.npy     float32 [N]      score in [-1, 1], NaN where missing
+    index.npy          int64   [W]      valid window END rows e (ascending)
+    index_h{h}.npy     int64   [W_h]    ends of `index` whose label_h is present and ret_h finite
+    meta.json                           names, shapes, symbols, counts
+
+A window ending at row e is rows e-L+1 .. e (inclusive). It is valid when all those rows belong
+to the same symbol and all their features are finite (leakage rule 6: a window never crosses
+symbols and never reaches past its end row).
+
+The features matrix is filled streaming from the parquet (``iter_batches``) straight into an
+``np.lib.format.open_memmap`` file, so peak memory stays near the size of the float32 matrix
+(the mapped pages) plus one batch; the parquet is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trendfactory.errors import DataValidationError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MISSING_LABEL",
+    "build_split",
+    "valid_window_ends",
+]
+
+FORMAT_VERSION = 1
+MISSING_LABEL = -128  # int8 sentinel for a missing label (labels are -1/0/+1 otherwise)
+
+SYMBOL_COL = "symbol"
+DATETIME_COL = "datetime"
+FEATURE_PREFIXES = ("stk_", "ctx_")
+
+# Rows per streamed batch: ~4 MiB of float32 features (all F columns) per batch, clamped.
+_BATCH_BYTES = 4 << 20
+_MIN_BATCH_ROWS = 4096
+_MAX_BATCH_ROWS = 1 << 18
+# Read column chunks through a buffered stream instead of whole (a 1M-row row group of 64
+# float32 columns would otherwise be read into memory in one piece: +256 MB).
+_READ_BUFFER = 1 << 20
+# Feature columns read per pass over the file (bounds pyarrow's per-column reader memory).
+_COLUMNS_PER_PASS = 8
+_USE_THREADS = False  # 2-core machines: decoding in the calling thread is as fast, leaner
+
+
+def _label_col(h: int) -> str:
+    return f"label_h{h}"
+
+
+def _ret_col(h: int) -> str:
+    return f"ret_h{h}"
+
+
+def _score_col(h: int) -> str:
+    return f"score_h{h}"
+
+
+# --------------------------------------------------------------------------------------------
+# window index (vectorised)
+# --------------------------------------------------------------------------------------------
+
+
+def valid_window_ends(symbol_codes: np.ndarray, row_ok: np.ndarray, seq_len: int) -> np.ndarray:
+    """End rows e such that rows e-seq_len+1..e share one symbol and all have ``row_ok``.
+
+    Vectorised: a run of usable rows starts at row i when i is the first row, the symbol
+    changes at i, or row i-1 is not ok. ``np.maximum.accumulate`` over those start positions
+    gives each row the start of its run, so the run length is ``i - start + 1``.
+    Returns int64 ends, ascending.
+    """
+    codes = np.asarray(symbol_codes)
+    ok = np.asarray(row_ok, dtype=bool)
+    n = codes.shape[0]
+    if ok.shape != (n,):
+        raise ValueError(f"row_ok has shape {ok.shape}, expected ({n},)")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    pos = np.arange(n, dtype=np.int64)
+    run_start = np.empty(n, dtype=bool)
+    run_start[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=run_start[1:])
+    run_start[1:] |= ~ok[:-1]
+    start = np.where(run_start, pos, 0)
+    del run_start
+    np.maximum.accumulate(start, out=start)  # start row of each row's run
+    np.subtract(pos, start, out=start)  # run length - 1
+    del pos
+    keep = start >= seq_len - 1
+    keep &= ok
+    return np.flatnonzero(keep).astype(np.int64, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------
+
+
+def _discover_features(names: Sequence[str]) -> list[str]:
+    return [c for c in names if c.startswith(FEATURE_PREFIXES)]
+
+
+def _discover_horizons(names: Sequence[str]) -> list[int]:
+    hs = []
+    for c in names:
+        if c.startswith("label_h") and c[len("label_h") :].isdigit():
+            hs.append(int(c[len("label_h") :]))
+    return sorted(hs)
+
+
+def _check_schema(
+    path: Path, schema: pa.Schema, features: list[str], horizons: list[int]
+) -> None:
+    names = set(schema.names)
+    required = [SYMBOL_COL, DATETIME_COL, *features]
+    for h in horizons:
+        required += [_label_col(h), _ret_col(h), _score_col(h)]
+    for col in required:
+        if col not in names:
+            raise DataValidationError(
+                f"{path}: missing column {col!r} (needed by the window stage); "
+                f"rerun featurize or fix the feature list / horizons passed to build_split"
+            )
+
+    def numeric(t: pa.DataType) -> bool:
+        return pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+
+    for col in features + [c for h in horizons for c in (_label_col(h), _ret_col(h), _score_col(h))]:
+        t = schema.field(col).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if not numeric(t):
+            raise DataValidationError(
+                f"{path}: column {col!r} has type {t}, expected a numeric column"
+            )
+    t = schema.field(DATETIME_COL).type
+    if not pa.types.is_timestamp(t):
+        raise DataValidationError(
+            f"{path}: column {DATETIME_COL!r} has type {t}, expected a timestamp"
+        )
+    t = schema.field(SYMBOL_COL).type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        raise DataValidationError(
+            f"{path}: column {SYMBOL_COL!r} has type {t}, expected strings"
+        )
+
+
+def _np(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow column -> numpy; integer / boolean columns become float64 so nulls become NaN."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_integer(col.type) or pa.types.is_boolean(col.type):
+        col = col.cast(pa.float64())
+    return col.to_numpy(zero_copy_only=False)
+
+
+# --------------------------------------------------------------------------------------------
+# writer
+# --------------------------------------------------------------------------------------------
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished ``tmp`` dir to ``final``, replacing any previous ``final``."""
+    if final.exists() or final.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rmdir(old)
+        os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.replace(old, final)  # put the previous output back
+            raise
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, final)
+
+
+def build_split(
+    parquet_path: Path,
+    out_dir: Path,
+    feature_columns: Sequence[str] | None,
+    horizons: Sequence[int] | None,
+    seq_len: int,
+) -> dict[str, Any]:
+    """Write the window store of one split (see module docstring) and return its meta dict.
+
+    The directory is built in a temp dir next to ``out_dir`` and renamed over it at the end,
+    so a failure never leaves a partial ``out_dir`` (a previous one stays as it was).
+    ``feature_columns`` / ``horizons`` come from ``schema.json``; only when ``None`` are they
+    discovered from the parquet (``stk_*``/``ctx_*`` columns, ``label_h{h}`` columns).
+    """
+    parquet_path = Path(parquet_path)
+    out_dir = Path(out_dir)
+    if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
+        raise ValueError(f"seq_len must be an int >= 1, got {seq_len!r}")
+    seq_len = int(seq_len)
+    if not parquet_path.is_file():
+        raise DataValidationError(f"{parquet_path}: file not found; run the featurize stage first")
+
+    pf = pq.ParquetFile(parquet_path, buffer_size=_READ_BUFFER, pre_buffer=False)
+    schema = pf.schema_arrow
+    features = list(feature_columns) if feature_columns is not None else _discover_features(schema.names)
+    hs = [int(h) for h in horizons] if horizons is not None else _discover_horizons(schema.names)
+    if not features:
+        raise DataValidationError(f"{parquet_path}: no feature columns (stk_*/ctx_*) to window")
+    dup = sorted({c for c in features if features.count(c) > 1})
+    if dup:
+        raise ValueError(f"feature_columns has duplicates: {dup}")
+    if len(set(hs)) != len(hs) or any(h < 1 for h in hs):
+        raise ValueError(f"horizons must be distinct positive ints, got {hs}")
+    _check_schema(parquet_path, schema, features, hs)
+
+    n = pf.metadata.num_rows
+    f = len(features)
+    tz = schema.field(DATETIME_COL).type.tz
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _write(
+    pf: pq.ParquetFile,
+    path: Path,
+    tmp: Path,
+    features: list[str],
+    hs: list[int],
+    seq_len: int,
+    n: int,
+    f: int,
+    tz: str | None,
+) -> dict[str, Any]:
+    open_mm = np.lib.format.open_memmap
+    pool = pa.default_memory_pool()
+    batch_size = max(_MIN_BATCH_ROWS, min(_MAX_BATCH_ROWS, _BATCH_BYTES // (4 * f)))
+
+    def batches(columns: list[str]):
+        """(row slice, record batch) over the whole file, for a few columns."""
+        off = 0
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=_USE_THREADS):
+            m = batch.num_rows
+            if off + m > n:
+                raise DataValidationError(f"{path}: more rows than the parquet metadata says ({n})")
+            yield slice(off, off + m), batch
+            off += m
+        if off != n:
+            raise DataValidationError(f"{path}: read {off} rows, the parquet metadata says {n}")
+
+    # ---- pass 1: symbols, datetimes, labels / returns / scores --------------------------------
+    codes = open_mm(tmp / "symbol_codes.npy", mode="w+", dtype=np.int32, shape=(n,))
+    dts = open_mm(tmp / "datetime.npy", mode="w+", dtype=np.int64, shape=(n,))
+    labels = {h: open_mm(tmp / f"label_h{h}.npy", mode="w+", dtype=np.int8, shape=(n,)) for h in hs}
+    rets = {h: open_mm(tmp / f"ret_h{h}.npy", mode="w+", dtype=np.float32, shape=(n,)) for h in hs}
+    scores = {h: open_mm(tmp / f"score_h{h}.npy", mode="w+", dtype=np.float32, shape=(n,)) for h in hs}
+    symbols: list[str] = []
+    sym_code: dict[str, int] = {}
+    meta_cols = [SYMBOL_COL, DATETIME_COL]
+    for h in hs:
+        meta_cols += [_label_col(h), _ret_col(h), _score_col(h)]
+    for sl, batch in batches(meta_cols):
+        # symbols -> int32 codes, in order of first appearance
+        sym = batch.column(SYMBOL_COL)
+        if sym.null_count:
+            bad = int(np.flatnonzero(sym.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
+            raise DataValidationError(f"{path}: null {SYMBOL_COL!r} at row {bad}; fix the featurize output")
+        enc = sym if pa.types.is_dictionary(sym.type) else sym.dictionary_encode()
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+        dict_names = enc.dictionary.to_pylist()
+        lut = np.full(len(dict_names), -1, dtype=np.int32)
+        used, first = np.unique(idx, return_index=True)
+        for k in used[np.argsort(first)]:  # dictionary entries used here, by first appearance
+            s = dict_names[k]
+            c = sym_code.get(s)
+            if c is None:
+                c = sym_code[s] = len(symbols)
+                symbols.append(s)
+            lut[k] = c
+        codes[sl] = lut[idx]
+
+        # datetimes -> int64 ns
+        dt = batch.column(DATETIME_COL)
+        if dt.null_count:
+            bad = int(np.flatnonzero(dt.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
+            raise DataValidationError(f"{path}: null {DATETIME_COL!r} at row {bad}; fix the featurize output")
+        dts[sl] = dt.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64()).to_numpy()
+
+        for h in hs:
+            lab = _np(batch.column(_label_col(h))).astype(np.float64, copy=False)  # null -> NaN
+            miss = np.isnan(lab)
+            vals = lab[~miss]
+            if vals.size and not np.isin(vals, (-1.0, 0.0, 1.0)).all():
+                bad_v = float(vals[~np.isin(vals, (-1.0, 0.0, 1.0))][0])
+                raise DataValidationError(
+                    f"{path}: column {_label_col(h)!r} has value {bad_v:g}; "
+                    f"labels must be -1, 0, +1 or null"
+                )
+            labels[h][sl] = np.where(miss, MISSING_LABEL, np.nan_to_num(lab)).astype(np.int8)
+            rets[h][sl] = _np(batch.column(_ret_col(h)))
+            scores[h][sl] = _np(batch.column(_score_col(h)))
+        del batch
+    pool.release_unused()  # hand the reader's freed buffers back to the OS
+    _check_order(path, codes, dts, symbols)
+    # unmap (the pages stay in the page cache / file): only the features are mapped while
+    # they are written
+    del codes, dts, labels, rets, scores
+
+    # ---- passes 2..: features, a few columns per pass -----------------------------------------
+    # pyarrow holds a reader (page buffers, decoded dictionary: a few MB) per open column, so
+    # reading all F columns at once would cost F times that; a group of columns bounds it.
+    # Columns are cast to float32 (nulls -> NaN) into a small cache-resident [rows, group]
+    # block, which is then copied into the memmap rows in one strided assignment.
+    X = open_mm(tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n, f))
+    _reserve(tmp / "features.npy")
+    row_ok = np.ones(n, dtype=bool)  # all features finite
+    block = np.empty((batch_size, min(f, _COLUMNS_PER_PASS)), dtype=np.float32)
+    for g0 in range(0, f, _COLUMNS_PER_PASS):
+        group = features[g0 : g0 + _COLUMNS_PER_PASS]
+        for sl, batch in batches(group):
+            blk = block[: batch.num_rows, : len(group)]
+            ok = row_ok[sl]
+            for j, name in enumerate(group):
+                with np.errstate(over="ignore"):  # beyond float32 -> inf: an unusable row
+                    blk[:, j] = _np(batch.column(name))
+                ok &= np.isfinite(blk[:, j])  # after the cast
+            X[sl, g0 : g0 + len(group)] = blk
+            del batch
+        pool.release_unused()
+    del X, block
+
+    # ---- window index -----------------------------------------------------------------------
+    codes = np.load(tmp / "symbol_codes.npy", mmap_mode="r")
+    index = valid_window_ends(codes, row_ok, seq_len)
+    np.save(tmp / "index.npy", index)
+    counts: dict[str, Any] = {
+        "rows": n,
+        "rows_features_finite": int(row_ok.sum()),
+        "windows": int(index.size),
+        "rows_per_symbol": dict(zip(symbols, np.bincount(codes, minlength=len(symbols)).tolist())),
+        "windows_per_symbol": dict(
+            zip(symbols, np.bincount(codes[index], minlength=len(symbols)).tolist())
+        ),
+        "horizons": {},
+    }
+    del codes, row_ok
+    for h in hs:
+        lab_e = np.load(tmp / f"label_h{h}.npy", mmap_mode="r")[index]
+        ret_e = np.load(tmp / f"ret_h{h}.npy", mmap_mode="r")[index]
+        keep = (lab_e != MISSING_LABEL) & np.isfinite(ret_e)
+        idx_h = index[keep]
+        np.save(tmp / f"index_h{h}.npy", idx_h)
+        lab_k = lab_e[keep]
+        counts["horizons"][str(h)] = {
+            "windows": int(idx_h.size),
+            "down": int((lab_k == -1).sum()),
+            "flat": int((lab_k == 0).sum()),
+            "up": int((lab_k == 1).sum()),
+        }
+
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "source": path.name,  # not the full path: outputs stay byte-identical across checkouts
+        "feature_names": features,
+        "horizons": hs,
+        "seq_len": seq_len,
+        "n_rows": n,
+        "n_features": f,
+        "symbols": symbols,
+        "datetime_tz": tz,
+        "missing_label": MISSING_LABEL,
+        "counts": counts,
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the (sparse) memmap file's blocks up front: a full disk then fails here with
+    ENOSPC instead of a SIGBUS while writing through the mapping, and first-touch page
+    faults need no block allocation (about 2x faster writes on ext4)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise OSError(e.errno, f"{path}: no space left for the window store ({e.strerror})") from e
+        # EOPNOTSUPP / EINVAL: a filesystem without fallocate; the writes still work
+    finally:
+        os.close(fd)
+
+
+def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[str]) -> None:
+    """Each symbol's rows contiguous; datetimes strictly increasing within a symbol."""
+    if codes.shape[0] < 2:
+        return
+    dc = np.diff(codes)
+    # codes are given in order of first appearance, so contiguous runs <=> steps of 0 or +1
+    bad = np.flatnonzero((dc != 0) & (dc != 1))
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise DataValidationError(
+            f"{path}: symbol {symbols[codes[i]]!r} reappears at row {i} after other symbols; "
+            f"rows must be sorted by (symbol, datetime)"
+        )
+    bad = np.flatnonzero((dc == 0) & (np.diff(dts) <= 0))
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise DataValidationError(
+            f"{path}: symbol {symbols[codes[i]]!r} has a non-increasing or duplicate datetime at row "
+            f"{i}; rows must be sorted by (symbol, datetime) with one row per bar"
+        )
