@@ -68,25 +68,35 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
                 f"(bars span {bars['datetime'].min().date()} .. {bars['datetime'].max().date()}); move the boundaries inside the data"
             )
 
-    features = pd.concat([stock.frame, ctx.frame], axis=1)
+    # Column by column, never a float64 copy of the whole matrix: peak memory stays low on
+    # large universes (500 symbols x 5,000 bars is 2.5M rows).
     is_train = split.assignment == "train"
-    train_feats = features[is_train]
+    raw_columns = {c: frame[c] for frame in (stock.frame, ctx.frame) for c in frame.columns}
+    del stock.frame, ctx.frame
     dropped = {}
-    for col in features.columns:
-        v = train_feats[col].to_numpy(dtype=np.float64)
+    for col, series in raw_columns.items():
+        v = series.to_numpy(dtype=np.float64)[is_train]
         finite = v[np.isfinite(v)]
         if finite.size == 0:
             dropped[col] = "no finite value on train rows (series does not cover the train period)"
-        elif np.all(finite == finite[0]) and finite.size > 1:
+        elif finite.size > 1 and np.all(finite == finite[0]):
             dropped[col] = "constant on train rows"
     if dropped:
         log.warning("dropping %d feature(s) with no information on train rows: %s", len(dropped), ", ".join(dropped))
-    keep = [c for c in features.columns if c not in dropped]
-    scaler = fit_scaler(train_feats[keep], keep)
-    scaled = apply_scaler(features[keep], scaler, fcfg.clip)
+    keep = [c for c in raw_columns if c not in dropped]
+    scaler = fit_scaler(pd.DataFrame({c: raw_columns[c][is_train] for c in keep}), keep)
+    scaled = {}
+    for col in keep:
+        scaled[col] = apply_scaler(raw_columns.pop(col).to_frame(), {col: scaler[col]}, fcfg.clip)[col].to_numpy()
 
-    full = pd.concat([bars[["symbol", "datetime"]], scaled, labels], axis=1)
-    splits = {name: full[split.assignment == name].reset_index(drop=True) for name in SPLITS}
+    # Each split is sliced straight from the column arrays: no full-frame intermediate copy.
+    columns = {"symbol": bars["symbol"].to_numpy(), "datetime": bars["datetime"].to_numpy(), **scaled}
+    columns.update({c: labels[c].array for c in labels.columns})
+    splits = {}
+    for name in SPLITS:
+        mask = split.assignment == name
+        splits[name] = pd.DataFrame({c: v[mask] for c, v in columns.items()})
+    del columns, scaled
 
     groups = {g: [c for c in cols if c in keep] for g, cols in {**stock.groups, **ctx.groups}.items()}
     groups = {g: c for g, c in groups.items() if c}
