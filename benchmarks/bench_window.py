@@ -210,7 +210,8 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from trendfactory.windows.reader import BatchGatherer, WindowSplit
+    from trendfactory.windows.reader import WindowSplit
+    from trendfactory.windows.torch_data import BatchGatherer
 
     # --- gather all windows of one horizon ---------------------------------------------------
     split = WindowSplit.open(out)

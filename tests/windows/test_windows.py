@@ -12,7 +12,8 @@ import torch
 
 from trendfactory.errors import DataValidationError
 from trendfactory.windows import store
-from trendfactory.windows.reader import BatchGatherer, WindowDataset, WindowSplit
+from trendfactory.windows.reader import WindowSplit
+from trendfactory.windows.torch_data import BatchGatherer, WindowDataset
 from trendfactory.windows.store import MISSING_LABEL, build_split, valid_window_ends
 
 SEQ_LEN = 5

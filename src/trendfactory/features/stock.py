@@ -51,6 +51,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from trendfactory import device as _device
 from trendfactory.errors import DataValidationError, ParamsError
 from trendfactory.features import indicators as ind
 from trendfactory.features.packing import PackLayout
@@ -172,19 +173,7 @@ def warmup_bars(cfg: FeaturesConfig) -> int:
 def resolve_device(cfg: FeaturesConfig) -> tuple[torch.device, torch.dtype]:
     """features.device auto|cpu|cuda (auto = cuda when available) and features.dtype
     auto|float64|float32 (auto = float64 on CPU, float32 on CUDA)."""
-    if cfg.device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    elif cfg.device == "cuda":
-        if not torch.cuda.is_available():
-            raise ParamsError(
-                "features.device: got 'cuda' but torch.cuda.is_available() is False; "
-                "use 'auto' or 'cpu'"
-            )
-        dev = torch.device("cuda")
-    elif cfg.device == "cpu":
-        dev = torch.device("cpu")
-    else:
-        raise ParamsError(f"features.device: got {cfg.device!r}, expected one of 'auto', 'cpu', 'cuda'")
+    dev = _device.resolve_device(cfg.device, "features.device")
     if cfg.dtype == "auto":
         dtype = torch.float32 if dev.type == "cuda" else torch.float64
     elif cfg.dtype in ("float64", "float32"):
@@ -330,8 +319,8 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> StockFeat
     plan = _plan(cfg, has_hl, has_vol)
     columns = [name for name, _, _ in plan]
     groups = feature_groups(cfg, has_hl, has_vol)
-    device, dtype = resolve_device(cfg)
-    if device.type == "cpu":
+    dev, dtype = resolve_device(cfg)
+    if dev.type == "cpu":
         _keep_freed_memory()
 
     layout = PackLayout.from_bars(bars)
@@ -350,11 +339,11 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> StockFeat
     # symbols are processed in chunks of ~CHUNK_ELEMENTS values so every [s, T] tensor stays
     # in cache (and a long history never needs all [S, T] tensors at once: memory is bounded
     # by the output frame plus one chunk)
-    rows_per_chunk = ind.chunk_rows(layout.max_len, device)
+    rows_per_chunk = ind.chunk_rows(layout.max_len, dev)
     for s0 in range(0, S, rows_per_chunk):
         s1 = min(S, s0 + rows_per_chunk)
         T = int(layout.lengths[s0:s1].max())  # [s1-s0, T]: this chunk's longest history
-        t = {k: layout.pack_values(v, s0, s1, T, dtype=dtype, device=device) for k, v in src.items()}
+        t = {k: layout.pack_values(v, s0, s1, T, dtype=dtype, device=dev) for k, v in src.items()}
         feats = compute_feature_tensors(
             t["close"], cfg, t.get("high"), t.get("low"), t.get("volume")
         )

@@ -17,12 +17,16 @@ log = logging.getLogger("trendfactory")
 
 
 def seed_everything(seed: int) -> None:
-    """One seed for Python, numpy and torch."""
-    import torch
+    """One seed for Python, numpy and (when the stage has loaded it) torch.
 
+    Torch is seeded only if already imported: stages of tabular models never load it (it costs
+    over a second per stage), and code that imports torch lazily seeds it from the same
+    ``seed`` it is given. Libraries with their own generators (XGBoost, LightGBM, CatBoost,
+    scikit-learn) get ``seed`` through their parameters."""
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], add_args=None) -> None:
@@ -33,6 +37,8 @@ def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], ad
         add_args(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
+    for noisy in ("matplotlib", "PIL", "dvclive", "dvc"):  # their INFO lines are not ours
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         params = load_params(args.params)
         seed_everything(params.seed)

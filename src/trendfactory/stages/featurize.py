@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from trendfactory.features.build import build_features
 from trendfactory.io import write_json, write_parquet
+from trendfactory.paths import FEATURES_DIR as OUT_DIR
+from trendfactory.paths import RAW_DIR
 from trendfactory.stages.common import log, stage_main
 
-RAW_DIR = Path("data/raw")
-OUT_DIR = Path("data/features")
 
 
 def main_body(params, args) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from trendfactory.data.ingest import run_ingest
 from trendfactory.io import write_json, write_parquet
+from trendfactory.paths import RAW_DIR
 from trendfactory.stages.common import log, stage_main
 
-RAW_DIR = Path("data/raw")
 
 
 def main_body(params, args) -> None:

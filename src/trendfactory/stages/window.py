@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from trendfactory.features.splits import SPLITS
 from trendfactory.io import read_json
+from trendfactory.paths import FEATURES_DIR
+from trendfactory.paths import WINDOWS_DIR as OUT_DIR
 from trendfactory.stages.common import log, stage_main
 from trendfactory.windows.store import build_split
 
-FEATURES_DIR = Path("data/features")
-OUT_DIR = Path("data/windows")
 
 
 def main_body(params, args) -> None:
     schema = read_json(FEATURES_DIR / "schema.json")
+    scaler = read_json(FEATURES_DIR / "scaler.json")
     for name in SPLITS:
         summary = build_split(
             FEATURES_DIR / f"{name}.parquet",
@@ -22,8 +21,12 @@ def main_body(params, args) -> None:
             feature_columns=schema["feature_columns"],
             horizons=schema["horizons"],
             seq_len=params.window.seq_len,
+            scaler=scaler,
         )
-        log.info("%s: %s", name, {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        c = summary["counts"]
+        per_h = ", ".join(f"h{h}: {v['windows']:,}" for h, v in c["horizons"].items())
+        log.info("%s: %s rows x %d features, %s windows of %d bars (%s)",
+                 name, f"{c['rows']:,}", summary["n_features"], f"{c['windows']:,}", summary["seq_len"], per_h)
 
 
 def main() -> None:

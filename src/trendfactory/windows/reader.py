@@ -5,8 +5,8 @@ Three ways to feed a model from one split directory, all over the memory-mapped 
 
 - tabular models:   ``split.tabular(h, lags=(1, 5))`` -> X [n, F*(1+len(lags))], y, meta
 - sequence models:  ``split.windows(ends)`` -> [B, seq_len, F] for a batch of window end rows
-- torch:            ``WindowDataset(split, h)`` (generic, one window per item) and
-                    ``BatchGatherer(split, h, batch_size, ...)`` (fast: one indexing op a batch)
+- torch:            :mod:`trendfactory.windows.torch_data` (``WindowDataset``, ``BatchGatherer``),
+                    kept apart so tabular models never import torch
 
 Window ``e`` (an end row from ``split.index(h)``) is feature rows ``e-seq_len+1 .. e``: same
 symbol, all finite, nothing after row ``e``.
@@ -15,19 +15,16 @@ symbol, all finite, nothing after row ``e``.
 from __future__ import annotations
 
 import json
-import warnings
-import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from trendfactory.windows.store import FORMAT_VERSION, MISSING_LABEL
 
-__all__ = ["BatchGatherer", "WindowDataset", "WindowSplit"]
+__all__ = ["WindowSplit"]
 
 
 def _load(path: Path) -> np.ndarray:
@@ -197,13 +194,29 @@ class WindowSplit:
         ``y`` [n] int8 in {-1, 0, +1}, and ``meta`` (symbol, datetime, ret, score), n =
         ``len(index(horizon))``.
         """
-        lags = self._check_lags(lags)
         ends = self.index(horizon)
-        offsets = np.array([0, *lags], dtype=np.int64)
-        rows = np.asarray(ends)[:, None] - offsets  # [n, 1+len(lags)]
-        X = self.features[rows.ravel()].reshape(len(ends), len(offsets) * self.n_features)  # one gather
+        X = self.tabular_rows(ends, lags)
         y = np.asarray(self.labels(horizon)[ends])
-        return np.ascontiguousarray(X), y, self.frame(ends, horizon)
+        return X, y, self.frame(ends, horizon)
+
+    def tabular_rows(self, ends: np.ndarray, lags: Sequence[int] = ()) -> np.ndarray:
+        """[n, F*(1+len(lags))] float32: row e of each window end plus rows e-k for each lag."""
+        lags = self._check_lags(lags)
+        ends = np.asarray(ends, dtype=np.int64)
+        offsets = np.array([0, *lags], dtype=np.int64)
+        rows = ends[:, None] - offsets  # [n, 1+len(lags)]
+        X = self.features[rows.ravel()].reshape(len(ends), len(offsets) * self.n_features)  # one gather
+        return np.ascontiguousarray(X)
+
+    def unscale(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Scaled values of feature ``name`` back in its original units (float64).
+
+        Values the scaler clipped stay at the clip edge, so magnitudes beyond it are lost but
+        signs and order are kept."""
+        if name not in self.meta.get("scaler", {}):
+            raise KeyError(f"{self.directory}: no scaler entry for feature {name!r}; rerun the window stage")
+        mean, std = self.meta["scaler"][name]
+        return np.asarray(values, dtype=np.float64) * std + mean
 
     # ---- (b) sequences ----------------------------------------------------------------------
     def windows(self, ends: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -237,170 +250,3 @@ class WindowSplit:
             return np.empty((0, self.seq_len, self.n_features), dtype=np.float32)
         v = np.lib.stride_tricks.sliding_window_view(self.features, self.seq_len, axis=0)
         return v.transpose(0, 2, 1)  # [N-L+1, F, L] -> [N-L+1, L, F]
-
-
-# --------------------------------------------------------------------------------------------
-# torch
-# --------------------------------------------------------------------------------------------
-
-
-def _features_tensor(split: WindowSplit) -> torch.Tensor:
-    """torch view over the read-only memmap (zero copy; only ever read)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not writable.*")
-        return torch.from_numpy(split.features)
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
-    return dev
-
-
-def _class_targets(split: WindowSplit, horizon: int, ends: np.ndarray) -> np.ndarray:
-    lab = np.asarray(split.labels(horizon)[ends])
-    if lab.size and (lab == MISSING_LABEL).any():  # cannot happen for index(horizon)
-        raise ValueError("window ends include rows with a missing label")
-    return lab.astype(np.int64) + 1  # -1/0/+1 -> 0/1/2
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """Map-style dataset: item i = (x [seq_len, F] float32, y int64 in {0,1,2} = label+1)
-    for window ``split.index(horizon)[i]``. Generic; :class:`BatchGatherer` is much faster."""
-
-    def __init__(self, split: WindowSplit, horizon: int) -> None:
-        self.split = split
-        self.horizon = int(horizon)
-        self.ends = np.asarray(split.index(horizon))
-        self._y = _class_targets(split, horizon, self.ends)
-
-    def __len__(self) -> int:
-        return int(self.ends.size)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        e = int(self.ends[i])
-        L = self.split.seq_len
-        x = np.array(self.split.features[e - L + 1 : e + 1], dtype=np.float32)  # copy
-        return torch.from_numpy(x), torch.tensor(self._y[i], dtype=torch.int64)
-
-
-class _BufferPool:
-    """CPU batch buffers, recycled once the consumer has dropped every tensor using one.
-
-    A fresh multi-MB tensor per batch costs page faults (the allocator returns large blocks
-    to the OS), which made gathering ~5x slower. Each handed-out tensor wraps a new numpy
-    view of a pooled buffer; torch holds that view until the tensor's storage (and every view
-    of it, e.g. one saved for backward) is freed, so a dead weakref to it means the buffer is
-    free again. Batches a consumer keeps are never overwritten.
-    """
-
-    def __init__(self, numel: int, max_buffers: int = 4) -> None:
-        self.numel = numel
-        self.max_buffers = max_buffers
-        self._slots: list[list[Any]] = []  # [base ndarray, weakref to the live view or None]
-
-    def get(self, numel: int) -> torch.Tensor:
-        for slot in self._slots:
-            if slot[1] is None or slot[1]() is None:
-                view = slot[0][:numel]
-                slot[1] = weakref.ref(view)
-                return torch.from_numpy(view)
-        base = np.empty(self.numel, dtype=np.float32)
-        view = base[:numel]
-        if len(self._slots) < self.max_buffers:
-            self._slots.append([base, weakref.ref(view)])
-        return torch.from_numpy(view)
-
-
-class BatchGatherer:
-    """Iterate ``(x [B, seq_len, F] float32, y [B] int64 in {0,1,2})`` batches of one split.
-
-    Each batch is ONE ``index_select`` over a torch view of the memmap: the window view
-    ``[N-L+1, L*F]`` (strides ``(F, 1)``, zero copy), indexed by ``ends - (L-1)``. That is
-    the same gather as row indices ``ends[:, None] + arange(-L+1, 1)`` on ``[N, F]``, with each
-    window copied as one contiguous block. On CPU the batch lands in a recycled buffer (see
-    ``_BufferPool``); on CUDA in pinned host memory, then copied with ``non_blocking=True``.
-
-    Order is deterministic: epoch k shuffles with a generator seeded from (seed, k); every
-    ``iter()`` uses the current epoch and advances it (or call ``set_epoch``).
-    ``with_ends=True`` also yields the [B] int64 end rows (to key predictions:
-    ``split.frame(ends)``).
-    """
-
-    def __init__(
-        self,
-        split: WindowSplit,
-        horizon: int,
-        batch_size: int,
-        shuffle: bool = True,
-        seed: int = 0,
-        device: str | torch.device | None = "cpu",
-        drop_last: bool = False,
-        with_ends: bool = False,
-    ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        self.split = split
-        self.horizon = int(horizon)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.device = _resolve_device(device)
-        self.drop_last = bool(drop_last)
-        self.with_ends = bool(with_ends)
-        self.epoch = 0
-        ends = np.asarray(split.index(horizon), dtype=np.int64)
-        self._ends = torch.from_numpy(ends.copy())
-        self._y = torch.from_numpy(_class_targets(split, horizon, ends))
-        L, F = split.seq_len, split.n_features
-        x = _features_tensor(split)  # [N, F], shares the memmap
-        n_win = max(split.n_rows - L + 1, 0)
-        self._win = x.as_strided((n_win, L * F), (F, 1))  # [N-L+1, L*F] window view, zero copy
-        self._pin = self.device.type == "cuda"
-        self._pool = _BufferPool(self.batch_size * L * F)
-
-    def __len__(self) -> int:
-        n = int(self._ends.numel())
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def order(self, epoch: int | None = None) -> torch.Tensor:
-        """Positions into ``index(horizon)`` in the order batches take them, for an epoch."""
-        n = int(self._ends.numel())
-        if not self.shuffle:
-            return torch.arange(n)
-        e = self.epoch if epoch is None else int(epoch)
-        state = np.random.SeedSequence([self.seed, e]).generate_state(1, dtype=np.uint64)[0]
-        g = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
-        return torch.randperm(n, generator=g)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        order = self.order()
-        self.epoch += 1
-        L, F = self.split.seq_len, self.split.n_features
-        n = order.numel()
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            pos = order[start : start + self.batch_size]
-            ends = self._ends[pos]  # [B]
-            b = ends.numel()
-            y = self._y[pos]
-            if self._pin:
-                out = torch.empty((b, L * F), dtype=torch.float32, pin_memory=True)
-            else:
-                out = self._pool.get(b * L * F).view(b, L * F)
-            torch.index_select(self._win, 0, ends - (L - 1), out=out)  # the one gather
-            x = out.view(b, L, F)
-            if self._pin:
-                x = x.to(self.device, non_blocking=True)
-                y = y.pin_memory().to(self.device, non_blocking=True)
-            elif self.device.type != "cpu":
-                x, y = x.to(self.device), y.to(self.device)
-            del out
-            yield (x, y, ends) if self.with_ends else (x, y)
-            del x, y

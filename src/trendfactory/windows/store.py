@@ -211,6 +211,7 @@ def build_split(
     feature_columns: Sequence[str] | None,
     horizons: Sequence[int] | None,
     seq_len: int,
+    scaler: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """Write the window store of one split (see module docstring) and return its meta dict.
 
@@ -218,6 +219,8 @@ def build_split(
     so a failure never leaves a partial ``out_dir`` (a previous one stays as it was).
     ``feature_columns`` / ``horizons`` come from ``schema.json``; only when ``None`` are they
     discovered from the parquet (``stk_*``/``ctx_*`` columns, ``label_h{h}`` columns).
+    ``scaler`` (featurize's ``scaler.json``) goes into meta.json, so readers can map a scaled
+    feature back to its original units (``WindowSplit.unscale``).
     """
     parquet_path = Path(parquet_path)
     out_dir = Path(out_dir)
@@ -247,7 +250,7 @@ def build_split(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz)
+        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -265,6 +268,7 @@ def _write(
     n: int,
     f: int,
     tz: str | None,
+    scaler: dict[str, dict] | None,
 ) -> dict[str, Any]:
     open_mm = np.lib.format.open_memmap
     pool = pa.default_memory_pool()
@@ -404,6 +408,10 @@ def _write(
         "datetime_tz": tz,
         "missing_label": MISSING_LABEL,
         "counts": counts,
+        # feature -> [mean, std] of the train-fitted z-score (identity columns: [0, 1])
+        "scaler": {c: [float(scaler[c]["mean"]), float(scaler[c]["std"])] for c in features if c in scaler}
+        if scaler
+        else {},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

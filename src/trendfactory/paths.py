@@ -1,0 +1,21 @@
+"""Where the pipeline's stages read and write (relative to the project root; see dvc.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RAW_DIR = Path("data/raw")
+FEATURES_DIR = Path("data/features")
+WINDOWS_DIR = Path("data/windows")
+PREDICTIONS_DIR = Path("data/predictions")
+MODELS_DIR = Path("models")
+TRAIN_LOGS_DIR = Path("metrics/train")
+EVAL_DIR = Path("metrics/eval")
+COMPARE_JSON = Path("metrics/compare.json")
+COMPARISON_MD = Path("metrics/comparison.md")
+COMPARE_PLOTS_DIR = Path("plots/compare")
+
+
+def item_id(model: str, horizon: int) -> str:
+    """The name of one train/evaluate matrix item's outputs: ``xgboost-h5``."""
+    return f"{model}-h{int(horizon)}"
