@@ -19,7 +19,7 @@ def test_repo_params_yaml_loads_and_matches_defaults():
 @pytest.mark.parametrize(
     "raw, match",
     [
-        ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, features"),
+        ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, evaluate, features"),
         ({"label": {"horizon": [5]}}, r"^label\.horizon: unknown key; allowed keys here: .*horizons"),
         ({"seed": "abc"}, r"^seed: got 'abc', expected an integer"),
         ({"seed": True}, r"^seed: got True, expected an integer"),
@@ -45,7 +45,18 @@ def test_repo_params_yaml_loads_and_matches_defaults():
         ({"features": {"rsi_period": 0}}, r"^features\.rsi_period: got 0, expected an integer >= 1"),
         ({"features": {"macd_fast": 30}}, r"^features\.macd_fast: got 30, expected less than features\.macd_slow"),
         ({"window": {"seq_len": 0}}, r"^window\.seq_len: got 0, expected an integer >= 1"),
-        ({"window": {"seq_len": 10, "lags": [10]}}, r"^window\.lags\[0\]: got 10, expected less than window\.seq_len"),
+        ({"window": {"seq_len": 10}, "models": {"xgboost": {"lags": [10]}}}, r"^models\.xgboost\.lags\[0\]: got 10, expected less than window\.seq_len"),
+        ({"window": {"lags": [1]}}, r"^window\.lags: unknown key; allowed keys here: seq_len"),
+        ({"run": {"models": ["xgboost", "xgb"]}}, r"^run\.models\[1\]: got 'xgb', expected one of majority, momentum"),
+        ({"run": {"models": []}}, r"^run\.models: got \[\], expected at least one of"),
+        ({"run": {"models": ["lightgbm", "lightgbm"]}}, r"^run\.models: got \['lightgbm', 'lightgbm'\], expected distinct names"),
+        ({"models": {"xgboost": {"max_depht": 3}}}, r"^models\.xgboost\.max_depht: unknown key; allowed keys here: .*max_depth"),
+        ({"models": {"xgboost": {"device": "tpu"}}}, r"^models\.xgboost\.device: got 'tpu', expected one of 'auto', 'cpu', 'cuda'"),
+        ({"models": {"lightgbm": {"subsample": 0}}}, r"^models\.lightgbm\.subsample: got 0, expected a number in \(0, 1\]"),
+        ({"models": {"catboost": {"class_weight": "auto"}}}, r"^models\.catboost\.class_weight: got 'auto', expected one of 'none', 'balanced'"),
+        ({"models": {"momentum": {"band": -0.1}}}, r"^models\.momentum\.band: got -0\.1, expected a number >= 0"),
+        ({"evaluate": {"bars_per_year": 0}}, r"^evaluate\.bars_per_year: got 0, expected a number > 0"),
+        ({"evaluate": {"cost_bps": "5bp"}}, r"^evaluate\.cost_bps: got '5bp', expected a number"),
         ({"features": 3}, r"^features: got 3, expected a mapping"),
     ],
 )

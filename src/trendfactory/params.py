@@ -122,7 +122,127 @@ class SplitConfig:
 @dataclass(frozen=True)
 class WindowConfig:
     seq_len: int = _pos_field(30)
-    lags: tuple[int, ...] = field(default=(), metadata=_check(lambda v: all(x >= 1 for x in v), "a list of integers >= 1"))
+
+
+# --------------------------------------------------------------------------------------------
+# Models: one section per registered model (`models.<name>`), read only by that model's stages.
+
+_LAGS_CHECK = _check(lambda v: all(x >= 1 for x in v), "a list of integers >= 1")
+_CLASS_WEIGHT = _choice("none", "balanced")
+_DEVICE = _choice("auto", "cpu", "cuda")
+_FRACTION = _check(lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+_POSITIVE = _check(lambda v: v > 0, "a number > 0")
+_NON_NEGATIVE = _check(lambda v: v >= 0, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class MajorityConfig:
+    """Always the train split's most frequent class, with the train class prior."""
+
+
+@dataclass(frozen=True)
+class MomentumConfig:
+    # Trailing-return lookback in bars (a features.return_lookbacks value); null: the one
+    # closest to the horizon.
+    lookback: int | None = field(default=None, metadata=_check(_positive, "an integer >= 1 or null"))
+    # Neutral band on the trailing log return; null: fitted on train so that the share of
+    # neutral calls equals the train share of flat labels.
+    band: float | None = field(default=None, metadata=_NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class LogisticConfig:
+    C: float = field(default=0.05, metadata=_POSITIVE)
+    max_iter: int = _pos_field(300)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class RandomForestConfig:
+    n_estimators: int = _pos_field(200)
+    max_depth: int = _pos_field(8)
+    min_samples_leaf: int = _pos_field(100)
+    max_features: float = field(default=0.3, metadata=_FRACTION)
+    max_samples: float = field(default=0.5, metadata=_FRACTION)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    n_jobs: int = _pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class XGBoostConfig:
+    n_estimators: int = _pos_field(1000)
+    learning_rate: float = field(default=0.03, metadata=_POSITIVE)
+    max_depth: int = _pos_field(4)
+    min_child_weight: float = field(default=20.0, metadata=_NON_NEGATIVE)
+    subsample: float = field(default=0.8, metadata=_FRACTION)
+    colsample_bytree: float = field(default=0.8, metadata=_FRACTION)
+    reg_lambda: float = field(default=1.0, metadata=_NON_NEGATIVE)
+    early_stopping_rounds: int = _pos_field(50)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    device: str = field(default="auto", metadata=_DEVICE)
+    n_jobs: int = _pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class LightGBMConfig:
+    n_estimators: int = _pos_field(1000)
+    learning_rate: float = field(default=0.03, metadata=_POSITIVE)
+    num_leaves: int = field(default=15, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+    min_child_samples: int = _pos_field(200)
+    subsample: float = field(default=0.8, metadata=_FRACTION)
+    colsample_bytree: float = field(default=0.8, metadata=_FRACTION)
+    reg_lambda: float = field(default=1.0, metadata=_NON_NEGATIVE)
+    early_stopping_rounds: int = _pos_field(50)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    device: str = field(default="auto", metadata=_DEVICE)
+    n_jobs: int = _pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class CatBoostConfig:
+    iterations: int = _pos_field(1000)
+    learning_rate: float = field(default=0.05, metadata=_POSITIVE)
+    depth: int = field(default=6, metadata=_check(lambda v: 1 <= v <= 16, "an integer in 1..16"))
+    l2_leaf_reg: float = field(default=3.0, metadata=_NON_NEGATIVE)
+    early_stopping_rounds: int = _pos_field(50)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    device: str = field(default="auto", metadata=_DEVICE)
+    n_jobs: int = _pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    majority: MajorityConfig = field(default_factory=MajorityConfig)
+    momentum: MomentumConfig = field(default_factory=MomentumConfig)
+    logistic: LogisticConfig = field(default_factory=LogisticConfig)
+    random_forest: RandomForestConfig = field(default_factory=RandomForestConfig)
+    xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
+    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
+    catboost: CatBoostConfig = field(default_factory=CatBoostConfig)
+
+
+def model_names() -> tuple[str, ...]:
+    """Every model with a params section (the registry holds exactly these)."""
+    return tuple(f.name for f in dataclasses.fields(ModelsConfig))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # Models trained and evaluated at every horizon (the train/evaluate matrix).
+    models: tuple[str, ...] = ("majority", "momentum", "logistic", "random_forest", "xgboost", "lightgbm", "catboost")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    # Trading cost in basis points per unit of one-way turnover of the long/short book.
+    cost_bps: float = field(default=5.0, metadata=_NON_NEGATIVE)
+    # Bars per year, for annualising Sharpe and returns (252 for daily US equities).
+    bars_per_year: float = field(default=252.0, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -133,6 +253,9 @@ class Params:
     label: LabelConfig = field(default_factory=LabelConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,9 +388,22 @@ def _validate_cross_fields(p: Params) -> None:
         raise ParamsError(f"features.macd_fast: got {f.macd_fast}, expected less than features.macd_slow ({f.macd_slow})")
     if f.rsi_oversold >= f.rsi_overbought:
         raise ParamsError("features.rsi_oversold: must be below features.rsi_overbought")
-    for i, lag in enumerate(p.window.lags):
-        if lag >= p.window.seq_len:
-            raise ParamsError(f"window.lags[{i}]: got {lag}, expected less than window.seq_len ({p.window.seq_len}) so the lag stays inside the window")
+    known = model_names()
+    if not p.run.models:
+        raise ParamsError("run.models: got [], expected at least one of " + ", ".join(known))
+    for i, name in enumerate(p.run.models):
+        if name not in known:
+            raise ParamsError(f"run.models[{i}]: got {name!r}, expected one of {', '.join(known)}")
+    if len(set(p.run.models)) != len(p.run.models):
+        raise ParamsError(f"run.models: got {list(p.run.models)}, expected distinct names")
+    for name in known:
+        lags = getattr(getattr(p.models, name), "lags", ())
+        for i, lag in enumerate(lags):
+            if lag >= p.window.seq_len:
+                raise ParamsError(
+                    f"models.{name}.lags[{i}]: got {lag}, expected less than window.seq_len ({p.window.seq_len}) "
+                    "so the lagged row stays inside the window"
+                )
 
 
 def parse_params(raw: Mapping | None) -> Params:
@@ -292,6 +428,25 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
         return parse_params(raw)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+
+
+def parse_model_config(name: str, raw: Mapping | None):
+    """The typed config of one model from a mapping (e.g. a saved model's metadata)."""
+    if name not in model_names():
+        raise ParamsError(f"models.{name}: unknown model; expected one of {', '.join(model_names())}")
+    cls = typing.get_type_hints(ModelsConfig)[name]
+    return _build(cls, raw or {}, f"models.{name}")
+
+
+def config_to_dict(config) -> dict:
+    """A config dataclass as plain JSON-able data (tuples become lists)."""
+    def plain(v):
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
 def split_dates(p: Params) -> tuple[_dt.date, _dt.date]:

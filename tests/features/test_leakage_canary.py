@@ -15,6 +15,7 @@ from sklearn.metrics import balanced_accuracy_score
 from trendfactory.data.ingest import run_ingest
 from trendfactory.features.build import build_features
 from trendfactory.params import parse_params
+from tests.pipeline_helpers import chance_band
 
 H = 5
 
@@ -48,13 +49,6 @@ def fit_and_score(splits):
                                subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=0, verbose=-1, n_jobs=1)  # 1 job: no OpenMP contention with torch
     model.fit(xtr, ytr)
     return balanced_accuracy_score(yte, model.predict(xte)), yte
-
-
-def chance_band(y: np.ndarray, overlap: int) -> float:
-    """4 standard errors of balanced accuracy under the null, with n shrunk by label overlap."""
-    n_eff = np.array([(y == c).sum() for c in (-1, 0, 1)]) / overlap
-    p = 1 / 3  # a chance classifier's recall on each class
-    return 4 * np.sqrt(np.sum(p * (1 - p) / n_eff)) / 3
 
 
 def test_random_walk_is_at_chance():

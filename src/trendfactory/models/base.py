@@ -1,0 +1,235 @@
+"""The model contract every registered model follows, and the predictions they all return.
+
+Contract (DESIGN.md, "Models"):
+
+- the constructor stores params only (``config``, ``horizon``, ``seed``); fitted state ends in ``_``;
+- ``fit(train, val) -> self`` on :class:`~trendfactory.models.data.Samples`;
+- ``predict(samples) -> Predictions`` (raises before ``fit``);
+- ``save(dir)`` writes ``model.json`` (metadata) plus the model's own safe-format files;
+  ``TrendModel.load(dir)`` rebuilds the right class from the registry and gives identical
+  predictions. No pickle, no joblib.
+
+A model implements the four hooks ``_fit``, ``_predict``, ``_save_state`` and ``_load_state``;
+everything else (checks, timing, metadata) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from trendfactory.errors import TrendfactoryError
+from trendfactory.models.data import CLASSES, Samples
+from trendfactory.params import config_to_dict, parse_model_config
+
+log = logging.getLogger("trendfactory")
+
+METADATA_FILE = "model.json"
+PREDICTION_COLUMNS = ("symbol", "datetime", "horizon", "pred", "p_down", "p_flat", "p_up", "score")
+
+
+class NotFittedError(TrendfactoryError, RuntimeError):
+    """predict/save called before fit."""
+
+
+@dataclass
+class Predictions:
+    """What every model returns for n samples.
+
+    pred: [n] int8 in {-1, 0, +1}; proba: [n, 3] float64 (down, flat, up), rows sum to 1;
+    score: [n] float64 in [-1, 1] (p_up - p_down unless the model predicts a score directly).
+    """
+
+    pred: np.ndarray
+    proba: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.pred)
+        self.pred = np.asarray(self.pred, dtype=np.int8)
+        self.proba = np.asarray(self.proba, dtype=np.float64)
+        self.score = np.asarray(self.score, dtype=np.float64)
+        if self.proba.shape != (n, 3) or self.score.shape != (n,):
+            raise ValueError(f"predictions: pred {self.pred.shape}, proba {self.proba.shape}, score {self.score.shape}; expected [n], [n, 3], [n]")
+
+    @classmethod
+    def from_proba(cls, proba: np.ndarray, score: np.ndarray | None = None) -> "Predictions":
+        """Class = argmax of the probabilities (renormalised); score defaults to p_up - p_down."""
+        p = np.asarray(proba, dtype=np.float64)
+        p = np.clip(p, 0.0, None)
+        p = p / p.sum(axis=1, keepdims=True)
+        pred = CLASSES[np.argmax(p, axis=1)]
+        if score is None:
+            score = p[:, 2] - p[:, 0]
+        return cls(pred=pred, proba=p, score=np.clip(np.asarray(score, dtype=np.float64), -1.0, 1.0))
+
+    def __len__(self) -> int:
+        return int(self.pred.shape[0])
+
+    def to_frame(self, keys: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        """The predictions data contract: symbol, datetime, horizon, pred, p_down, p_flat, p_up, score."""
+        if len(keys) != len(self):
+            raise ValueError(f"{len(keys)} keys for {len(self)} predictions")
+        return pd.DataFrame(
+            {
+                "symbol": keys["symbol"].astype(str).to_numpy(),
+                "datetime": keys["datetime"].to_numpy(),
+                "horizon": np.full(len(self), int(horizon), dtype=np.int32),
+                "pred": self.pred,
+                "p_down": self.proba[:, 0],
+                "p_flat": self.proba[:, 1],
+                "p_up": self.proba[:, 2],
+                "score": self.score,
+            }
+        )
+
+
+class TrendModel:
+    """Base class of every model (see module docstring). Subclasses are registered with
+    :func:`trendfactory.models.registry.register`, which fills the class attributes."""
+
+    family: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    needs_sequences: ClassVar[bool] = False
+    can_use_gpu: ClassVar[bool] = False
+
+    def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
+        self.config = config if config is not None else parse_model_config(self.name, {})
+        self.horizon = int(horizon)
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.is_fitted else "unfitted"
+        return f"{type(self).__name__}({self.family}:{self.name}, h={self.horizon}, {state})"
+
+    # ---- the contract ------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return getattr(self, "feature_names_", None) is not None
+
+    def fit(self, train: Samples, val: Samples) -> "TrendModel":
+        """Fit on ``train``; ``val`` is for early stopping and monitoring only."""
+        for what, s in (("train", train), ("val", val)):
+            if not s.labelled:
+                raise ValueError(f"fit: the {what} samples have no labels")
+            if s.horizon != self.horizon:
+                raise ValueError(f"fit: {what} samples are for horizon {s.horizon}, this model for {self.horizon}")
+        if len(train) == 0:
+            raise TrendfactoryError(f"fit: no train samples for horizon {self.horizon}; check the split boundaries and window.seq_len")
+        if list(val.feature_names) != list(train.feature_names):
+            raise ValueError("fit: train and val have different feature columns; rerun featurize and window")
+        self.history_: dict[str, list[float]] = {}
+        self.best_iteration_: int | None = None
+        t0 = time.perf_counter()
+        self._fit(train, val)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.feature_names_ = list(train.feature_names)
+        return self
+
+    def predict(self, samples: Samples) -> Predictions:
+        """Predictions for every sample (raises before fit)."""
+        self._check_fitted("predict")
+        if list(samples.feature_names) != self.feature_names_:
+            missing = sorted(set(self.feature_names_) - set(samples.feature_names))
+            extra = sorted(set(samples.feature_names) - set(self.feature_names_))
+            raise TrendfactoryError(
+                f"predict: feature columns differ from the ones {self.name} was trained on "
+                f"(missing {missing[:5]}, unexpected {extra[:5]}); featurize the data with the training params"
+            )
+        if len(samples) == 0:
+            return Predictions(np.zeros(0, np.int8), np.zeros((0, 3)), np.zeros(0))
+        out = self._predict(samples)
+        if len(out) != len(samples):
+            raise RuntimeError(f"{self.name} returned {len(out)} predictions for {len(samples)} samples")
+        return out
+
+    def save(self, directory: str | Path) -> None:
+        """model.json + the model's own files in ``directory`` (created if needed)."""
+        self._check_fitted("save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "model": f"{self.family}:{self.name}",
+            "horizon": self.horizon,
+            "seed": self.seed,
+            "config": config_to_dict(self.config),
+            "feature_names": self.feature_names_,
+            "fit_seconds": round(self.fit_seconds_, 3),
+            "best_iteration": self.best_iteration_,
+            "state": self._state_meta(),
+        }
+        self._save_state(directory)
+        (directory / METADATA_FILE).write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "TrendModel":
+        """Rebuild a saved model (any registered class; ``cls`` narrows the expected one)."""
+        from trendfactory.models.registry import get_model_class
+
+        directory = Path(directory)
+        meta_path = directory / METADATA_FILE
+        if not meta_path.is_file():
+            raise TrendfactoryError(f"{meta_path}: not a saved model; run the train stage first")
+        meta = json.loads(meta_path.read_text())
+        model_cls = get_model_class(meta["model"])
+        if cls is not TrendModel and not issubclass(model_cls, cls):
+            raise TrendfactoryError(f"{directory}: holds a {meta['model']} model, not {cls.family}:{cls.name}")
+        model = model_cls(parse_model_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
+        model.history_ = {}
+        model.best_iteration_ = meta.get("best_iteration")
+        model.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
+        model._load_state(directory, meta.get("state", {}))
+        model.feature_names_ = list(meta["feature_names"])
+        return model
+
+    # ---- what a model may report -------------------------------------------------------------
+    def feature_importance(self) -> dict[str, float] | None:
+        """Feature -> importance (normalised to sum 1) where the model has one, else None."""
+        return None
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def _fit(self, train: Samples, val: Samples) -> None:
+        raise NotImplementedError
+
+    def _predict(self, samples: Samples) -> Predictions:
+        raise NotImplementedError
+
+    def _save_state(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def _load_state(self, directory: Path, state: dict) -> None:
+        raise NotImplementedError
+
+    def _state_meta(self) -> dict:
+        """Small JSON-able fitted state saved in model.json (and handed back to _load_state)."""
+        return {}
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _check_fitted(self, what: str) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{what}: this {self.family}:{self.name} model is not fitted; call fit(train, val) or load a saved one")
+
+    def _log_history(self, **series: list[float]) -> None:
+        """Record per-iteration curves, e.g. ``train_loss=[...]`` (logged by the train stage)."""
+        for k, v in series.items():
+            self.history_[k] = [float(x) for x in v]
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+REQUIRED_HOOKS = ("_fit", "_predict", "_save_state", "_load_state")

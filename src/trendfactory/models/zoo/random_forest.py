@@ -1,0 +1,39 @@
+"""Classical: a random forest of shallow trees (scikit-learn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trendfactory.models.common.sklearn_model import SklearnModel
+from trendfactory.models.registry import register
+
+
+@register("classical", "random_forest")
+class RandomForest(SklearnModel):
+    """Random forest on bootstrapped row subsets; impurity-based feature importance."""
+
+    def _make_estimator(self) -> Any:
+        from sklearn.ensemble import RandomForestClassifier
+
+        c = self.config
+        return RandomForestClassifier(
+            n_estimators=c.n_estimators,
+            max_depth=c.max_depth,
+            min_samples_leaf=c.min_samples_leaf,
+            max_features=c.max_features,
+            max_samples=c.max_samples,
+            class_weight=None if c.class_weight == "none" else "balanced",
+            n_jobs=c.n_jobs,
+            random_state=self.seed,
+        )
+
+    def _for_scoring(self, estimator: Any) -> Any:
+        # Threads add their trees' probabilities into one array in whatever order they finish,
+        # so multi-threaded predict_proba differs in the last bits from run to run; one thread
+        # keeps predictions (and the saved-model round trip) bit-identical.
+        return estimator.set_params(n_jobs=1)
+
+    def _importance_vector(self) -> np.ndarray | None:
+        return np.asarray(self.estimator_.feature_importances_, dtype=np.float64)

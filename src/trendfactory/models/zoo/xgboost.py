@@ -1,0 +1,77 @@
+"""Boosting: XGBoost (multi:softprob, hist trees; GPU hist when the device is CUDA).
+
+Saved as XGBoost JSON; predictions use the trees up to the best validation iteration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trendfactory.models.base import Predictions
+from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
+from trendfactory.models.data import Samples
+from trendfactory.models.registry import register
+
+MODEL_FILE = "xgboost.json"  # XGBoost's own JSON model format (model.json is the metadata)
+
+
+
+def xgb_params(config, seed: int, device: str) -> dict:
+    """The xgboost.train parameters for a models.xgboost config (shared with the benchmark)."""
+    return {
+        "objective": "multi:softprob",
+        "num_class": 3,
+        "eval_metric": "mlogloss",
+        "eta": config.learning_rate,
+        "max_depth": config.max_depth,
+        "min_child_weight": config.min_child_weight,
+        "subsample": config.subsample,
+        "colsample_bytree": config.colsample_bytree,
+        "lambda": config.reg_lambda,
+        "tree_method": "hist",
+        "device": device,
+        "nthread": config.n_jobs,
+        "seed": seed,
+    }
+
+
+@register("boosting", "xgboost", can_use_gpu=True)
+class XGBoost(BoostingModel):
+    """XGBoost multiclass trees with early stopping on validation log loss."""
+
+    def _fit(self, train: Samples, val: Samples) -> None:
+        import xgboost as xgb
+
+        d = self._data(train, val)
+        dtrain = xgb.DMatrix(d.X, label=d.y, weight=d.w, feature_names=d.names)
+        dval = xgb.DMatrix(d.X_val, label=d.y_val, feature_names=d.names)
+        evals: dict = {}
+        self.booster_ = xgb.train(
+            xgb_params(self.config, self.seed, self._device()),
+            dtrain,
+            num_boost_round=self.config.n_estimators,
+            evals=[(dtrain, "train"), (dval, "val")],
+            early_stopping_rounds=self.config.early_stopping_rounds,
+            evals_result=evals,
+            verbose_eval=PROGRESS_EVERY,
+        )
+        self._record(evals["train"]["mlogloss"], evals["val"]["mlogloss"], self.booster_.best_iteration)
+
+    def _predict(self, samples: Samples) -> Predictions:
+        import xgboost as xgb
+
+        d = xgb.DMatrix(samples.tabular(self.config.lags), feature_names=self.booster_.feature_names)
+        return Predictions.from_proba(self.booster_.predict(d, iteration_range=(0, self.best_iteration_ + 1)))
+
+    def _save_state(self, directory: Path) -> None:
+        self.booster_.save_model(directory / MODEL_FILE)
+
+    def _load_state(self, directory: Path, state: dict) -> None:
+        import xgboost as xgb
+
+        self.booster_ = xgb.Booster()
+        self.booster_.load_model(directory / MODEL_FILE)
+        self.booster_.set_param({"device": "cpu"})  # scoring: wherever it was trained
+
+    def _gains(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.booster_.get_score(importance_type="total_gain").items()}

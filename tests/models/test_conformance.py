@@ -1,0 +1,101 @@
+"""Conformance: every registered model follows the contract on tiny data (runs over the
+registry automatically, so a new model is tested the moment it registers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trendfactory.errors import TrendfactoryError
+from trendfactory.models import NotFittedError, Samples, TrendModel, create, list_models
+from trendfactory.models.registry import model_info
+
+# Small and fast settings per model; everything else is its params.yaml default.
+FAST = {
+    "random_forest": {"n_estimators": 20, "min_samples_leaf": 20},
+    "xgboost": {"n_estimators": 40},
+    "lightgbm": {"n_estimators": 40, "min_child_samples": 20},
+    "catboost": {"iterations": 40, "depth": 4},
+}
+H = 5
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    from tests.pipeline_helpers import build_stores, tiny_params
+
+    return build_stores(tmp_path_factory.mktemp("conformance"), tiny_params())
+
+
+@pytest.fixture(scope="module")
+def data(stores):
+    return {s: Samples.open(stores / s, H) for s in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module", params=list_models())
+def fitted(request, data):
+    model = create(request.param, FAST.get(request.param.split(":")[1]), horizon=H, seed=3)
+    assert model.fit(data["train"], data["val"]) is model
+    return model
+
+
+def test_predictions_follow_the_contract(fitted, data):
+    p = fitted.predict(data["test"])
+    n = len(data["test"])
+    assert p.pred.shape == (n,) and p.proba.shape == (n, 3) and p.score.shape == (n,)
+    assert set(np.unique(p.pred)) <= {-1, 0, 1}
+    assert np.all(p.proba >= 0) and np.allclose(p.proba.sum(axis=1), 1.0)
+    assert np.all(np.isfinite(p.score)) and np.all(np.abs(p.score) <= 1.0)
+    frame = p.to_frame(data["test"].keys(), H)
+    assert list(frame.columns) == ["symbol", "datetime", "horizon", "pred", "p_down", "p_flat", "p_up", "score"]
+
+
+def test_save_load_round_trip_is_identical(fitted, data, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = TrendModel.load(tmp_path / "m")
+    assert type(loaded) is type(fitted) and loaded.config == fitted.config and loaded.horizon == H
+    a, b = fitted.predict(data["test"]), loaded.predict(data["test"])
+    np.testing.assert_array_equal(a.pred, b.pred)
+    np.testing.assert_array_equal(a.proba, b.proba)
+    np.testing.assert_array_equal(a.score, b.score)
+    # nothing unsafe on disk: every file is JSON, text or a library's own model format
+    assert not [f for f in (tmp_path / "m").iterdir() if f.suffix in (".pkl", ".pickle", ".joblib")]
+
+
+def test_same_seed_same_predictions(fitted, data):
+    again = create(fitted.name, fitted.config, horizon=H, seed=3).fit(data["train"], data["val"])
+    np.testing.assert_array_equal(again.predict(data["test"]).proba, fitted.predict(data["test"]).proba)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_predict_and_save_before_fit_raise(name, data, tmp_path):
+    model = create(name, horizon=H)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict(data["test"])
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.save(tmp_path)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_constructor_stores_params_only(name):
+    model = create(name, horizon=H)
+    assert not model.is_fitted
+    assert not [k for k in vars(model) if k.endswith("_")], "fitted state set by the constructor"
+
+
+def test_fit_checks_its_inputs(data):
+    model = create("majority", horizon=20)
+    with pytest.raises(ValueError, match="horizon 5"):
+        model.fit(data["train"], data["val"])
+    unlabelled = Samples(data["val"].split, H, labelled=False)
+    with pytest.raises(ValueError, match="no labels"):
+        create("majority", horizon=H).fit(data["train"], unlabelled)
+    with pytest.raises(TrendfactoryError, match="no train samples"):
+        create("majority", horizon=H).fit(data["train"].subset(np.array([], dtype=np.int64)), data["val"])
+
+
+def test_every_model_is_listed_with_flags():
+    infos = {i.full_name: i for i in model_info()}
+    assert set(infos) == set(list_models())
+    assert infos["boosting:xgboost"].can_use_gpu and not infos["baseline:majority"].can_use_gpu
+    assert all(not i.needs_sequences for i in infos.values() if i.family in ("baseline", "classical", "boosting"))
