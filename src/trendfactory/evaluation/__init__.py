@@ -1,0 +1,1 @@
+"""Evaluation: classification, signal-quality (IC) and trading metrics."""
