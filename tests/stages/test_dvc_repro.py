@@ -1,8 +1,15 @@
-"""End to end: `dvc repro window` on a tiny synthetic profile, in a temp copy of the project."""
+"""End to end with DVC on a tiny synthetic profile, in a temp copy of the project (a git repo):
+
+1. `dvc repro window` builds the data layer; 2. `dvc repro` trains, evaluates and compares;
+3. a second `dvc repro` is a no-op; 4. `dvc exp run -S models.xgboost.max_depth=2` reruns
+only XGBoost's stages and compare; 5. `dvc metrics diff` shows what it changed.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,64 +22,115 @@ import yaml
 from trendfactory.windows.reader import WindowSplit
 
 ROOT = Path(__file__).resolve().parents[2]
+MODELS = ["majority", "momentum", "logistic", "xgboost"]
+HORIZONS = [5, 20]
 
 TINY = {
     "data": {
         "source": "synthetic",
         "start": None,
         "end": None,
-        "synthetic": {"n_symbols": 4, "n_bars": 700, "start": "2000-01-03", "signal_strength": 0.3},
+        "synthetic": {"n_symbols": 5, "n_bars": 700, "start": "2000-01-03", "signal_strength": 0.5},
     },
     "split": {"train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
     "window": {"seq_len": 8},
+    "label": {"horizons": HORIZONS},
+    "run": {"models": MODELS},
+    "models": {"xgboost": {"n_estimators": 30}},
 }
 
 
 def _run(args, cwd, env):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
 
+def _ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
 @pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory):
+def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in TINY.items():
-        if isinstance(values, dict):
-            for k, v in values.items():
-                if isinstance(v, dict):
-                    params[section][k].update(v)
-                else:
-                    params[section][k] = v
+        for k, v in values.items():
+            if isinstance(v, dict):
+                params[section][k].update(v)
+            else:
+                params[section][k] = v
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ)
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     # Stages run `python -m trendfactory...`: make that the interpreter running the tests.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     dvc = [sys.executable, "-m", "dvc"]
-    _run(dvc + ["init", "--no-scm", "-q"], work, env)
+    git = ["git", "-c", "commit.gpgsign=false"]
+    _run(["git", "init", "-q", "-b", "main"], work, env)
+    _run(dvc + ["init", "-q"], work, env)
     _run(dvc + ["config", "core.analytics", "false"], work, env)
-    first = _run(dvc + ["repro", "window"], work, env)
-    second = _run(dvc + ["repro", "window"], work, env)
-    return work, first, second
+    # DVCLive (train/evaluate) needs a repo with a commit, as every clone has
+    _run(["git", "add", "-A"], work, env)
+    _run(git + ["commit", "-qm", "project"], work, env)
+    out = {"window": _run(dvc + ["repro", "window"], work, env)}
+    out["all"] = _run(dvc + ["repro"], work, env)
+    out["again"] = _run(dvc + ["repro"], work, env)
+    _run(["git", "add", "-A"], work, env)
+    _run(git + ["commit", "-qm", "baseline"], work, env)
+    out["exp"] = _run(dvc + ["exp", "run", "-S", "models.xgboost.max_depth=2"], work, env)
+    out["diff"] = _run(dvc + ["metrics", "diff", "--md"], work, env)
+    return work, out
 
 
-def test_repro_window_builds_everything(tiny_project):
-    work, first, _ = tiny_project
-    for rel in ("data/raw/bars.parquet", "data/raw/manifest.json", "data/features/train.parquet", "data/features/schema.json", "dvc.lock"):
-        assert (work / rel).exists(), rel
+def test_repro_window_builds_the_data_layer(project):
+    work, out = project
+    assert _ran(out["window"]) == ["ingest", "featurize", "window"]
     for split in ("train", "val", "test"):
         ws = WindowSplit.open(work / "data/windows" / split)
         assert len(ws.index(5)) > 0 and len(ws.index(20)) > 0
         x = ws.windows(ws.index(5)[:3])
         assert x.shape == (3, 8, ws.n_features) and np.isfinite(x).all()
-    assert "Running stage 'window'" in first
 
 
-def test_second_repro_is_up_to_date(tiny_project):
-    _, _, second = tiny_project
-    assert "up to date" in second.lower() or "didn't change" in second
-    assert "Running stage" not in second
+def test_repro_trains_evaluates_and_compares_every_item(project):
+    work, out = project
+    items = [f"{m}-{h}" for m in MODELS for h in HORIZONS]
+    assert sorted(_ran(out["all"])) == sorted([f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items] + ["compare"])
+    for m in MODELS:
+        for h in HORIZONS:
+            name = f"{m}-h{h}"
+            metrics = json.loads((work / "metrics/eval" / name / "metrics.json").read_text())
+            assert {"val", "test"} <= set(metrics) and 0 <= metrics["test"]["balanced_accuracy"] <= 1
+            assert (work / "data/predictions" / name / "test.parquet").is_file()
+            assert (work / "models" / name / "model.json").is_file()
+            assert (work / "metrics/train" / name / "metrics.json").is_file()
+            assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
+    compare = json.loads((work / "metrics/compare.json").read_text())
+    assert set(compare) == {f"{m}-h{h}" for m in MODELS for h in HORIZONS}
+    md = (work / "metrics/comparison.md").read_text()
+    assert "## Horizon 5 bars" in md and "## Horizon 20 bars" in md and "Best at h=5" in md
+    assert sorted(p.name for p in (work / "plots/compare").iterdir()) == sorted(
+        f"{kind}_h{h}.png" for kind in ("metrics", "equity", "score_correlation") for h in HORIZONS
+    )
+
+
+def test_second_repro_is_up_to_date(project):
+    _, out = project
+    assert _ran(out["again"]) == []
+    assert "up to date" in out["again"].lower()
+
+
+def test_exp_run_reruns_only_the_changed_model(project):
+    _, out = project
+    assert sorted(_ran(out["exp"])) == ["compare", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5"]
+
+
+def test_metrics_diff_shows_the_changed_model(project):
+    _, out = project
+    rows = [line for line in out["diff"].splitlines() if line.startswith("| metrics/")]
+    assert rows, out["diff"]
+    assert all("xgboost" in line for line in rows if line.startswith("| metrics/compare.json"))
+    assert any(line.startswith("| metrics/eval/xgboost-h5/metrics.json") for line in rows)
