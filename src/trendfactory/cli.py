@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from trendfactory.errors import TrendfactoryError
@@ -22,12 +23,71 @@ def _validate(args: argparse.Namespace) -> None:
     )
 
 
+def _models(args: argparse.Namespace) -> None:
+    """List the registered models with their family and capability flags."""
+    from trendfactory.models import model_info
+
+    infos = model_info()
+    width = max(len(i.full_name) for i in infos)
+    print(f"{'model':{width}s}  {'family':10s}  {'sequences':9s}  {'gpu':3s}  description")
+    for i in infos:
+        print(f"{i.full_name:{width}s}  {i.family:10s}  {'yes' if i.needs_sequences else 'no':9s}  {'yes' if i.can_use_gpu else 'no':3s}  {i.doc}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """Score new bars with a trained model (the work is in trendfactory.scoring)."""
+    from pathlib import Path
+
+    from trendfactory.params import load_params
+    from trendfactory.scoring import default_output, score_bars, write_predictions
+
+    # scoring's warnings (left-out symbols, in-sample bars, another universe...) as "warning: ..." lines
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("trendfactory")
+    logger.addHandler(handler)
+    try:
+        params = load_params(args.params)
+        frame = score_bars(args.input, args.model, args.horizon, params, Path("."), all_rows=args.all_rows, params_path=args.params)
+    finally:
+        logger.removeHandler(handler)
+    out = write_predictions(frame, args.output or default_output(args.model, args.horizon))
+    what = "every scoreable bar" if args.all_rows else "the latest bar of each symbol"
+    print(
+        f"ok: {len(frame):,} predictions ({what}, {frame['symbol'].nunique()} symbols, "
+        f"{frame['datetime'].min()} .. {frame['datetime'].max()}) -> {out}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate a CSV/Parquet file or a directory of per-symbol files")
     p.add_argument("--input", required=True, help="file or directory of bars")
     p.set_defaults(func=_validate)
+    p = sub.add_parser("models", help="list the registered models (family:name, flags)")
+    p.set_defaults(func=_models)
+    p = sub.add_parser(
+        "predict",
+        help="score new bars with a trained model",
+        description=(
+            "Score new bars with a trained model through the pipeline's own featurize/window code and the "
+            "train-fitted scaler. By default writes one prediction per symbol, for its latest bar (the call a "
+            "user scoring new bars acts on); --all-rows writes every bar that has a complete window. Run from "
+            "the project root (it reads models/, data/features/, data/windows/train/meta.json, data/raw/manifest.json)."
+        ),
+    )
+    p.add_argument("--model", required=True, help="registered model name, e.g. xgboost (as trained by train@<model>-<h>)")
+    p.add_argument("--horizon", type=int, required=True, help="label horizon in bars the model was trained for")
+    p.add_argument("--input", required=True, help="CSV/Parquet file of bars, or a directory with one file per symbol (what data.source: csv accepts)")
+    p.add_argument("--output", default=None, help="output file (default: predictions-<model>-h<h>.csv; a .parquet suffix writes Parquet)")
+    p.add_argument("--params", default="params.yaml", help="params file the model was trained with (default: %(default)s)")
+    p.add_argument(
+        "--all-rows", action="store_true",
+        help="write a prediction for every scoreable bar (default: only each symbol's latest bar)",
+    )
+    p.set_defaults(func=_predict)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -45,3 +45,14 @@ def test_registration_checks_the_contract():
     with pytest.raises(ValueError, match="already registered"):
         register("baseline", "majority")(type("Other", (TrendModel,), hooks))
     assert get_model_class("majority").__name__ == "Majority"
+
+
+def test_models_command_lists_every_model_with_flags(capsys):
+    from trendfactory.cli import main
+
+    main(["models"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["model", "family", "sequences", "gpu", "description"]
+    listed = {line.split()[0]: line.split()[1:4] for line in out[1:]}
+    assert set(listed) == set(list_models())
+    assert listed["boosting:xgboost"] == ["boosting", "no", "yes"]

@@ -15,7 +15,7 @@ from trendfactory.features.context import compute_context_features
 from trendfactory.features.labels import make_labels, symbol_ids
 from trendfactory.features.splits import SPLITS, apply_scaler, assign_splits, fit_scaler
 from trendfactory.features.stock import compute_stock_features, warmup_bars
-from trendfactory.params import Params, split_dates
+from trendfactory.params import FeaturesConfig, Params, split_dates
 
 log = logging.getLogger("trendfactory")
 
@@ -25,6 +25,26 @@ class FeaturizeResult:
     splits: dict[str, pd.DataFrame]  # 'train' | 'val' | 'test' -> symbol, datetime, features, labels
     schema: dict
     scaler: dict
+
+
+@dataclass
+class RawFeatures:
+    """Unscaled features of every bar: what featurize scales and the scorer re-creates."""
+
+    columns: dict[str, pd.Series]  # stk_* then ctx_* float64 columns, index = bars.index
+    groups: dict[str, list[str]]  # feature group -> its columns (stock groups, then context groups)
+    skipped: dict[str, str]  # stock indicator -> why it was not computed
+
+
+def compute_raw_features(bars: pd.DataFrame, context: pd.DataFrame, fcfg: FeaturesConfig) -> RawFeatures:
+    """Stock (``stk_*``) and context (``ctx_*``) features of ``bars`` before scaling: no labels,
+    no splits. ``build_features`` and the scorer (:mod:`trendfactory.scoring`) both call this."""
+    t0 = time.perf_counter()
+    stock = compute_stock_features(bars, fcfg)
+    log.info("stock features: %d columns in %.1fs", stock.frame.shape[1], time.perf_counter() - t0)
+    ctx = compute_context_features(bars, context, fcfg)
+    columns = {c: frame[c] for frame in (stock.frame, ctx.frame) for c in frame.columns}
+    return RawFeatures(columns=columns, groups={**stock.groups, **ctx.groups}, skipped=stock.skipped)
 
 
 def label_columns(horizons) -> list[str]:
@@ -52,10 +72,7 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
     need = warmup + lcfg.entry_lag + max(horizons) + 1
     check_min_length(bars, need, origin, f"{warmup} warm-up bars + entry lag {lcfg.entry_lag} + horizon {max(horizons)} + 1")
 
-    t0 = time.perf_counter()
-    stock = compute_stock_features(bars, fcfg)
-    log.info("stock features: %d columns in %.1fs", stock.frame.shape[1], time.perf_counter() - t0)
-    ctx = compute_context_features(bars, context, fcfg)
+    raw = compute_raw_features(bars, context, fcfg)
     labels = make_labels(bars, horizons, lcfg.entry_lag, lcfg.barrier_k, lcfg.vol_span)
 
     sym_id = symbol_ids(bars)
@@ -71,8 +88,7 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
     # Column by column, never a float64 copy of the whole matrix: peak memory stays low on
     # large universes (500 symbols x 5,000 bars is 2.5M rows).
     is_train = split.assignment == "train"
-    raw_columns = {c: frame[c] for frame in (stock.frame, ctx.frame) for c in frame.columns}
-    del stock.frame, ctx.frame
+    raw_columns = raw.columns
     dropped = {}
     for col, series in raw_columns.items():
         v = series.to_numpy(dtype=np.float64)[is_train]
@@ -98,7 +114,7 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
         splits[name] = pd.DataFrame({c: v[mask] for c, v in columns.items()})
     del columns, scaled
 
-    groups = {g: [c for c in cols if c in keep] for g, cols in {**stock.groups, **ctx.groups}.items()}
+    groups = {g: [c for c in cols if c in keep] for g, cols in raw.groups.items()}
     groups = {g: c for g, c in groups.items() if c}
     stock_cols = [c for c in keep if c.startswith("stk_")]
     ctx_cols = [c for c in keep if c.startswith("ctx_")]
@@ -107,7 +123,7 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
         "towers": {"stock": stock_cols, "context": ctx_cols},
         "feature_groups": groups,
         "n_features": {"stock": len(stock_cols), "context": len(ctx_cols), "total": len(keep)},
-        "skipped_indicators": stock.skipped,
+        "skipped_indicators": raw.skipped,
         "dropped_features": dropped,
         "warmup_bars": warmup,
         "horizons": list(horizons),
