@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 BASELINE_FAMILY = "baseline"
+SIGNIFICANT_T = 2.0  # a Newey-West t above this counts as a signal distinguishable from noise
 
 # (key in the row, column title, format) of the per-horizon table, in order
 TABLE_COLUMNS = (
     ("test_rank_ic", "Rank IC", "{:+.4f}"),
+    ("test_rank_ic_tstat_nw", "t (NW)", "{:+.2f}"),
     ("test_ic", "IC", "{:+.4f}"),
     ("test_ic_tstat_nw", "IC t (NW)", "{:+.2f}"),
     ("test_rank_icir", "Rank ICIR", "{:+.3f}"),
@@ -111,8 +113,8 @@ def comparison_markdown(rows: dict[str, dict], correlations: dict[int, pd.DataFr
         "",
         "Test split unless marked *val*; models sorted by test Rank IC. IC and Rank IC are daily "
         "cross-sectional correlations of the score with the realised h-bar forward return, "
-        "averaged over dates; *IC t (NW)* is their t-statistic with a Newey–West standard error "
-        f"(the h-bar returns overlap). *Sharpe (net)*: a dollar-neutral long/short book on the "
+        "averaged over dates; *t (NW)* and *IC t (NW)* are their t-statistics with a Newey–West "
+        f"standard error (the h-bar returns overlap, so plain t-statistics overstate). *Sharpe (net)*: a dollar-neutral long/short book on the "
         f"score, each day's signal held h bars in 1/h tranches, after {cost_bps:g} bp per unit of "
         "turnover. Baselines are in *italics*; *Δ Rank IC* is each model's lead over the best "
         "baseline.",
@@ -138,15 +140,17 @@ def comparison_markdown(rows: dict[str, dict], correlations: dict[int, pd.DataFr
             best = contenders[0]
             verdict = (
                 f"**Best at h={h}: {best['model']}** — test Rank IC {best['test_rank_ic']:+.4f} "
-                f"(NW t {_fmt(best.get('test_ic_tstat_nw'), '{:+.2f}')}), Sharpe {_fmt(best.get('test_sharpe'), '{:+.2f}')} net"
+                f"(NW t {_fmt(best.get('test_rank_ic_tstat_nw'), '{:+.2f}')}), Sharpe {_fmt(best.get('test_sharpe'), '{:+.2f}')} net"
             )
             if base is not None:
                 lead = best["test_rank_ic"] - base["test_rank_ic"]
                 beaten = [r["model"] for r in contenders if r["test_rank_ic"] > base["test_rank_ic"]]
                 verdict += (
                     f"; best baseline {base['model']} {base['test_rank_ic']:+.4f}, lead {lead:+.4f}. "
-                    f"Models above the best baseline: {', '.join(beaten) if beaten else 'none'}."
+                    f"Above the best baseline: {', '.join(beaten) if beaten else 'none'}"
                 )
+            significant = [r["model"] for r in contenders if (r.get("test_rank_ic_tstat_nw") or 0.0) > SIGNIFICANT_T]
+            verdict += f"; Rank IC significantly above zero (NW t > {SIGNIFICANT_T:g}): {', '.join(significant) if significant else 'none'}."
             lines += ["", verdict]
             summary.append(verdict)
         corr = correlations.get(h)
