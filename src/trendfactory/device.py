@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from trendfactory.errors import ParamsError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(pref: str | torch.device | None, key: str = "device") -> torch.device:
+def resolve_device(pref: "str | torch.device | None", key: str = "device") -> "torch.device":
     """auto (or None) -> CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU fails,
     naming the params ``key`` that asked for it."""
+    import torch  # here, not at import time: model code that never asks stays torch-free
+
     if isinstance(pref, torch.device):
         pref = pref.type if pref.index is None else str(pref)
     if pref is None or pref == "auto":

@@ -215,6 +215,76 @@ class CatBoostConfig:
     lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
 
 
+# ---- neural models: architecture sizes only; how they train is the shared `train` section ----
+
+_DROPOUT = _check(lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_POS_LIST = _check(lambda v: len(v) > 0 and all(x >= 1 for x in v), "a non-empty list of integers >= 1")
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Base of every neural model's section: such models train through the `train` section."""
+
+
+@dataclass(frozen=True)
+class MLPConfig(NeuralConfig):
+    hidden: tuple[int, ...] = field(default=(256, 128), metadata=_POS_LIST)
+    dropout: float = field(default=0.2, metadata=_DROPOUT)
+    lags: tuple[int, ...] = field(default=(1, 5), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class RNNConfig(NeuralConfig):
+    hidden: int = _pos_field(64)
+    layers: int = _pos_field(1)
+    dropout: float = field(default=0.1, metadata=_DROPOUT)
+
+
+@dataclass(frozen=True)
+class LSTMConfig(RNNConfig):
+    pass
+
+
+@dataclass(frozen=True)
+class GRUConfig(RNNConfig):
+    pass
+
+
+@dataclass(frozen=True)
+class TCNConfig(NeuralConfig):
+    channels: int = _pos_field(32)
+    kernel_size: int = field(default=3, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+    dilations: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata=_POS_LIST)
+    dropout: float = field(default=0.1, metadata=_DROPOUT)
+
+
+@dataclass(frozen=True)
+class TransformerConfig(NeuralConfig):
+    d_model: int = _pos_field(32)
+    heads: int = _pos_field(4)
+    layers: int = _pos_field(2)
+    ff: int = _pos_field(64)
+    patch_len: int = _pos_field(5)  # bars per token; 1 = one token per bar
+    dropout: float = field(default=0.1, metadata=_DROPOUT)
+
+
+@dataclass(frozen=True)
+class NHITSConfig(NeuralConfig):
+    pool_sizes: tuple[int, ...] = field(default=(8, 4, 1), metadata=_POS_LIST)  # one block per rate
+    hidden: int = _pos_field(128)
+    dropout: float = field(default=0.1, metadata=_DROPOUT)
+
+
+@dataclass(frozen=True)
+class HybridConfig(NeuralConfig):
+    conv_channels: int = _pos_field(32)
+    kernel_size: int = field(default=3, metadata=_check(lambda v: v >= 1, "an integer >= 1"))
+    lstm_hidden: int = _pos_field(64)
+    heads: int = _pos_field(4)
+    head_hidden: int = _pos_field(64)
+    dropout: float = field(default=0.1, metadata=_DROPOUT)
+
+
 @dataclass(frozen=True)
 class ModelsConfig:
     majority: MajorityConfig = field(default_factory=MajorityConfig)
@@ -224,6 +294,13 @@ class ModelsConfig:
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
     lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
     catboost: CatBoostConfig = field(default_factory=CatBoostConfig)
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    gru: GRUConfig = field(default_factory=GRUConfig)
+    tcn: TCNConfig = field(default_factory=TCNConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    nhits: NHITSConfig = field(default_factory=NHITSConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
 
 def model_names() -> tuple[str, ...]:
@@ -231,10 +308,40 @@ def model_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(ModelsConfig))
 
 
+def neural_model_names() -> tuple[str, ...]:
+    """Models that train through the shared `train` section (their stages read it)."""
+    hints = typing.get_type_hints(ModelsConfig)
+    return tuple(n for n in model_names() if issubclass(hints[n], NeuralConfig))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The shared torch trainer (neural models only)."""
+
+    lr: float = field(default=1e-3, metadata=_POSITIVE)
+    batch_size: int = _pos_field(512)
+    max_epochs: int = _pos_field(20)
+    patience: int = _pos_field(4)
+    min_delta: float = field(default=1e-4, metadata=_NON_NEGATIVE)
+    scheduler: str = field(default="cosine", metadata=_choice("cosine", "plateau"))
+    warmup_epochs: float = field(default=1.0, metadata=_NON_NEGATIVE)
+    weight_decay: float = field(default=1e-2, metadata=_NON_NEGATIVE)
+    max_grad_norm: float = field(default=1.0, metadata=_NON_NEGATIVE)
+    keep_best: int = _pos_field(2)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    aux_weight: float = field(default=0.0, metadata=_NON_NEGATIVE)
+    device: str = field(default="auto", metadata=_DEVICE)
+    precision: str = field(default="auto", metadata=_choice("auto", "fp32", "bf16", "fp16"))
+    eval_batch_size: int = _pos_field(4096)
+    resume: bool = True
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # Models trained and evaluated at every horizon (the train/evaluate matrix).
     models: tuple[str, ...] = ("majority", "momentum", "logistic", "random_forest", "xgboost", "lightgbm", "catboost")
+    # Neural models: their own matrix (train_neural/evaluate_neural), whose stages also read `train`.
+    neural_models: tuple[str, ...] = ("mlp", "lstm", "gru", "tcn", "transformer", "nhits", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -255,6 +362,7 @@ class Params:
     window: WindowConfig = field(default_factory=WindowConfig)
     run: RunConfig = field(default_factory=RunConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
@@ -388,15 +496,18 @@ def _validate_cross_fields(p: Params) -> None:
         raise ParamsError(f"features.macd_fast: got {f.macd_fast}, expected less than features.macd_slow ({f.macd_slow})")
     if f.rsi_oversold >= f.rsi_overbought:
         raise ParamsError("features.rsi_oversold: must be below features.rsi_overbought")
-    known = model_names()
-    if not p.run.models:
-        raise ParamsError("run.models: got [], expected at least one of " + ", ".join(known))
-    for i, name in enumerate(p.run.models):
-        if name not in known:
-            raise ParamsError(f"run.models[{i}]: got {name!r}, expected one of {', '.join(known)}")
-    if len(set(p.run.models)) != len(p.run.models):
-        raise ParamsError(f"run.models: got {list(p.run.models)}, expected distinct names")
-    for name in known:
+    neural = neural_model_names()
+    tabular = tuple(n for n in model_names() if n not in neural)
+    if not p.run.models and not p.run.neural_models:
+        raise ParamsError("run.models: got [] and run.neural_models is empty too; list at least one model")
+    for key, names, allowed, other in (("models", p.run.models, tabular, "neural_models"), ("neural_models", p.run.neural_models, neural, "models")):
+        for i, name in enumerate(names):
+            if name not in allowed:
+                hint = f"; {name!r} is listed under run.{other}" if name in model_names() else ""
+                raise ParamsError(f"run.{key}[{i}]: got {name!r}, expected one of {', '.join(allowed)}{hint}")
+        if len(set(names)) != len(names):
+            raise ParamsError(f"run.{key}: got {list(names)}, expected distinct names")
+    for name in model_names():
         lags = getattr(getattr(p.models, name), "lags", ())
         for i, lag in enumerate(lags):
             if lag >= p.window.seq_len:

@@ -14,6 +14,7 @@ EVAL_DIR = Path("metrics/eval")
 COMPARE_JSON = Path("metrics/compare.json")
 COMPARISON_MD = Path("metrics/comparison.md")
 COMPARE_PLOTS_DIR = Path("plots/compare")
+CHECKPOINTS_DIR = Path(".checkpoints")  # neural fits in progress (not a DVC output)
 
 
 def item_id(model: str, horizon: int) -> str:

@@ -9,6 +9,7 @@ import pytest
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import NotFittedError, Samples, TrendModel, create, list_models
 from trendfactory.models.registry import model_info
+from trendfactory.params import TrainConfig
 
 # Small and fast settings per model; everything else is its params.yaml default.
 FAST = {
@@ -16,8 +17,21 @@ FAST = {
     "xgboost": {"n_estimators": 40},
     "lightgbm": {"n_estimators": 40, "min_child_samples": 20},
     "catboost": {"iterations": 40, "depth": 4},
+    "mlp": {"hidden": [32]},
+    "lstm": {"hidden": 16},
+    "gru": {"hidden": 16},
+    "tcn": {"channels": 8, "dilations": [1, 2]},
+    "transformer": {"d_model": 16, "heads": 2, "layers": 1, "ff": 32, "patch_len": 4},
+    "nhits": {"hidden": 32, "pool_sizes": [4, 1]},
+    "hybrid": {"conv_channels": 8, "lstm_hidden": 16, "heads": 2, "head_hidden": 16},
 }
+FAST_TRAIN = TrainConfig(max_epochs=3, batch_size=256, lr=3e-3, patience=2, warmup_epochs=0.0, device="cpu")
 H = 5
+
+
+def fast_model(name: str, horizon: int = H, seed: int = 3):
+    """A registered model with its FAST settings (and the fast trainer for neural ones)."""
+    return create(name, FAST.get(name.split(":")[-1]), horizon=horizon, seed=seed, train=FAST_TRAIN)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +48,7 @@ def data(stores):
 
 @pytest.fixture(scope="module", params=list_models())
 def fitted(request, data):
-    model = create(request.param, FAST.get(request.param.split(":")[1]), horizon=H, seed=3)
+    model = fast_model(request.param)
     assert model.fit(data["train"], data["val"]) is model
     return model
 
@@ -63,7 +77,7 @@ def test_save_load_round_trip_is_identical(fitted, data, tmp_path):
 
 
 def test_same_seed_same_predictions(fitted, data):
-    again = create(fitted.name, fitted.config, horizon=H, seed=3).fit(data["train"], data["val"])
+    again = fast_model(fitted.name).fit(data["train"], data["val"])
     np.testing.assert_array_equal(again.predict(data["test"]).proba, fitted.predict(data["test"]).proba)
 
 
@@ -99,3 +113,4 @@ def test_every_model_is_listed_with_flags():
     assert set(infos) == set(list_models())
     assert infos["boosting:xgboost"].can_use_gpu and not infos["baseline:majority"].can_use_gpu
     assert all(not i.needs_sequences for i in infos.values() if i.family in ("baseline", "classical", "boosting"))
+    assert infos["neural:lstm"].needs_sequences and not infos["neural:mlp"].needs_sequences

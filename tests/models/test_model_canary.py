@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from tests.models.test_conformance import FAST
+from tests.models.test_conformance import fast_model
 from tests.pipeline_helpers import build_stores, chance_band, tiny_params
-from trendfactory.models import Samples, create, list_models
+from trendfactory.models import Samples, list_models
 
 H = 5
 
@@ -35,7 +35,7 @@ def planted(tmp_path_factory):
 
 
 def _score(name: str, data) -> tuple[float, float]:
-    model = create(name, FAST.get(name.split(":")[1]), horizon=H, seed=0).fit(data["train"], data["val"])
+    model = fast_model(name, seed=0).fit(data["train"], data["val"])
     y = data["test"].labels()
     ba = balanced_accuracy_score(y, model.predict(data["test"]).pred)
     return ba, chance_band(y, overlap=H + 1)

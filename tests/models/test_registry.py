@@ -20,7 +20,7 @@ def test_names_resolve_short_and_full():
     assert list_models("classical") == ["classical:logistic", "classical:random_forest"]
 
 
-@pytest.mark.parametrize("name", ["xgb", "boosting:majority", "", "neural:lstm"])
+@pytest.mark.parametrize("name", ["xgb", "boosting:majority", "", "neural:xgboost"])
 def test_unknown_name_lists_the_available_ones(name):
     with pytest.raises(KeyError, match=r"unknown model .*available: baseline:majority, baseline:momentum, .*boosting:xgboost"):
         resolve(name)

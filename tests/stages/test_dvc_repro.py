@@ -2,7 +2,8 @@
 
 1. `dvc repro window` builds the data layer; 2. `dvc repro` trains, evaluates and compares;
 3. a second `dvc repro` is a no-op; 4. `dvc exp run -S models.xgboost.max_depth=2` reruns
-only XGBoost's stages and compare; 5. `dvc metrics diff` shows what it changed.
+only XGBoost's stages and compare; 5. `dvc metrics diff` shows what it changed; 6. `dvc exp
+run -S train.lr=0.0005` reruns only the neural stages and compare.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from trendfactory.windows.reader import WindowSplit
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["majority", "momentum", "logistic", "xgboost"]
+NEURAL = ["mlp"]
 HORIZONS = [5, 20]
 
 TINY = {
@@ -35,8 +37,9 @@ TINY = {
     "split": {"train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
     "window": {"seq_len": 8},
     "label": {"horizons": HORIZONS},
-    "run": {"models": MODELS},
-    "models": {"xgboost": {"n_estimators": 30}},
+    "run": {"models": MODELS, "neural_models": NEURAL},
+    "models": {"xgboost": {"n_estimators": 30}, "mlp": {"hidden": [16]}},
+    "train": {"max_epochs": 2, "batch_size": 256},
 }
 
 
@@ -82,6 +85,7 @@ def project(tmp_path_factory):
     _run(git + ["commit", "-qm", "baseline"], work, env)
     out["exp"] = _run(dvc + ["exp", "run", "-S", "models.xgboost.max_depth=2"], work, env)
     out["diff"] = _run(dvc + ["metrics", "diff", "--md"], work, env)
+    out["exp_lr"] = _run(dvc + ["exp", "run", "-S", "train.lr=0.0005"], work, env)
     return work, out
 
 
@@ -98,8 +102,12 @@ def test_repro_window_builds_the_data_layer(project):
 def test_repro_trains_evaluates_and_compares_every_item(project):
     work, out = project
     items = [f"{m}-{h}" for m in MODELS for h in HORIZONS]
-    assert sorted(_ran(out["all"])) == sorted([f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items] + ["compare"])
-    for m in MODELS:
+    neural = [f"{m}-{h}" for m in NEURAL for h in HORIZONS]
+    assert sorted(_ran(out["all"])) == sorted(
+        [f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items]
+        + [f"train_neural@{i}" for i in neural] + [f"evaluate_neural@{i}" for i in neural] + ["compare"]
+    )
+    for m in MODELS + NEURAL:
         for h in HORIZONS:
             name = f"{m}-h{h}"
             metrics = json.loads((work / "metrics/eval" / name / "metrics.json").read_text())
@@ -109,7 +117,9 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             assert (work / "metrics/train" / name / "metrics.json").is_file()
             assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
     compare = json.loads((work / "metrics/compare.json").read_text())
-    assert set(compare) == {f"{m}-h{h}" for m in MODELS for h in HORIZONS}
+    assert set(compare) == {f"{m}-h{h}" for m in MODELS + NEURAL for h in HORIZONS}
+    epochs = (work / "metrics/train/mlp-h5/plots/metrics/val/loss.tsv").read_text().splitlines()
+    assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch, logged live
     md = (work / "metrics/comparison.md").read_text()
     assert "## Horizon 5 bars" in md and "## Horizon 20 bars" in md and "Best at h=5" in md
     assert sorted(p.name for p in (work / "plots/compare").iterdir()) == sorted(
@@ -126,6 +136,11 @@ def test_second_repro_is_up_to_date(project):
 def test_exp_run_reruns_only_the_changed_model(project):
     _, out = project
     assert sorted(_ran(out["exp"])) == ["compare", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5"]
+
+
+def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
+    _, out = project
+    assert sorted(_ran(out["exp_lr"])) == ["compare", "evaluate_neural@mlp-20", "evaluate_neural@mlp-5", "train_neural@mlp-20", "train_neural@mlp-5"]
 
 
 def test_metrics_diff_shows_the_changed_model(project):

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,16 @@ PREDICTION_COLUMNS = ("symbol", "datetime", "horizon", "pred", "p_down", "p_flat
 
 class NotFittedError(TrendfactoryError, RuntimeError):
     """predict/save called before fit."""
+
+
+@dataclass
+class FitContext:
+    """What the caller of ``fit`` may hand a model, none of it needed: ``on_epoch`` receives
+    each epoch's metrics as a model trains (iterative models that report live), and
+    ``checkpoint_dir`` is where a model may keep checkpoints to resume an interrupted fit."""
+
+    on_epoch: Callable[[dict[str, float]], None] | None = None
+    checkpoint_dir: Path | None = None
 
 
 @dataclass
@@ -99,6 +109,7 @@ class TrendModel:
     name: ClassVar[str] = ""
     needs_sequences: ClassVar[bool] = False
     can_use_gpu: ClassVar[bool] = False
+    uses_trainer: ClassVar[bool] = False  # trains through the shared torch trainer (reads `train`)
 
     def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
         self.config = config if config is not None else parse_model_config(self.name, {})
@@ -114,7 +125,7 @@ class TrendModel:
     def is_fitted(self) -> bool:
         return getattr(self, "feature_names_", None) is not None
 
-    def fit(self, train: Samples, val: Samples) -> "TrendModel":
+    def fit(self, train: Samples, val: Samples, context: FitContext | None = None) -> "TrendModel":
         """Fit on ``train``; ``val`` is for early stopping and monitoring only."""
         for what, s in (("train", train), ("val", val)):
             if not s.labelled:
@@ -128,7 +139,7 @@ class TrendModel:
         self.history_: dict[str, list[float]] = {}
         self.best_iteration_: int | None = None
         t0 = time.perf_counter()
-        self._fit(train, val)
+        self._fit(train, val, context or FitContext())
         self.fit_seconds_ = time.perf_counter() - t0
         self.feature_names_ = list(train.feature_names)
         return self
@@ -195,7 +206,7 @@ class TrendModel:
         return None
 
     # ---- hooks -------------------------------------------------------------------------------
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         raise NotImplementedError
 
     def _predict(self, samples: Samples) -> Predictions:

@@ -22,10 +22,9 @@ FAMILIES = ("baseline", "classical", "boosting", "neural", "dual_tower")
 
 # Each built-in model lives in models/zoo/<name>.py (so a train stage can depend on exactly its
 # own file); importing it registers it. Heavy libraries load lazily inside the models.
-_BUILTIN_MODULES = tuple(
-    f"trendfactory.models.zoo.{name}"
-    for name in ("majority", "momentum", "logistic", "random_forest", "xgboost", "lightgbm", "catboost")
-)
+# A lookup by name imports only that model's file (a tabular model's stage never imports torch);
+# listing imports them all.
+ZOO = "trendfactory.models.zoo"
 
 _REGISTRY: dict[str, type[TrendModel]] = {}  # "family:name" -> class
 _loaded = False
@@ -73,12 +72,18 @@ def register(family: str, name: str, *, needs_sequences: bool = False, can_use_g
     return decorator
 
 
-def _ensure_loaded() -> None:
+def _ensure_loaded(name: str | None = None) -> None:
+    """Import the built-in model called ``name`` (short or family:name), or all of them."""
     global _loaded
-    if not _loaded:
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    if _loaded:
+        return
+    short = name.split(":", 1)[-1] if name else None
+    if short in model_names():
+        importlib.import_module(f"{ZOO}.{short}")
+        return
+    for n in model_names():
+        importlib.import_module(f"{ZOO}.{n}")
+    _loaded = True
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -100,11 +105,15 @@ def model_info() -> list[ModelInfo]:
 
 def resolve(name: str) -> str:
     """``family:name`` for a full or short name; an unknown or ambiguous one lists the options."""
-    _ensure_loaded()
+    _ensure_loaded(name)
     if name in _REGISTRY:
         return name
     hits = [k for k in _REGISTRY if k.split(":", 1)[1] == name]
-    if len(hits) == 1:
+    if len(hits) == 1 and ":" not in name:
+        return hits[0]
+    _ensure_loaded()  # to list every model (and to see every family with this name)
+    hits = [k for k in _REGISTRY if k.split(":", 1)[1] == name]
+    if len(hits) == 1 and ":" not in name:
         return hits[0]
     available = ", ".join(list_models())
     if len(hits) > 1:
@@ -116,9 +125,10 @@ def get_model_class(name: str) -> type[TrendModel]:
     return _REGISTRY[resolve(name)]
 
 
-def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, **overrides: Any) -> TrendModel:
+def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, train: Any = None, **overrides: Any) -> TrendModel:
     """A new, unfitted model. ``config``: its ``models.<name>`` section (a dataclass or a
-    mapping; defaults when None); ``overrides`` replace single keys, validated like params.yaml."""
+    mapping; defaults when None); ``overrides`` replace single keys, validated like params.yaml;
+    ``train``: the shared trainer's section, for models that train through it."""
     cls = get_model_class(name)
     if config is None or isinstance(config, dict):
         config = parse_model_config(cls.name, {**(config or {}), **overrides})
@@ -126,4 +136,6 @@ def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, **
         from trendfactory.params import config_to_dict
 
         config = parse_model_config(cls.name, {**config_to_dict(config), **overrides})
+    if cls.uses_trainer:
+        return cls(config, horizon=horizon, seed=seed, train=train)
     return cls(config, horizon=horizon, seed=seed)

@@ -1,7 +1,7 @@
 """Stage `compare`: every model × horizon in one table, one page and a few plots.
 
 Reads metrics/eval/<model>-h<h>/metrics.json, the test predictions and each model's fit time
-for the items of ``run.models`` × ``label.horizons``; writes metrics/compare.json (one row per
+for the items of (``run.models`` + ``run.neural_models``) × ``label.horizons``; writes metrics/compare.json (one row per
 item, git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and plots/compare/.
 """
 
@@ -44,16 +44,17 @@ def _read_item(model: str, horizon: int) -> Item:
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     horizons = list(params.label.horizons)
-    items = [_read_item(m, h) for h in horizons for m in params.run.models]
+    models = [*params.run.models, *params.run.neural_models]
+    items = [_read_item(m, h) for h in horizons for m in models]
     rows = compare_rows(items)
     entry_lag = int(read_json(FEATURES_DIR / "schema.json")["label"]["entry_lag"])
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
     next_returns = next_bar_returns(bars)
-    families = {m: get_model_class(m).family for m in params.run.models}
+    families = {m: get_model_class(m).family for m in models}
 
     correlations, books = {}, {}
     for h in horizons:
-        preds = {m: pd.read_parquet(PREDICTIONS_DIR / item_id(m, h) / "test.parquet") for m in params.run.models}
+        preds = {m: pd.read_parquet(PREDICTIONS_DIR / item_id(m, h) / "test.parquet") for m in models}
         correlations[h] = score_correlations(preds)
         books[h] = {m: long_short_book(f, next_returns, h, entry_lag, params.evaluate.cost_bps) for m, f in preds.items()}
 

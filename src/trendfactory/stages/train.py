@@ -3,21 +3,25 @@
     python -m trendfactory.stages.train --model xgboost --horizon 5
 
 Reads data/windows/{train,val} and the model's own params section (``models.<name>``) plus
-``seed``; writes the fitted model to models/<model>-h<h>/ and its DVCLive log (params,
-per-iteration train/val loss, best iteration, fit seconds) to metrics/train/<model>-h<h>/.
-Both are built in temp dirs and renamed into place at the end, so an interrupted fit never
-leaves a half-written model behind.
+``seed`` (and, for neural models, the shared ``train`` section); writes the fitted model to
+models/<model>-h<h>/ and its DVCLive log (params, per-iteration or per-epoch train/val loss,
+best iteration, fit seconds) to metrics/train/<model>-h<h>/. Both are built in temp dirs and
+renamed into place at the end, so an interrupted fit never leaves a half-written model behind;
+a neural fit keeps checkpoints in .checkpoints/<model>-h<h>/ meanwhile, and with
+``train.resume`` an interrupted one continues from its last epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.io import atomic_dir
 from trendfactory.models import Samples, create, get_model_class
+from trendfactory.models.base import FitContext
 from trendfactory.params import Params, config_to_dict
-from trendfactory.paths import MODELS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, item_id
+from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, item_id
 from trendfactory.stages.common import log, stage_main
 
 
@@ -31,25 +35,38 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     config = getattr(params.models, cls.name)
     train, val = (load_split(s, args.horizon) for s in ("train", "val"))
     log.info("%s:%s h%d: %s train / %s val samples, %d features", cls.family, cls.name, args.horizon, f"{len(train):,}", f"{len(val):,}", train.n_features)
-    model = create(cls.name, config, horizon=args.horizon, seed=params.seed)
+    model = create(cls.name, config, horizon=args.horizon, seed=params.seed, train=params.train)
 
     from dvclive import Live  # after the cheap checks: importing dvclive imports dvc
 
     name = item_id(cls.name, args.horizon)
+    checkpoints = CHECKPOINTS_DIR / name if cls.uses_trainer else None
     with atomic_dir(TRAIN_LOGS_DIR / name) as live_dir, atomic_dir(MODELS_DIR / name) as model_dir:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-            live.log_params({"model": f"{cls.family}:{cls.name}", "horizon": args.horizon, "seed": params.seed, **config_to_dict(config)})
-            model.fit(train, val)
-            curves = {k: v for k, v in model.history_.items() if v}
-            for step in range(max((len(v) for v in curves.values()), default=0)):
-                for key, values in curves.items():
-                    if step < len(values):
-                        live.log_metric(key.replace("_", "/", 1), values[step])  # train_loss -> train/loss
+            logged = {"params": {"model": f"{cls.family}:{cls.name}", "horizon": args.horizon, "seed": params.seed, **config_to_dict(config)}}
+            if cls.uses_trainer:
+                logged["params"]["train"] = config_to_dict(params.train)
+            live.log_params(logged["params"])
+            steps = 0
+
+            def log_step(metrics: dict[str, float]) -> None:
+                nonlocal steps
+                for key, value in metrics.items():
+                    live.log_metric(key, value)
                 live.next_step()
+                steps += 1
+
+            model.fit(train, val, FitContext(on_epoch=log_step, checkpoint_dir=checkpoints))
+            if steps == 0:  # models that do not report live: their curves after the fact
+                curves = {k.replace("_", "/", 1): v for k, v in model.history_.items() if v}  # train_loss -> train/loss
+                for step in range(max((len(v) for v in curves.values()), default=0)):
+                    log_step({k: v[step] for k, v in curves.items() if step < len(v)})
             live.summary["fit_seconds"] = round(model.fit_seconds_, 3)
             live.summary["best_iteration"] = model.best_iteration_
             live.summary["n_train"], live.summary["n_val"] = len(train), len(val)
         model.save(model_dir)
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # finished: the best weights are in models/
     log.info("%s: fitted in %.1fs -> %s", name, model.fit_seconds_, MODELS_DIR / name)
 
 

@@ -83,18 +83,21 @@ class _BufferPool:
 
 
 class BatchGatherer:
-    """Iterate ``(x [B, seq_len, F] float32, y [B] int64 in {0,1,2})`` batches of one split.
+    """Iterate ``(x, y)`` batches of one split: x [B, seq_len, F] float32 windows (or, with
+    ``lags``, [B, F*(1+len(lags))] tabular rows), y [B] int64 in {0,1,2} (label + 1).
 
-    Each batch is ONE ``index_select`` over a torch view of the memmap: the window view
-    ``[N-L+1, L*F]`` (strides ``(F, 1)``, zero copy), indexed by ``ends - (L-1)``. That is
-    the same gather as row indices ``ends[:, None] + arange(-L+1, 1)`` on ``[N, F]``, with each
-    window copied as one contiguous block. On CPU the batch lands in a recycled buffer (see
-    ``_BufferPool``); on CUDA in pinned host memory, then copied with ``non_blocking=True``.
+    Each batch is ONE ``index_select`` over a torch view of the memmap. Windows: the window
+    view ``[N-L+1, L*F]`` (strides ``(F, 1)``, zero copy), indexed by ``ends - (L-1)`` -- the
+    same gather as row indices ``ends[:, None] + arange(-L+1, 1)`` on ``[N, F]``, each window
+    copied as one contiguous block. Tabular rows: ``[N, F]`` indexed by ``ends - lag`` for the
+    row and each lag, then viewed as one row per sample. On CPU the batch lands in a recycled
+    buffer (see ``_BufferPool``); on CUDA in pinned host memory, copied with ``non_blocking``.
 
-    Order is deterministic: epoch k shuffles with a generator seeded from (seed, k); every
-    ``iter()`` uses the current epoch and advances it (or call ``set_epoch``).
-    ``with_ends=True`` also yields the [B] int64 end rows (to key predictions:
-    ``split.frame(ends)``).
+    Samples are ``split.index(horizon)`` unless ``ends`` names them. Order is deterministic:
+    epoch k shuffles with a generator seeded from (seed, k); every ``iter()`` uses the current
+    epoch and advances it (or call ``set_epoch``). ``with_scores=True`` adds the [B] float32
+    target ``score_h``, ``with_ends=True`` the [B] int64 end rows (to key predictions:
+    ``split.frame(ends)``), in that order after ``(x, y)``.
     """
 
     def __init__(
@@ -107,6 +110,9 @@ class BatchGatherer:
         device: str | torch.device | None = "cpu",
         drop_last: bool = False,
         with_ends: bool = False,
+        ends: np.ndarray | None = None,
+        lags: tuple[int, ...] | None = None,
+        with_scores: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -118,16 +124,26 @@ class BatchGatherer:
         self.device = resolve_device(device)
         self.drop_last = bool(drop_last)
         self.with_ends = bool(with_ends)
+        self.with_scores = bool(with_scores)
         self.epoch = 0
-        ends = np.asarray(split.index(horizon), dtype=np.int64)
+        ends = np.asarray(split.index(horizon) if ends is None else ends, dtype=np.int64)
         self._ends = torch.from_numpy(ends.copy())
         self._y = torch.from_numpy(_class_targets(split, horizon, ends))
+        self._s = torch.from_numpy(np.asarray(split.scores(horizon)[ends], dtype=np.float32)) if with_scores else None
         L, F = split.seq_len, split.n_features
         x = _features_tensor(split)  # [N, F], shares the memmap
-        n_win = max(split.n_rows - L + 1, 0)
-        self._win = x.as_strided((n_win, L * F), (F, 1))  # [N-L+1, L*F] window view, zero copy
+        if lags is None:
+            n_win = max(split.n_rows - L + 1, 0)
+            self._src = x.as_strided((n_win, L * F), (F, 1))  # [N-L+1, L*F] window view, zero copy
+            self._offsets = torch.tensor([L - 1])  # window e starts at row e-(L-1) of the view
+            self._shape = (L, F)
+        else:
+            split._check_lags(lags)
+            self._src = x  # [N, F]
+            self._offsets = torch.tensor([0, *lags], dtype=torch.int64)  # row e, then e-lag
+            self._shape = (len(self._offsets) * F,)
         self._pin = self.device.type == "cuda"
-        self._pool = _BufferPool(self.batch_size * L * F)
+        self._pool = _BufferPool(self.batch_size * L * F if lags is None else self.batch_size * self._shape[0])
 
     def __len__(self) -> int:
         n = int(self._ends.numel())
@@ -137,7 +153,7 @@ class BatchGatherer:
         self.epoch = int(epoch)
 
     def order(self, epoch: int | None = None) -> torch.Tensor:
-        """Positions into ``index(horizon)`` in the order batches take them, for an epoch."""
+        """Positions into the samples in the order batches take them, for an epoch."""
         n = int(self._ends.numel())
         if not self.shuffle:
             return torch.arange(n)
@@ -149,25 +165,29 @@ class BatchGatherer:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = self.order()
         self.epoch += 1
-        L, F = self.split.seq_len, self.split.n_features
         n = order.numel()
         stop = n - n % self.batch_size if self.drop_last else n
+        width = self._src.shape[1]
         for start in range(0, stop, self.batch_size):
             pos = order[start : start + self.batch_size]
             ends = self._ends[pos]  # [B]
             b = ends.numel()
-            y = self._y[pos]
+            rows = (ends[:, None] - self._offsets[None, :]).reshape(-1)  # [B * k] source rows
+            numel = rows.numel() * width
             if self._pin:
-                out = torch.empty((b, L * F), dtype=torch.float32, pin_memory=True)
+                out = torch.empty((rows.numel(), width), dtype=torch.float32, pin_memory=True)
             else:
-                out = self._pool.get(b * L * F).view(b, L * F)
-            torch.index_select(self._win, 0, ends - (L - 1), out=out)  # the one gather
-            x = out.view(b, L, F)
+                out = self._pool.get(numel).view(rows.numel(), width)
+            torch.index_select(self._src, 0, rows, out=out)  # the one gather
+            x = out.view(b, *self._shape)
+            extra = [self._y[pos]]
+            if self.with_scores:
+                extra.append(self._s[pos])
             if self._pin:
                 x = x.to(self.device, non_blocking=True)
-                y = y.pin_memory().to(self.device, non_blocking=True)
+                extra = [t.pin_memory().to(self.device, non_blocking=True) for t in extra]
             elif self.device.type != "cpu":
-                x, y = x.to(self.device), y.to(self.device)
+                x, extra = x.to(self.device), [t.to(self.device) for t in extra]
             del out
-            yield (x, y, ends) if self.with_ends else (x, y)
-            del x, y
+            yield (x, *extra, ends) if self.with_ends else (x, *extra)
+            del x, extra

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from trendfactory.errors import TrendfactoryError
-from trendfactory.models.base import Predictions, TrendModel
+from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.data import Samples
 
 MODEL_FILE = "model.skops"
@@ -47,7 +47,7 @@ class SklearnModel(TrendModel):
     def _make_estimator(self) -> Any:
         raise NotImplementedError
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         X, y = train.tabular(self.config.lags), train.classes()
         if len(np.unique(y)) < 2:
             raise TrendfactoryError(f"{self.name}: the train split has a single class; it needs at least two to fit")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trendfactory.models.base import Predictions
+from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
@@ -40,7 +40,7 @@ def catboost_params(config, seed: int, device: str) -> dict:
 class CatBoost(BoostingModel):
     """CatBoost multiclass symmetric trees with early stopping on validation log loss."""
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         from catboost import CatBoostClassifier, Pool
 
         d = self._data(train, val)

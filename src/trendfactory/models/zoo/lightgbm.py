@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trendfactory.errors import TrendfactoryError
-from trendfactory.models.base import Predictions
+from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
@@ -47,7 +47,7 @@ class LightGBM(BoostingModel):
         # auto: the CPU learner (PyPI wheels have no CUDA one); cuda only when asked for
         return "cuda" if self.config.device == "cuda" else "cpu"
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         import lightgbm as lgb
 
         d = self._data(train, val)

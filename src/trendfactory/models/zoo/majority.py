@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trendfactory.models.base import Predictions, TrendModel
+from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.data import CLASSES, Samples
 from trendfactory.models.registry import register
 
@@ -15,7 +15,7 @@ from trendfactory.models.registry import register
 class Majority(TrendModel):
     """Majority class of the train split; probabilities = the train class prior."""
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         counts = np.bincount(train.classes(), minlength=3).astype(np.float64)
         self.prior_ = counts / counts.sum()
 

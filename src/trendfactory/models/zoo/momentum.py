@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from trendfactory.errors import TrendfactoryError
-from trendfactory.models.base import Predictions, TrendModel
+from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
 
@@ -46,7 +46,7 @@ class Momentum(TrendModel):
     def _calls(self, r: np.ndarray) -> np.ndarray:
         return np.where(r > self.band_, 1, np.where(r < -self.band_, -1, 0)).astype(np.int8)
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         self.lookback_ = pick_lookback(train.feature_names, self.horizon, self.config.lookback)
         r = self._trailing(train)
         y = train.classes()

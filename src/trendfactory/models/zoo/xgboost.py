@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trendfactory.models.base import Predictions
+from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
@@ -39,7 +39,7 @@ def xgb_params(config, seed: int, device: str) -> dict:
 class XGBoost(BoostingModel):
     """XGBoost multiclass trees with early stopping on validation log loss."""
 
-    def _fit(self, train: Samples, val: Samples) -> None:
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         import xgboost as xgb
 
         d = self._data(train, val)

@@ -1,0 +1,316 @@
+"""The one trainer for every torch model.
+
+AdamW with per-parameter-group learning-rate multipliers; linear warm-up then cosine decay
+(per step), or reduce-on-plateau (per epoch); gradient clipping; early stopping on validation
+log loss with ``patience`` and ``min_delta``; the best ``keep_best`` checkpoints kept on disk
+and the best weights restored at the end; optional class weights and an auxiliary
+regression of ``score_h``. On CUDA: bf16 autocast (fp16 with a grad scaler where bf16 is not
+supported), pinned memory and non-blocking copies -- the same code path on the CPU, where it
+runs in fp32 and, for a given seed, is deterministic.
+
+Every network returns ``(logits [B, 3], score [B])`` (see :class:`TrendHead`).
+
+Resuming: with a ``checkpoint_dir``, the state after every epoch (weights, optimizer,
+scheduler, scaler, RNG, early-stopping bookkeeping, history) goes to ``last.pt``; a later run
+with ``resume`` and the same fingerprint (model, params, data) continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trendfactory.io import atomic_path
+from trendfactory.params import TrainConfig
+
+log = logging.getLogger("trendfactory")
+
+LAST = "last.pt"
+
+
+class TrendHead(nn.Module):
+    """The common output of every network: three class logits and a score in [-1, 1]."""
+
+    def __init__(self, d_in: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_in, 4)  # 3 logits + 1 score
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.proj(z)  # [B, 4]
+        return out[:, :3], torch.tanh(out[:, 3])
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int  # 0-based epoch whose weights were restored
+    best_val_loss: float
+    epochs: int  # epochs run (including resumed ones)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    samples_per_second: float = 0.0  # training throughput (forward + backward + step)
+
+
+@dataclass
+class Precision:
+    """How the forward pass runs: autocast dtype (None = fp32) and whether to scale grads."""
+
+    autocast: torch.dtype | None
+    scale: bool
+
+    @classmethod
+    def resolve(cls, setting: str, device: torch.device) -> "Precision":
+        if device.type != "cuda" or setting == "fp32":
+            if setting in ("bf16", "fp16") and device.type != "cuda":
+                log.info("train.precision=%s applies on CUDA only; training in fp32 on %s", setting, device)
+            return cls(None, False)
+        if setting == "auto":
+            setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return cls(torch.bfloat16, False) if setting == "bf16" else cls(torch.float16, True)
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of what a run depends on (resuming needs the same one)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup_epochs``, then (cosine) a half cosine down to 0 at
+    ``max_epochs``, or (plateau) flat -- the plateau scheduler scales on top of it."""
+    warm = max(int(round(cfg.warmup_epochs * steps_per_epoch)), 0)
+    total = max(cfg.max_epochs * steps_per_epoch, 1)
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if cfg.scheduler != "cosine":
+            return 1.0
+        progress = min((step - warm) / max(total - warm, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    f1 = []
+    for c in range(3):
+        tp = np.sum((pred == c) & (y == c))
+        denom = np.sum(pred == c) + np.sum(y == c)
+        f1.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1))
+
+
+class Trainer:
+    """Fits one network (see module docstring)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        class_weight: torch.Tensor | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        run_id: str = "",
+        progress: bool = True,
+        name: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.device = device
+        self.precision = Precision.resolve(cfg.precision, device)
+        self.class_weight = class_weight
+        self.on_epoch = on_epoch
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.run_id = run_id
+        self.progress = progress
+        self.name = name
+
+    # ---- one batch ---------------------------------------------------------------------------
+    def _loss(self, net: nn.Module, x, y, s, weight) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.precision.autocast, enabled=self.precision.autocast is not None):
+            logits, score = net(x)
+        loss = nn.functional.cross_entropy(logits.float(), y, weight=weight)
+        if self.cfg.aux_weight > 0:
+            loss = loss + self.cfg.aux_weight * nn.functional.mse_loss(score.float(), s)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, net: nn.Module, batches: Iterable) -> tuple[float, float]:
+        """(log loss, macro F1) over ``batches`` of (x, y[, s])."""
+        net.eval()
+        total, n, ys, ps = 0.0, 0, [], []
+        for x, y, *_ in batches:
+            with torch.autocast(self.device.type, dtype=self.precision.autocast, enabled=self.precision.autocast is not None):
+                logits, _ = net(x)
+            logits = logits.float()
+            total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+            n += y.numel()
+            ys.append(y.cpu().numpy())
+            ps.append(logits.argmax(1).cpu().numpy())
+        if n == 0:
+            return float("nan"), float("nan")
+        return total / n, _macro_f1(np.concatenate(ys), np.concatenate(ps))
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self, net: nn.Module, train, val, param_groups: list[dict] | None = None) -> TrainResult:
+        """Train ``net`` on ``train`` batches (a re-iterable that reshuffles per epoch, yielding
+        (x, y, s)), early-stopping on ``val``. ``param_groups``: [{"params": [...], "lr_mult": m}]
+        (default: one group, multiplier 1)."""
+        cfg = self.cfg
+        torch.manual_seed(self.seed)
+        net.to(self.device)
+        groups = param_groups or [{"params": list(net.parameters()), "lr_mult": 1.0}]
+        opt = torch.optim.AdamW(
+            [{"params": g["params"], "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        steps = max(len(train), 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps))
+        plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(cfg.patience // 2, 1), threshold=cfg.min_delta, threshold_mode="abs")
+            if cfg.scheduler == "plateau"
+            else None
+        )
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scale)
+        weight = self.class_weight.to(self.device) if self.class_weight is not None else None
+        st = {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "history": {}, "best_ckpts": []}
+        best_state = None
+        if self.checkpoint_dir and cfg.resume:
+            best_state = self._resume(net, opt, sched, plateau, scaler, st)
+
+        t_train, n_train = 0.0, 0
+        t_start = time.perf_counter()
+        epoch = st["epoch"]
+        for epoch in range(st["epoch"], cfg.max_epochs):
+            if hasattr(train, "set_epoch"):
+                train.set_epoch(epoch)
+            net.train()
+            running, count = 0.0, 0
+            t0 = time.perf_counter()
+            for x, y, s in self._bar(train, epoch):
+                loss = self._loss(net, x, y, s, weight)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.max_grad_norm > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                running += float(loss.detach()) * y.numel()
+                count += y.numel()
+            t_train += time.perf_counter() - t0
+            n_train += count
+            val_loss, val_f1 = self.evaluate(net, val)
+            if plateau is not None:
+                plateau.step(val_loss)
+            metrics = {
+                "train/loss": running / max(count, 1),
+                "val/loss": val_loss,
+                "val/macro_f1": val_f1,
+                "lr": opt.param_groups[0]["lr"],
+                "samples_per_second": count / max(time.perf_counter() - t0, 1e-9),
+            }
+            for k, v in metrics.items():
+                st["history"].setdefault(k, []).append(float(v))
+            if self.on_epoch:
+                self.on_epoch(metrics)
+            improved = val_loss < st["best"] - cfg.min_delta
+            if improved:
+                st.update(best=val_loss, best_epoch=epoch, bad=0)
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                self._keep_best(epoch, val_loss, best_state, st)
+            else:
+                st["bad"] += 1
+            log.info(
+                "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f, lr %.2e, %.0f samples/s%s",
+                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], val_loss, val_f1, metrics["lr"], metrics["samples_per_second"],
+                " *" if improved else "",
+            )
+            st["epoch"] = epoch + 1
+            self._save_last(net, opt, sched, plateau, scaler, st)
+            if st["bad"] >= cfg.patience:
+                log.info("%s: early stop after epoch %d (no val improvement > %g for %d epochs)", self.name, epoch + 1, cfg.min_delta, cfg.patience)
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return TrainResult(
+            best_epoch=st["best_epoch"],
+            best_val_loss=st["best"],
+            epochs=st["epoch"],
+            history=st["history"],
+            seconds=time.perf_counter() - t_start,
+            samples_per_second=n_train / t_train if t_train > 0 else 0.0,
+        )
+
+    def _bar(self, batches, epoch: int):
+        if not self.progress:
+            return batches
+        from tqdm.auto import tqdm
+
+        return tqdm(batches, total=len(batches), desc=f"{self.name} epoch {epoch + 1}", leave=False, mininterval=2.0, disable=None)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _keep_best(self, epoch: int, val_loss: float, state: dict, st: dict) -> None:
+        """Write this best-so-far checkpoint and drop all but the best ``keep_best``."""
+        if not self.checkpoint_dir:
+            return
+        path = self.checkpoint_dir / f"best-epoch{epoch + 1:03d}.pt"
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        st["best_ckpts"].append([val_loss, path.name])
+        st["best_ckpts"].sort()
+        for _, old in st["best_ckpts"][self.cfg.keep_best :]:
+            (self.checkpoint_dir / old).unlink(missing_ok=True)
+        st["best_ckpts"] = st["best_ckpts"][: self.cfg.keep_best]
+
+    def _save_last(self, net, opt, sched, plateau, scaler, st: dict) -> None:
+        if not self.checkpoint_dir:
+            return
+        blob = {
+            "run_id": self.run_id,
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "plateau": plateau.state_dict() if plateau is not None else None,
+            "scaler": scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": json.dumps(st),
+        }
+        with atomic_path(self.checkpoint_dir / LAST) as tmp:
+            torch.save(blob, tmp)
+
+    def _resume(self, net, opt, sched, plateau, scaler, st: dict) -> dict | None:
+        """Load ``last.pt`` when it belongs to this run; returns the best weights so far."""
+        path = self.checkpoint_dir / LAST
+        if not path.is_file():
+            return None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("run_id") != self.run_id:
+            log.info("%s: %s is from another configuration; starting afresh", self.name, path)
+            return None
+        net.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        sched.load_state_dict(blob["scheduler"])
+        if plateau is not None and blob["plateau"] is not None:
+            plateau.load_state_dict(blob["plateau"])
+        scaler.load_state_dict(blob["scaler"])
+        torch.set_rng_state(blob["torch_rng"])
+        st.update(json.loads(blob["state"]))
+        best = None
+        if st["best_ckpts"]:
+            best_path = self.checkpoint_dir / min(st["best_ckpts"])[1]
+            if best_path.is_file():
+                best = torch.load(best_path, map_location="cpu", weights_only=True)
+        log.info("%s: resuming after epoch %d from %s", self.name, st["epoch"], path)
+        return best

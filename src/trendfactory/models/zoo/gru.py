@@ -1,0 +1,18 @@
+"""Neural: a GRU over the window; the last step's hidden state feeds the head."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.registry import register
+from trendfactory.models.zoo.lstm import RNNNet
+
+
+@register("neural", "gru", needs_sequences=True, can_use_gpu=True)
+class GRU(NeuralModel):
+    """GRU over the window, head on the last step."""
+
+    def build(self, n_features: int, seq_len: int) -> nn.Module:
+        c = self.config
+        return RNNNet(nn.GRU, n_features, c.hidden, c.layers, c.dropout)

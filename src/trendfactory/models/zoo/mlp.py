@@ -1,0 +1,34 @@
+"""Neural: a multilayer perceptron on the last row of each window plus lagged copies."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.registry import register
+
+
+class MLPNet(nn.Module):
+    def __init__(self, d_in: int, hidden: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(d_in, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(dropout)]
+            d_in = h
+        self.body = nn.Sequential(*layers)
+        self.head = TrendHead(d_in)
+
+    def forward(self, x):  # x: [B, F*(1+lags)]
+        return self.head(self.body(x))
+
+
+@register("neural", "mlp", can_use_gpu=True)
+class MLP(NeuralModel):
+    """MLP (LayerNorm, GELU, dropout) on the last row plus lagged rows."""
+
+    input_kind = "tabular"
+
+    def build(self, n_features: int, seq_len: int) -> nn.Module:
+        c = self.config
+        return MLPNet(n_features * (1 + len(c.lags)), tuple(c.hidden), c.dropout)

@@ -1,0 +1,59 @@
+"""Neural: N-HiTS-style blocks adapted to classifying the label.
+
+Each block looks at the (residual) window through max pooling at its own rate, runs an MLP,
+and emits (a) a backcast at the pooled resolution, interpolated back to the full window
+(hierarchical interpolation) and subtracted from the residual the next block sees, and (b)
+its contribution to the class logits and score. Coarse blocks (big pools) model the slow
+trend, fine ones what is left.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.registry import register
+
+
+class NHITSBlock(nn.Module):
+    def __init__(self, n_features: int, seq_len: int, pool: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.pool = min(pool, seq_len)
+        self.n_coarse = -(-seq_len // self.pool)  # pooled length (ceil)
+        self.mlp = nn.Sequential(
+            nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.backcast = nn.Linear(hidden, n_features * self.n_coarse)  # coefficients at the pooled rate
+        self.forecast = nn.Linear(hidden, 4)  # 3 logits + 1 score (pre-tanh)
+
+    def forward(self, r):  # r: [B, F, L] residual window
+        B, F, L = r.shape
+        pooled = nn.functional.max_pool1d(r, self.pool, self.pool, ceil_mode=True)  # [B, F, L/pool]
+        h = self.mlp(pooled.reshape(B, F * self.n_coarse))  # [B, H]
+        coarse = self.backcast(h).reshape(B, F, self.n_coarse)  # [B, F, L/pool]
+        back = nn.functional.interpolate(coarse, size=L, mode="linear", align_corners=True) if self.n_coarse > 1 else coarse.expand(B, F, L)
+        return r - back, self.forecast(h)  # [B, F, L], [B, 4]
+
+
+class NHITSNet(nn.Module):
+    def __init__(self, n_features: int, seq_len: int, pools: tuple[int, ...], hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(NHITSBlock(n_features, seq_len, p, hidden, dropout) for p in pools)
+
+    def forward(self, x):  # x: [B, L, F]
+        r = x.transpose(1, 2)  # [B, F, L]
+        total = 0.0
+        for block in self.blocks:
+            r, out = block(r)
+            total = total + out  # [B, 4]: the blocks' contributions add up
+        return total[:, :3], torch.tanh(total[:, 3])
+
+
+@register("neural", "nhits", needs_sequences=True, can_use_gpu=True)
+class NHITS(NeuralModel):
+    """N-HiTS-style multi-rate pooling MLP blocks with hierarchical interpolation."""
+
+    def build(self, n_features: int, seq_len: int) -> nn.Module:
+        c = self.config
+        return NHITSNet(n_features, seq_len, tuple(c.pool_sizes), c.hidden, c.dropout)

@@ -1,0 +1,51 @@
+"""Neural: a temporal convolutional network -- dilated causal convolutions in residual blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.registry import register
+
+
+class CausalBlock(nn.Module):
+    """Two dilated causal convs (left padding only: output t sees inputs <= t) + residual."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.pad = (kernel - 1) * dilation
+        self.conv1 = nn.Conv1d(c_in, c_out, kernel, dilation=dilation)
+        self.conv2 = nn.Conv1d(c_out, c_out, kernel, dilation=dilation)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x):  # x: [B, C, L]
+        h = self.drop(torch.relu(self.conv1(nn.functional.pad(x, (self.pad, 0)))))
+        h = self.drop(torch.relu(self.conv2(nn.functional.pad(h, (self.pad, 0)))))
+        return torch.relu(h + self.skip(x))  # [B, C_out, L]
+
+
+class TCNNet(nn.Module):
+    def __init__(self, n_features: int, channels: int, kernel: int, dilations: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        blocks, c_in = [], n_features
+        for d in dilations:
+            blocks.append(CausalBlock(c_in, channels, kernel, d, dropout))
+            c_in = channels
+        self.blocks = nn.Sequential(*blocks)
+        self.head = TrendHead(channels)
+
+    def forward(self, x):  # x: [B, L, F]
+        h = self.blocks(x.transpose(1, 2))  # [B, F, L] -> [B, C, L]
+        return self.head(h[:, :, -1])  # [B, C] at the window's end row
+
+
+@register("neural", "tcn", needs_sequences=True, can_use_gpu=True)
+class TCN(NeuralModel):
+    """Dilated causal convolutions with residual blocks; head on the last step."""
+
+    def build(self, n_features: int, seq_len: int) -> nn.Module:
+        c = self.config
+        return TCNNet(n_features, c.channels, c.kernel_size, tuple(c.dilations), c.dropout)

@@ -1,0 +1,176 @@
+"""The shared torch trainer: schedule, param groups, early stopping, best-weights restore,
+checkpoints, resume, clipping, class weights, the auxiliary score loss."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trendfactory.models.common.trainer import TrendHead, Trainer, _lr_lambda
+from trendfactory.params import TrainConfig
+
+CPU = torch.device("cpu")
+
+
+class TinyNet(nn.Module):
+    def __init__(self, d: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Dropout(dropout))
+        self.head = TrendHead(8)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class Batches:
+    """A re-iterable of (x, y, s) batches that reshuffles per epoch, like BatchGatherer."""
+
+    def __init__(self, n: int = 512, batch: int = 64, seed: int = 0, signal: float = 2.0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=g)
+        logits = signal * torch.stack([-self.x[:, 0], torch.zeros(n), self.x[:, 0]], 1)
+        self.y = torch.multinomial(torch.softmax(logits, 1), 1, generator=g)[:, 0]  # noise only when signal = 0
+        self.s = torch.tanh(self.x[:, 0])
+        self.batch, self.epoch = batch, 0
+
+    def set_epoch(self, e: int) -> None:
+        self.epoch = e
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(1000 + self.epoch))
+        for i in range(0, len(order), self.batch):
+            idx = order[i : i + self.batch]
+            yield self.x[idx], self.y[idx], self.s[idx]
+
+
+def cfg(**kw) -> TrainConfig:
+    base = dict(lr=1e-2, batch_size=64, max_epochs=6, patience=10, warmup_epochs=0.0, device="cpu", resume=True)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(net: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.state_dict().values()]
+
+
+def test_warmup_then_cosine_and_plateau_schedules():
+    f = _lr_lambda(cfg(warmup_epochs=1.0, max_epochs=4), steps_per_epoch=10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)  # linear warm-up over 10 steps
+    assert f(10) == pytest.approx(1.0) and f(25) == pytest.approx(0.5) and f(40) == pytest.approx(0.0, abs=1e-12)
+    g = _lr_lambda(cfg(warmup_epochs=0.5, max_epochs=4, scheduler="plateau"), steps_per_epoch=10)
+    assert g(0) == pytest.approx(0.2) and g(5) == g(39) == 1.0  # plateau: flat after warm-up
+
+
+def test_param_group_multipliers_scale_the_base_lr():
+    net = TinyNet()
+    groups = [{"params": list(net.body.parameters()), "lr_mult": 0.5}, {"params": list(net.head.parameters()), "lr_mult": 1.0}]
+    seen = []
+    t = Trainer(cfg(max_epochs=1, scheduler="plateau", lr=0.02), seed=0, device=CPU, progress=False)
+    orig = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append([g["lr"] for g in self.param_groups])
+        return orig(self, *a, **k)
+
+    torch.optim.AdamW.step = spy
+    try:
+        t.fit(net, Batches(), Batches(seed=1), groups)
+    finally:
+        torch.optim.AdamW.step = orig
+    assert seen[0] == pytest.approx([0.01, 0.02])
+
+
+def test_early_stopping_and_best_weights_are_restored():
+    # pure noise: val loss stops improving quickly; patience 1 ends the run early
+    t = Trainer(cfg(max_epochs=30, patience=1, lr=0.05), seed=0, device=CPU, progress=False)
+    net = TinyNet()
+    val = Batches(seed=1, signal=0.0)
+    res = t.fit(net, Batches(signal=0.0), val)
+    assert res.epochs < 30 and res.epochs == res.best_epoch + 2  # stopped one epoch after the best
+    assert t.evaluate(net, val)[0] == pytest.approx(res.best_val_loss)  # the restored weights are the best epoch's
+    assert res.history["val/loss"][res.best_epoch] == pytest.approx(min(res.history["val/loss"]))
+
+
+def test_learns_a_planted_signal_deterministically():
+    a, b = TinyNet(), TinyNet()
+    b.load_state_dict(a.state_dict())
+    r1 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(a, Batches(), Batches(seed=1))
+    r2 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(b, Batches(), Batches(seed=1))
+    assert r1.best_val_loss < np.log(3) - 0.1  # well below chance log loss
+    assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
+
+
+def test_keeps_the_best_k_checkpoints(tmp_path):
+    t = Trainer(cfg(max_epochs=6, keep_best=2), seed=0, device=CPU, checkpoint_dir=tmp_path, run_id="r", progress=False)
+    t.fit(TinyNet(), Batches(), Batches(seed=1))
+    assert len(list(tmp_path.glob("best-*.pt"))) <= 2 and (tmp_path / "last.pt").is_file()
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    net0 = TinyNet(dropout=0.2)  # dropout: the RNG state must survive the interruption too
+    straight = copy.deepcopy(net0)
+    Trainer(cfg(max_epochs=4), seed=5, device=CPU, progress=False).fit(straight, Batches(), Batches(seed=1))
+
+    def crash(metrics, calls=[]):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # during epoch 3's bookkeeping: last.pt holds epoch 2
+
+    first = copy.deepcopy(net0)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg(max_epochs=4), seed=5, device=CPU, on_epoch=crash, checkpoint_dir=tmp_path, run_id="r", progress=False).fit(first, Batches(), Batches(seed=1))
+    resumed = copy.deepcopy(net0)
+    res = Trainer(cfg(max_epochs=4), seed=5, device=CPU, checkpoint_dir=tmp_path, run_id="r", progress=False).fit(resumed, Batches(), Batches(seed=1))
+    assert res.epochs == 4 and len(res.history["val/loss"]) == 4
+    assert all(torch.allclose(x, y) for x, y in zip(weights(straight), weights(resumed)))
+    # another configuration never resumes from it
+    other = Trainer(cfg(max_epochs=4), seed=5, device=CPU, checkpoint_dir=tmp_path, run_id="other", progress=False)
+    assert other.fit(copy.deepcopy(net0), Batches(), Batches(seed=1)).epochs == 4
+
+
+def test_gradients_are_clipped(monkeypatch):
+    norms = []
+    real = nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        norms.append(max_norm)
+        return real(params, max_norm, *a, **k)
+
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", spy)
+    Trainer(cfg(max_epochs=1, max_grad_norm=0.5), seed=0, device=CPU, progress=False).fit(TinyNet(), Batches(), Batches(seed=1))
+    assert norms and set(norms) == {0.5}
+    norms.clear()
+    Trainer(cfg(max_epochs=1, max_grad_norm=0.0), seed=0, device=CPU, progress=False).fit(TinyNet(), Batches(), Batches(seed=1))
+    assert norms == []
+
+
+def test_class_weights_and_auxiliary_score_enter_the_loss():
+    net = TinyNet()
+    x, y, s = next(iter(Batches()))
+    with torch.no_grad():
+        plain = Trainer(cfg(), seed=0, device=CPU)._loss(net, x, y, s, None)
+        weighted = Trainer(cfg(), seed=0, device=CPU)._loss(net, x, y, s, torch.tensor([5.0, 1.0, 1.0]))
+        aux = Trainer(cfg(aux_weight=2.0), seed=0, device=CPU)._loss(net, x, y, s, None)
+        _, score = net(x)
+    assert not torch.isclose(plain, weighted)
+    assert float(aux) == pytest.approx(float(plain + 2.0 * nn.functional.mse_loss(score, s)), rel=1e-6)
+
+
+def test_aux_weight_makes_the_predicted_score_the_score_head(tmp_path_factory):
+    from tests.models.test_conformance import FAST_TRAIN
+    from tests.pipeline_helpers import build_stores, tiny_params
+    from trendfactory.models import Samples, create
+
+    root = build_stores(tmp_path_factory.mktemp("aux"), tiny_params())
+    tr, va = Samples.open(root / "train", 5), Samples.open(root / "val", 5)
+    m = create("mlp", {"hidden": [16]}, horizon=5, train=TrainConfig(**{**FAST_TRAIN.__dict__, "aux_weight": 1.0})).fit(tr, va)
+    p = m.predict(va)
+    assert not np.allclose(p.score, p.proba[:, 2] - p.proba[:, 0])
+    plain = create("mlp", {"hidden": [16]}, horizon=5, train=FAST_TRAIN).fit(tr, va).predict(va)
+    np.testing.assert_allclose(plain.score, plain.proba[:, 2] - plain.proba[:, 0], atol=1e-12)
