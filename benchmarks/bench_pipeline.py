@@ -1,14 +1,16 @@
 """Wall time of the whole DVC pipeline: a full `dvc repro` from scratch, per stage and per
 model family, and a no-op `dvc repro` of the up-to-date pipeline.
 
-Targets (issue 3): full default `dvc repro` on the embedded data <= 10 min on the 2-core
-machine; a no-op `dvc repro` <= 3 s.
+Targets: the full default `dvc repro` on the embedded data <= 10 min for the baseline,
+classical and boosting models (issue 3) and <= 25 min with every neural model too (issue 4),
+on the 2-core machine; a no-op `dvc repro` <= 3 s.
 
     .venv/bin/python benchmarks/bench_pipeline.py            # full run in a temp copy, then no-ops
     .venv/bin/python benchmarks/bench_pipeline.py --noop     # only time no-ops here (pipeline up to date)
 
-The full run copies the project (code, params, dvc.yaml; no data, no cache) to a temp git
-repo, so nothing is reused; stage times come from when DVC announces each stage.
+The full run copies the project (code, params, dvc.yaml; no data) to a temp git repo and runs
+every stage (`--no-run-cache`), so nothing is reused; stage times come from when DVC announces
+each stage. With --share-cache the results land in this checkout's DVC cache too.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def _env() -> dict:
 
 
 def timed_repro(cwd: Path) -> tuple[float, dict[str, float]]:
-    """Run `dvc repro`; (total seconds, stage -> seconds from its start to the next one's)."""
+    """Run every stage (`dvc repro --no-run-cache`: no result is taken from a cache); (total
+    seconds, stage -> seconds from its start to the next one's)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--no-run-cache"], cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marks: list[tuple[str, float]] = []
     for line in proc.stdout:
         m = STAGE.search(line)
@@ -78,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--noop", action="store_true", help="only time no-op repros of this checkout")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--share-cache", action="store_true", help="write into this checkout's DVC cache, so a later `dvc repro` here restores the results from DVC's run cache")
     args = ap.parse_args()
     if args.noop:
         t = noop_times(ROOT, args.repeats)
@@ -89,14 +93,19 @@ def main() -> None:
             shutil.copy(ROOT / name, work / name)
         shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
         env = _env()
-        for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "commit.gpgsign=false", "commit", "-qm", "bench"]):
+        cmds = [["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "commit.gpgsign=false", "commit", "-qm", "bench"]]
+        if args.share_cache:
+            cmds.insert(2, [sys.executable, "-m", "dvc", "cache", "dir", str(ROOT / ".dvc" / "cache")])
+        for cmd in cmds:
             subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
-        print("full dvc repro (fresh copy, empty cache):")
+        print("full dvc repro (fresh copy, every stage run):")
         total, stages = timed_repro(work)
         fam = defaultdict(float)
         for s, t in stages.items():
             fam[family_of(s)] += t
-        print(f"\nfull dvc repro: {total:.0f} s = {total / 60:.1f} min (target <= 10 min)")
+        tabular = sum(t for st, t in stages.items() if "_neural@" not in st)
+        print(f"\nfull dvc repro: {total:.0f} s = {total / 60:.1f} min (target with every model <= 25 min)")
+        print(f"  without the neural stages: {tabular:.0f} s = {tabular / 60:.1f} min (target for the issue-3 models <= 10 min)")
         print("by family:")
         for k, v in sorted(fam.items(), key=lambda kv: -kv[1]):
             print(f"  {k:28s} {v:7.1f} s")
