@@ -13,6 +13,10 @@ on the same number of samples:
 * bare: ``for x, y in batches: loss = CE(net(x)); zero_grad; backward; step`` over the same
   batches, gathered beforehand (free for the bare loop) -- the pure compute cost.
 
+Runs alternate bare / trainer; the overhead is the median over repeats of bare/trainer - 1 of
+each adjacent pair (this machine's speed drifts by 10-20% between runs, so "best of" on each
+side would compare different moments); samples/s are medians.
+
     .venv/bin/python benchmarks/bench_neural.py [--samples 40960] [--models lstm,gru]
 """
 
@@ -53,19 +57,20 @@ def synthetic_store(root: Path, n_symbols: int = 20, n_bars: int = 3000) -> Path
     return root / "train"
 
 
-def bare_loop(net: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float) -> float:
+def bare_loop(net: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, epochs: int = 1) -> float:
     """samples/s of the plainest training loop over pre-gathered batches."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
     net.train()
     n = 0
     t0 = time.perf_counter()
-    for x, y in batches:
-        logits, _ = net(x)
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        n += y.numel()
+    for _ in range(epochs):
+        for x, y in batches:
+            logits, _ = net(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += y.numel()
     return n / (time.perf_counter() - t0)
 
 
@@ -73,7 +78,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=40960, help="training samples per measurement")
     ap.add_argument("--models", default=",".join(neural_model_names()))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3.0, help="rough length of one measurement")
     args = ap.parse_args()
     torch.manual_seed(0)
     params = load_params()
@@ -90,16 +96,22 @@ def main() -> None:
             net0 = model.build(F, SEQ_LEN)
             gather = BatchGatherer(train.split, H, cfg.batch_size, shuffle=True, seed=0, ends=train.ends, lags=model.lags)
             batches = [(x.clone(), y) for x, y in gather]  # the bare loop gets its batches for free
+            # fast models run several epochs, so that every measurement lasts a few seconds
+            epochs = max(1, round(args.seconds * bare_loop(copy.deepcopy(net0), batches[:10], cfg.lr) / args.samples))
+            run_cfg = TrainConfig(**{**cfg.__dict__, "max_epochs": epochs, "patience": epochs + 1})
             trainer_sps, bare_sps = [], []
             for _ in range(args.repeats):
-                bare_sps.append(bare_loop(copy.deepcopy(net0), batches, cfg.lr))
-                t = Trainer(cfg, seed=0, device=torch.device("cpu"), progress=False, name=name)
+                bare_sps.append(bare_loop(copy.deepcopy(net0), batches, cfg.lr, epochs))
+                t = Trainer(run_cfg, seed=0, device=torch.device("cpu"), progress=False, name=name)
                 res = t.fit(copy.deepcopy(net0), model._batches(train, True, torch.device("cpu")), model._batches(val, False, torch.device("cpu")))
                 trainer_sps.append(res.samples_per_second)
-            tr, bare = max(trainer_sps), max(bare_sps)
-            rows.append((name, sum(p.numel() for p in net0.parameters()), tr, bare, bare / tr - 1))
+            # the machine's speed drifts between runs: compare each trainer run with the bare run
+            # just before it and take the median of those paired ratios
+            ratios = sorted(b / t - 1 for b, t in zip(bare_sps, trainer_sps))
+            tr, bare = float(np.median(trainer_sps)), float(np.median(bare_sps))
+            rows.append((name, sum(p.numel() for p in net0.parameters()), tr, bare, ratios[len(ratios) // 2]))
             print(f"  {name}: trainer {tr:,.0f}/s, bare {bare:,.0f}/s", flush=True)
-    print(f"\n{'model':12s} {'params':>9s} {'trainer/s':>10s} {'bare/s':>9s} {'overhead':>9s}  (target <= 10%)")
+    print(f"\n{'model':12s} {'params':>9s} {'trainer/s':>10s} {'bare/s':>9s} {'overhead':>9s}  (median of {args.repeats}; target <= 10%)")
     for name, n_params, tr, bare, o in rows:
         print(f"{name:12s} {n_params:9,d} {tr:10,.0f} {bare:9,.0f} {o:+9.1%}  {'PASS' if o <= 0.10 else 'FAIL'}")
     lstm = [r for r in rows if r[0] == "lstm"]

@@ -137,9 +137,14 @@ class Trainer:
         self.name = name
 
     # ---- one batch ---------------------------------------------------------------------------
+    def _forward(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.precision.autocast is None:  # fp32: no autocast context at all (it costs per batch)
+            return net(x)
+        with torch.autocast(self.device.type, dtype=self.precision.autocast):
+            return net(x)
+
     def _loss(self, net: nn.Module, x, y, s, weight) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.precision.autocast, enabled=self.precision.autocast is not None):
-            logits, score = net(x)
+        logits, score = self._forward(net, x)
         loss = nn.functional.cross_entropy(logits.float(), y, weight=weight)
         if self.cfg.aux_weight > 0:
             loss = loss + self.cfg.aux_weight * nn.functional.mse_loss(score.float(), s)
@@ -151,9 +156,7 @@ class Trainer:
         net.eval()
         total, n, ys, ps = 0.0, 0, [], []
         for x, y, *_ in batches:
-            with torch.autocast(self.device.type, dtype=self.precision.autocast, enabled=self.precision.autocast is not None):
-                logits, _ = net(x)
-            logits = logits.float()
+            logits = self._forward(net, x)[0].float()
             total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             n += y.numel()
             ys.append(y.cpu().numpy())
@@ -190,12 +193,13 @@ class Trainer:
 
         t_train, n_train = 0.0, 0
         t_start = time.perf_counter()
+        clipped = [p for p in net.parameters() if p.requires_grad]
         epoch = st["epoch"]
         for epoch in range(st["epoch"], cfg.max_epochs):
             if hasattr(train, "set_epoch"):
                 train.set_epoch(epoch)
             net.train()
-            running, count = 0.0, 0
+            running, count = torch.zeros((), device=self.device), 0  # summed on device: no sync per batch
             t0 = time.perf_counter()
             for x, y, s in self._bar(train, epoch):
                 loss = self._loss(net, x, y, s, weight)
@@ -203,12 +207,13 @@ class Trainer:
                 scaler.scale(loss).backward()
                 if cfg.max_grad_norm > 0:
                     scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                    nn.utils.clip_grad_norm_(clipped, cfg.max_grad_norm)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
-                running += float(loss.detach()) * y.numel()
+                running += loss.detach() * y.numel()
                 count += y.numel()
+            running = float(running)
             t_train += time.perf_counter() - t0
             n_train += count
             val_loss, val_f1 = self.evaluate(net, val)
