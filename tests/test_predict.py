@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from trendfactory.paths import model_dir
+
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import Samples, TrendModel, create
@@ -44,10 +46,14 @@ TINY = {
     "label": {"horizons": [H]},
     "split": {"train_end": "2001-06-30", "val_end": "2001-11-30", "embargo": 5},
     "window": {"seq_len": SEQ_LEN},
-    "run": {"models": ["momentum", "xgboost"]},
-    "models": {"xgboost": {"n_estimators": 20, "early_stopping_rounds": 5, "min_child_weight": 1.0, "device": "cpu"}},
+    "run": {"models": ["momentum", "xgboost"], "neural_models": [], "joint_models": ["dual_tower"]},
+    "models": {
+        "xgboost": {"n_estimators": 20, "early_stopping_rounds": 5, "min_child_weight": 1.0, "device": "cpu"},
+        "dual_tower": {"context_hidden": [16], "stock_hidden": [32]},
+    },
+    "train": {"max_epochs": 2, "batch_size": 256, "device": "cpu"},
 }
-MODELS = ("momentum", "xgboost")
+MODELS = ("momentum", "xgboost", "dual_tower")
 
 
 def _build_project(root: Path, overrides: dict) -> None:
@@ -59,9 +65,9 @@ def _build_project(root: Path, overrides: dict) -> None:
         for stage in (ingest_stage, featurize_stage, window_stage):
             stage.main_body(params, None)
         train, val = (Samples.open(root / "data/windows" / s, H) for s in ("train", "val"))
-        for name in params.run.models:
-            model = create(name, getattr(params.models, name), horizon=H, seed=params.seed)
-            model.fit(train, val).save(root / "models" / f"{name}-h{H}")
+        for name in (*params.run.models, *params.run.joint_models):
+            model = create(name, getattr(params.models, name), horizon=H, seed=params.seed, train=params.train)
+            model.fit(train, val).save(root / model_dir(name, H, model.joint))
         bars = pd.read_parquet(root / "data/raw/bars.parquet")
         bars.to_csv(root / "bars.csv", index=False)
 
@@ -96,7 +102,7 @@ def test_full_history_scores_equal_the_evaluate_path_on_test_rows(in_project, pa
     scored = score_bars("bars.csv", name, H, params, all_rows=True)
     assert list(scored.columns) == list(PREDICTION_COLUMNS)
 
-    model = TrendModel.load(in_project / "models" / f"{name}-h{H}")
+    model = TrendModel.load(in_project / model_dir(name, H, name == "dual_tower"))
     test = Samples.open(in_project / "data/windows/test", H)
     expected = model.predict(test).to_frame(test.keys(), H)
     assert len(expected) > 50

@@ -286,6 +286,35 @@ class HybridConfig(NeuralConfig):
 
 
 @dataclass(frozen=True)
+class JointConfig(NeuralConfig):
+    """Base of the sections of models trained once for every horizon jointly (run.joint_models)."""
+
+
+@dataclass(frozen=True)
+class DualTowerConfig(JointConfig):
+    # context tower over the ctx_* features and stock tower over the stk_* features:
+    # Linear + BatchNorm + ReLU + Dropout per hidden layer, then a linear embedding
+    context_hidden: tuple[int, ...] = field(default=(128, 64), metadata=_POS_LIST)
+    context_embedding: int = _pos_field(32)
+    context_dropout: float = field(default=0.2, metadata=_DROPOUT)
+    stock_hidden: tuple[int, ...] = field(default=(256, 128), metadata=_POS_LIST)
+    stock_embedding: int = _pos_field(64)
+    stock_dropout: float = field(default=0.3, metadata=_DROPOUT)
+    # what each horizon's head sees: both = [context, projected stock, their product];
+    # context = the context embedding only (an ablation: no stock-specific information)
+    heads_see: str = field(default="both", metadata=_choice("both", "context"))
+    head_hidden: int = _pos_field(64)
+    alpha: float = field(default=1.0, metadata=_NON_NEGATIVE)  # weight of each head's score MSE
+    beta: float = field(default=0.5, metadata=_NON_NEGATIVE)  # weight of each head's class CE
+    gamma: float = field(default=0.01, metadata=_NON_NEGATIVE)  # orthogonality + magnitude penalty
+    lr_context: float = field(default=1.0, metadata=_POSITIVE)  # x train.lr
+    lr_stock: float = field(default=0.5, metadata=_POSITIVE)
+    lr_heads: float = field(default=1.0, metadata=_POSITIVE)
+    sample_weight: str = field(default="none", metadata=_choice("none", "balanced"))
+    joint: bool = True  # one network for every horizon; false: one network per horizon (ablation)
+
+
+@dataclass(frozen=True)
 class ModelsConfig:
     majority: MajorityConfig = field(default_factory=MajorityConfig)
     momentum: MomentumConfig = field(default_factory=MomentumConfig)
@@ -301,6 +330,7 @@ class ModelsConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     nhits: NHITSConfig = field(default_factory=NHITSConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    dual_tower: DualTowerConfig = field(default_factory=DualTowerConfig)
 
 
 def model_names() -> tuple[str, ...]:
@@ -308,10 +338,20 @@ def model_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(ModelsConfig))
 
 
-def neural_model_names() -> tuple[str, ...]:
-    """Models that train through the shared `train` section (their stages read it)."""
+def _sections_of(kind: type) -> tuple[str, ...]:
     hints = typing.get_type_hints(ModelsConfig)
-    return tuple(n for n in model_names() if issubclass(hints[n], NeuralConfig))
+    return tuple(n for n in model_names() if issubclass(hints[n], kind))
+
+
+def neural_model_names() -> tuple[str, ...]:
+    """Per-horizon models that train through the shared `train` section (run.neural_models)."""
+    joint = joint_model_names()
+    return tuple(n for n in _sections_of(NeuralConfig) if n not in joint)
+
+
+def joint_model_names() -> tuple[str, ...]:
+    """Models trained once for every horizon jointly (run.joint_models); they read `train` too."""
+    return _sections_of(JointConfig)
 
 
 @dataclass(frozen=True)
@@ -342,6 +382,8 @@ class RunConfig:
     models: tuple[str, ...] = ("majority", "momentum", "logistic", "random_forest", "xgboost", "lightgbm", "catboost")
     # Neural models: their own matrix (train_neural/evaluate_neural), whose stages also read `train`.
     neural_models: tuple[str, ...] = ("mlp", "lstm", "gru", "tcn", "transformer", "nhits", "hybrid")
+    # Joint multi-horizon models: one training for every horizon (train_joint), evaluated per horizon.
+    joint_models: tuple[str, ...] = ("dual_tower",)
 
 
 @dataclass(frozen=True)
@@ -496,14 +538,16 @@ def _validate_cross_fields(p: Params) -> None:
         raise ParamsError(f"features.macd_fast: got {f.macd_fast}, expected less than features.macd_slow ({f.macd_slow})")
     if f.rsi_oversold >= f.rsi_overbought:
         raise ParamsError("features.rsi_oversold: must be below features.rsi_overbought")
-    neural = neural_model_names()
-    tabular = tuple(n for n in model_names() if n not in neural)
-    if not p.run.models and not p.run.neural_models:
-        raise ParamsError("run.models: got [] and run.neural_models is empty too; list at least one model")
-    for key, names, allowed, other in (("models", p.run.models, tabular, "neural_models"), ("neural_models", p.run.neural_models, neural, "models")):
+    neural, joint = neural_model_names(), joint_model_names()
+    tabular = tuple(n for n in model_names() if n not in neural and n not in joint)
+    lists = {"models": (p.run.models, tabular), "neural_models": (p.run.neural_models, neural), "joint_models": (p.run.joint_models, joint)}
+    if not any(names for names, _ in lists.values()):
+        raise ParamsError("run.models: got [] and run.neural_models and run.joint_models are empty too; list at least one model")
+    for key, (names, allowed) in lists.items():
         for i, name in enumerate(names):
             if name not in allowed:
-                hint = f"; {name!r} is listed under run.{other}" if name in model_names() else ""
+                home = next((k for k, (_, a) in lists.items() if name in a), None)
+                hint = f"; {name!r} belongs under run.{home}" if home else ""
                 raise ParamsError(f"run.{key}[{i}]: got {name!r}, expected one of {', '.join(allowed)}{hint}")
         if len(set(names)) != len(names):
             raise ParamsError(f"run.{key}: got {list(names)}, expected distinct names")

@@ -20,3 +20,9 @@ CHECKPOINTS_DIR = Path(".checkpoints")  # neural fits in progress (not a DVC out
 def item_id(model: str, horizon: int) -> str:
     """The name of one train/evaluate matrix item's outputs: ``xgboost-h5``."""
     return f"{model}-h{int(horizon)}"
+
+
+def model_dir(model: str, horizon: int, joint: bool = False) -> Path:
+    """Where a trained model lives: models/<model>-h<h>/, or models/<model>/ for a model
+    trained once for every horizon jointly."""
+    return MODELS_DIR / (model if joint else item_id(model, horizon))

@@ -42,7 +42,8 @@ from trendfactory.io import atomic_path, read_json
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.models.base import METADATA_FILE, PREDICTION_COLUMNS
 from trendfactory.params import Params, config_to_dict, split_dates
-from trendfactory.paths import FEATURES_DIR, MODELS_DIR, RAW_DIR, WINDOWS_DIR, item_id
+from trendfactory.models.registry import train_stage
+from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, item_id, model_dir
 from trendfactory.windows.reader import WindowSplit
 from trendfactory.windows.store import build_split
 
@@ -97,9 +98,10 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     root = Path(project_root)
     cls = get_model_class(model)  # unknown model: the registry's message, listing the available ones
     h = int(horizon)
-    model_dir = root / MODELS_DIR / item_id(cls.name, h)
+    saved = root / model_dir(cls.name, h, cls.joint)
+    stage = train_stage(cls.name, h)
     schema_path = root / FEATURES_DIR / "schema.json"
-    if not (model_dir / METADATA_FILE).is_file():
+    if not (saved / METADATA_FILE).is_file():
         trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
         if trained_h is not None and h not in trained_h:
             raise TrendfactoryError(
@@ -107,16 +109,18 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
                 f"(use one of them, or add {h} to label.horizons and run `dvc repro`)"
             )
         hint = ""
-        if params is not None and cls.name not in params.run.models:
-            hint = f" after adding {cls.name} to run.models in params.yaml"
+        run_list = "joint_models" if cls.joint else "neural_models" if cls.uses_trainer else "models"
+        if params is not None and cls.name not in getattr(params.run, run_list):
+            hint = f" after adding {cls.name} to run.{run_list} in params.yaml"
         raise TrendfactoryError(
-            f"{model_dir}: no trained {cls.name} model for horizon {h}; run `dvc repro train@{cls.name}-{h}`{hint} (or `dvc pull` it)"
+            f"{saved}: no trained {cls.name} model for horizon {h}; run `dvc repro {stage}`{hint} (or `dvc pull` it)"
         )
-    fitted = TrendModel.load(model_dir)
-    if fitted.name != cls.name or fitted.horizon != h:
+    fitted = TrendModel.load(saved)
+    served = getattr(fitted, "horizons_", [fitted.horizon]) if cls.joint else [fitted.horizon]
+    if fitted.name != cls.name or h not in served:
         raise TrendfactoryError(
-            f"{model_dir}: holds {fitted.family}:{fitted.name} for horizon {fitted.horizon}, not {cls.name} h{h}; "
-            f"rerun `dvc repro train@{cls.name}-{h}`"
+            f"{saved}: holds {fitted.family}:{fitted.name} for horizon {served}, not {cls.name} h{h}; "
+            f"rerun `dvc repro {stage}`"
         )
     schema = _need(schema_path, "featurize", "feature schema")
     scaler = _need(root / FEATURES_DIR / "scaler.json", "featurize", "train-fitted scaler")
@@ -125,8 +129,8 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     features = fitted.feature_names_
     if list(schema["feature_columns"]) != features or list(meta["feature_names"]) != features:
         raise TrendfactoryError(
-            f"{model_dir}: the model's feature columns differ from {schema_path} / the window store; "
-            f"the model is older than the features: run `dvc repro train@{cls.name}-{h}`"
+            f"{saved}: the model's feature columns differ from {schema_path} / the window store; "
+            f"the model is older than the features: run `dvc repro {stage}`"
         )
     missing = [c for c in features if c not in scaler]
     if missing:

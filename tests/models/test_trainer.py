@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from trendfactory.models.common.trainer import TrendHead, Trainer, _lr_lambda
+from trendfactory.models.common.trainer import Classification, TrendHead, Trainer, _lr_lambda
 from trendfactory.params import TrainConfig
 
 CPU = torch.device("cpu")
@@ -93,7 +93,7 @@ def test_early_stopping_and_best_weights_are_restored():
     val = Batches(seed=1, signal=0.0)
     res = t.fit(net, Batches(signal=0.0), val)
     assert res.epochs < 30 and res.epochs == res.best_epoch + 2  # stopped one epoch after the best
-    assert t.evaluate(net, val)[0] == pytest.approx(res.best_val_loss)  # the restored weights are the best epoch's
+    assert t.evaluate(net, val)["val/loss"] == pytest.approx(res.best_val_loss)  # the restored weights are the best epoch's
     assert res.history["val/loss"][res.best_epoch] == pytest.approx(min(res.history["val/loss"]))
 
 
@@ -153,10 +153,11 @@ def test_gradients_are_clipped(monkeypatch):
 def test_class_weights_and_auxiliary_score_enter_the_loss():
     net = TinyNet()
     x, y, s = next(iter(Batches()))
+    t = Trainer(cfg(), seed=0, device=CPU)
     with torch.no_grad():
-        plain = Trainer(cfg(), seed=0, device=CPU)._loss(net, x, y, s, None)
-        weighted = Trainer(cfg(), seed=0, device=CPU)._loss(net, x, y, s, torch.tensor([5.0, 1.0, 1.0]))
-        aux = Trainer(cfg(aux_weight=2.0), seed=0, device=CPU)._loss(net, x, y, s, None)
+        plain = Classification().loss(t, net, (x, y, s))
+        weighted = Classification(class_weight=torch.tensor([5.0, 1.0, 1.0])).loss(t, net, (x, y, s))
+        aux = Classification(aux_weight=2.0).loss(t, net, (x, y, s))
         _, score = net(x)
     assert not torch.isclose(plain, weighted)
     assert float(aux) == pytest.approx(float(plain + 2.0 * nn.functional.mse_loss(score, s)), rel=1e-6)

@@ -37,8 +37,8 @@ TINY = {
     "split": {"train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
     "window": {"seq_len": 8},
     "label": {"horizons": HORIZONS},
-    "run": {"models": MODELS, "neural_models": NEURAL},
-    "models": {"xgboost": {"n_estimators": 30}, "mlp": {"hidden": [16]}},
+    "run": {"models": MODELS, "neural_models": NEURAL, "joint_models": ["dual_tower"]},
+    "models": {"xgboost": {"n_estimators": 30}, "mlp": {"hidden": [16]}, "dual_tower": {"context_hidden": [16], "stock_hidden": [32]}},
     "train": {"max_epochs": 2, "batch_size": 256},
 }
 
@@ -86,6 +86,7 @@ def project(tmp_path_factory):
     out["exp"] = _run(dvc + ["exp", "run", "-S", "models.xgboost.max_depth=2"], work, env)
     out["diff"] = _run(dvc + ["metrics", "diff", "--md"], work, env)
     out["exp_lr"] = _run(dvc + ["exp", "run", "-S", "train.lr=0.0005"], work, env)
+    out["exp_ablation"] = _run(dvc + ["exp", "run", "-S", "models.dual_tower.heads_see=context"], work, env)
     return work, out
 
 
@@ -105,8 +106,11 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
     neural = [f"{m}-{h}" for m in NEURAL for h in HORIZONS]
     assert sorted(_ran(out["all"])) == sorted(
         [f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items]
-        + [f"train_neural@{i}" for i in neural] + [f"evaluate_neural@{i}" for i in neural] + ["compare"]
+        + [f"train_neural@{i}" for i in neural] + [f"evaluate_neural@{i}" for i in neural]
+        + ["train_joint@dual_tower"] + [f"evaluate_joint@dual_tower-{h}" for h in HORIZONS] + ["compare"]
     )
+    assert (work / "models/dual_tower/model.json").is_file()  # one joint fit serves both horizons
+    assert (work / "metrics/eval/dual_tower-h5/plots/images/context_embedding.png").is_file()
     for m in MODELS + NEURAL:
         for h in HORIZONS:
             name = f"{m}-h{h}"
@@ -117,7 +121,7 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             assert (work / "metrics/train" / name / "metrics.json").is_file()
             assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
     compare = json.loads((work / "metrics/compare.json").read_text())
-    assert set(compare) == {f"{m}-h{h}" for m in MODELS + NEURAL for h in HORIZONS}
+    assert set(compare) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower"] for h in HORIZONS}
     epochs = (work / "metrics/train/mlp-h5/plots/metrics/val/loss.tsv").read_text().splitlines()
     assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch, logged live
     md = (work / "metrics/comparison.md").read_text()
@@ -140,7 +144,15 @@ def test_exp_run_reruns_only_the_changed_model(project):
 
 def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
     _, out = project
-    assert sorted(_ran(out["exp_lr"])) == ["compare", "evaluate_neural@mlp-20", "evaluate_neural@mlp-5", "train_neural@mlp-20", "train_neural@mlp-5"]
+    assert sorted(_ran(out["exp_lr"])) == [
+        "compare", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20", "evaluate_neural@mlp-5",
+        "train_joint@dual_tower", "train_neural@mlp-20", "train_neural@mlp-5",
+    ]
+
+
+def test_ablation_param_reruns_only_the_dual_tower(project):
+    _, out = project
+    assert sorted(_ran(out["exp_ablation"])) == ["compare", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower"]
 
 
 def test_metrics_diff_shows_the_changed_model(project):

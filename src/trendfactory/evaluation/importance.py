@@ -45,3 +45,23 @@ def feature_importance(model: TrendModel, samples: Samples, groups: dict[str, li
         g = group_of.get(_LAG.sub("", name), "other")
         by_group[g] = by_group.get(g, 0.0) + value
     return {"kind": "native: the model's own importance, normalised to sum 1", "features": native, "groups": by_group}
+
+
+REGIME_FEATURES = ("ctx_mkt_ret_20", "ctx_ew_ret_20", "ctx_mkt_ret_60", "ctx_ew_ret_60")
+
+
+def context_projection(model: TrendModel, samples: Samples) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """2-D PCA of the context embeddings, one point per date (the context is the same for every
+    symbol on a date), with the trailing market return as the regime colour; None when the
+    model has no ``embed`` or no market-return feature exists."""
+    if not hasattr(model, "embed") or len(samples) == 0:
+        return None
+    regime = next((f for f in REGIME_FEATURES if f in samples.feature_names), None)
+    if regime is None:
+        return None
+    c, _ = model.embed(samples)  # [n, Dc]
+    dates = samples.keys()["datetime"].to_numpy()
+    _, first = np.unique(dates, return_index=True)  # one row per date
+    c = c[first] - c[first].mean(axis=0)
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    return c @ vt[:2].T, samples.raw_feature(regime)[first], regime

@@ -98,3 +98,18 @@ def correlation_heatmap(corr: pd.DataFrame, horizon: int, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def embedding_figure(points: np.ndarray, color: np.ndarray, title: str, color_label: str):
+    """A scatter of 2-D points (one per date) coloured by a regime variable (the caller closes it)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    lim = np.nanpercentile(np.abs(color), 98) if np.isfinite(color).any() else 1.0
+    sc = ax.scatter(points[:, 0], points[:, 1], c=color, cmap="RdYlGn", vmin=-lim, vmax=lim, s=8, alpha=0.8)
+    fig.colorbar(sc, ax=ax, label=color_label)
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

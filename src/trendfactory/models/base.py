@@ -110,6 +110,7 @@ class TrendModel:
     needs_sequences: ClassVar[bool] = False
     can_use_gpu: ClassVar[bool] = False
     uses_trainer: ClassVar[bool] = False  # trains through the shared torch trainer (reads `train`)
+    joint: ClassVar[bool] = False  # one fit serves every horizon (saved once, not per horizon)
 
     def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
         self.config = config if config is not None else parse_model_config(self.name, {})

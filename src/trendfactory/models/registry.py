@@ -139,3 +139,11 @@ def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, tr
     if cls.uses_trainer:
         return cls(config, horizon=horizon, seed=seed, train=train)
     return cls(config, horizon=horizon, seed=seed)
+
+
+def train_stage(name: str, horizon: int) -> str:
+    """The DVC stage that trains a model at a horizon: train@, train_neural@ or train_joint@."""
+    cls = get_model_class(name)
+    if cls.joint:
+        return f"train_joint@{cls.name}"
+    return f"{'train_neural' if cls.uses_trainer else 'train'}@{cls.name}-{int(horizon)}"

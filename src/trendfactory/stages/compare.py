@@ -1,7 +1,7 @@
 """Stage `compare`: every model × horizon in one table, one page and a few plots.
 
 Reads metrics/eval/<model>-h<h>/metrics.json, the test predictions and each model's fit time
-for the items of (``run.models`` + ``run.neural_models``) × ``label.horizons``; writes metrics/compare.json (one row per
+for the items of (``run.models`` + ``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes metrics/compare.json (one row per
 item, git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and plots/compare/.
 """
 
@@ -17,6 +17,7 @@ from trendfactory.evaluation.compare import Item, compare_rows, comparison_markd
 from trendfactory.evaluation.metrics import long_short_book, next_bar_returns
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
+from trendfactory.models.registry import train_stage
 from trendfactory.models.base import METADATA_FILE
 from trendfactory.params import Params
 from trendfactory.paths import (
@@ -25,10 +26,10 @@ from trendfactory.paths import (
     COMPARISON_MD,
     EVAL_DIR,
     FEATURES_DIR,
-    MODELS_DIR,
     PREDICTIONS_DIR,
     RAW_DIR,
     item_id,
+    model_dir,
 )
 from trendfactory.stages.common import log, stage_main
 
@@ -37,14 +38,15 @@ def _read_item(model: str, horizon: int) -> Item:
     name = item_id(model, horizon)
     metrics_path = EVAL_DIR / name / "metrics.json"
     if not metrics_path.is_file():
-        raise TrendfactoryError(f"{metrics_path}: missing; run `dvc repro evaluate@{model}-{horizon}` first")
-    fit = read_json(MODELS_DIR / name / METADATA_FILE).get("fit_seconds")
-    return Item(model=model, family=get_model_class(model).family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit)
+        raise TrendfactoryError(f"{metrics_path}: missing; run `dvc repro {train_stage(model, horizon).replace('train', 'evaluate', 1)}` first")
+    cls = get_model_class(model)
+    fit = read_json(model_dir(model, horizon, cls.joint) / METADATA_FILE).get("fit_seconds")
+    return Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit)
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     horizons = list(params.label.horizons)
-    models = [*params.run.models, *params.run.neural_models]
+    models = [*params.run.models, *params.run.neural_models, *params.run.joint_models]
     items = [_read_item(m, h) for h in horizons for m in models]
     rows = compare_rows(items)
     entry_lag = int(read_json(FEATURES_DIR / "schema.json")["label"]["entry_lag"])

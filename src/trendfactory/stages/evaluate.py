@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from trendfactory.evaluation import plots
-from trendfactory.evaluation.importance import feature_importance
+from trendfactory.evaluation.importance import context_projection, feature_importance
 from trendfactory.evaluation.metrics import classification_metrics, ic_metrics, long_short_book, next_bar_returns, trading_metrics
 from trendfactory.io import atomic_dir, read_json, write_parquet
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.params import Params
-from trendfactory.paths import EVAL_DIR, FEATURES_DIR, MODELS_DIR, PREDICTIONS_DIR, RAW_DIR, item_id
+from trendfactory.errors import TrendfactoryError
+from trendfactory.paths import EVAL_DIR, FEATURES_DIR, PREDICTIONS_DIR, RAW_DIR, item_id, model_dir
 from trendfactory.stages.common import log, stage_main
 from trendfactory.stages.train import add_args, load_split
 
@@ -47,8 +48,10 @@ def evaluate_split(model: TrendModel, samples: Samples, next_returns: pd.DataFra
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     cls = get_model_class(args.model)
+    if args.horizon is None:
+        raise TrendfactoryError("--horizon: evaluate scores one horizon at a time; give one of label.horizons")
     name = item_id(cls.name, args.horizon)
-    model = TrendModel.load(MODELS_DIR / name)
+    model = TrendModel.load(model_dir(cls.name, args.horizon, cls.joint))
     schema = read_json(FEATURES_DIR / "schema.json")
     entry_lag = int(schema["label"]["entry_lag"])
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
@@ -77,6 +80,12 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 )
                 fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split}")
                 live.log_image(f"equity_{split}.png", fig)
+                plots.close(fig)
+            projection = context_projection(model, results["test"][0])
+            if projection is not None:
+                points, regime, feature = projection
+                fig = plots.embedding_figure(points, regime, f"{name}: context embeddings of the test dates", f"{feature} (trailing market log return)")
+                live.log_image("context_embedding.png", fig)
                 plots.close(fig)
             ranked = importance["features"] or importance["groups"]
             top = sorted(ranked.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]

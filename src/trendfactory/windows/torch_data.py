@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,8 @@ class BatchGatherer:
     row and each lag, then viewed as one row per sample. On CPU the batch lands in a recycled
     buffer (see ``_BufferPool``); on CUDA in pinned host memory, copied with ``non_blocking``.
 
-    Samples are ``split.index(horizon)`` unless ``ends`` names them. Order is deterministic:
+    Samples are ``split.index(horizon)`` unless ``ends`` names them. With several horizons
+    (a list), y and the scores are [B, H], one column per horizon (``ends`` required). Order is deterministic:
     epoch k shuffles with a generator seeded from (seed, k); every ``iter()`` uses the current
     epoch and advances it (or call ``set_epoch``). ``with_scores=True`` adds the [B] float32
     target ``score_h``, ``with_ends=True`` the [B] int64 end rows (to key predictions:
@@ -103,7 +104,7 @@ class BatchGatherer:
     def __init__(
         self,
         split: WindowSplit,
-        horizon: int,
+        horizon: int | Sequence[int],
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
@@ -117,7 +118,9 @@ class BatchGatherer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.split = split
-        self.horizon = int(horizon)
+        multi = not isinstance(horizon, (int, np.integer))
+        self.horizons = [int(h) for h in horizon] if multi else [int(horizon)]
+        self.horizon = self.horizons[0]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -126,10 +129,20 @@ class BatchGatherer:
         self.with_ends = bool(with_ends)
         self.with_scores = bool(with_scores)
         self.epoch = 0
-        ends = np.asarray(split.index(horizon) if ends is None else ends, dtype=np.int64)
+        if ends is None:
+            if multi:
+                raise ValueError("several horizons need explicit ends (rows labelled for all of them)")
+            ends = split.index(self.horizon)
+        ends = np.asarray(ends, dtype=np.int64)
         self._ends = torch.from_numpy(ends.copy())
-        self._y = torch.from_numpy(_class_targets(split, horizon, ends))
-        self._s = torch.from_numpy(np.asarray(split.scores(horizon)[ends], dtype=np.float32)) if with_scores else None
+        # targets [n] for one horizon, [n, H] for several (one column per horizon)
+        y = np.stack([_class_targets(split, h, ends) for h in self.horizons], axis=1)
+        self._y = torch.from_numpy(y if multi else y[:, 0].copy())
+        if with_scores:
+            sc = np.stack([np.asarray(split.scores(h)[ends], dtype=np.float32) for h in self.horizons], axis=1)
+            self._s = torch.from_numpy(sc if multi else sc[:, 0].copy())
+        else:
+            self._s = None
         L, F = split.seq_len, split.n_features
         x = _features_tensor(split)  # [N, F], shares the memmap
         if lags is None:

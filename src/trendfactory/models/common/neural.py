@@ -19,7 +19,7 @@ from torch import nn
 
 from trendfactory.device import resolve_device
 from trendfactory.models.base import FitContext, Predictions, TrendModel
-from trendfactory.models.common.trainer import Trainer, fingerprint
+from trendfactory.models.common.trainer import Classification, Trainer, fingerprint
 from trendfactory.models.data import Samples, class_weights
 from trendfactory.params import TrainConfig, config_to_dict
 from trendfactory.windows.torch_data import BatchGatherer
@@ -75,10 +75,11 @@ class NeuralModel(TrendModel):
             cw = torch.tensor([float(w[y == c][0]) if np.any(y == c) else 0.0 for c in range(3)], dtype=torch.float32)
         run_id = fingerprint(self.name, self.horizon, self.seed, config_to_dict(self.config), _train_key(cfg), train.feature_names, len(train), len(val))
         trainer = Trainer(
-            cfg, seed=self.seed, device=device, class_weight=cw, on_epoch=context.on_epoch,
+            cfg, seed=self.seed, device=device, on_epoch=context.on_epoch,
             checkpoint_dir=context.checkpoint_dir, run_id=run_id, name=f"{self.name} h{self.horizon}",
         )
-        result = trainer.fit(net, self._batches(train, True, device), self._batches(val, False, device), self.param_groups(net))
+        task = Classification(class_weight=cw, aux_weight=cfg.aux_weight)
+        result = trainer.fit(net, self._batches(train, True, device), self._batches(val, False, device), self.param_groups(net), task)
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch
         self.train_samples_per_second_ = result.samples_per_second

@@ -8,7 +8,8 @@ regression of ``score_h``. On CUDA: bf16 autocast (fp16 with a grad scaler where
 supported), pinned memory and non-blocking copies -- the same code path on the CPU, where it
 runs in fp32 and, for a given seed, is deterministic.
 
-Every network returns ``(logits [B, 3], score [B])`` (see :class:`TrendHead`).
+Networks return ``(logits [B, 3], score [B])`` (see :class:`TrendHead`) and train under the
+default :class:`Classification` task; a network with other outputs brings its own :class:`Task`.
 
 Resuming: with a ``checkpoint_dir``, the state after every epoch (weights, optimizer,
 scheduler, scaler, RNG, early-stopping bookkeeping, history) goes to ``last.pt``; a later run
@@ -48,6 +49,53 @@ class TrendHead(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.proj(z)  # [B, 4]
         return out[:, :3], torch.tanh(out[:, 3])
+
+
+class Task:
+    """What the trainer optimises: the loss of one batch, how many samples a batch holds, and
+    the validation metrics (``val/loss`` drives early stopping). Networks with several outputs
+    (the dual tower's heads) bring their own task."""
+
+    def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def size(self, batch: tuple) -> int:
+        return int(batch[1].shape[0])
+
+    def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class Classification(Task):
+    """Batches (x, y, s): cross-entropy on the class y (optionally class-weighted), plus
+    ``aux_weight`` x MSE of the score head on ``score_h`` s."""
+
+    def __init__(self, class_weight: torch.Tensor | None = None, aux_weight: float = 0.0) -> None:
+        self.class_weight = class_weight
+        self.aux_weight = aux_weight
+
+    def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
+        x, y, s = batch[:3]
+        logits, score = trainer.forward(net, x)
+        w = self.class_weight.to(y.device) if self.class_weight is not None else None
+        loss = nn.functional.cross_entropy(logits.float(), y, weight=w)
+        if self.aux_weight > 0:
+            loss = loss + self.aux_weight * nn.functional.mse_loss(score.float(), s)
+        return loss
+
+    @torch.no_grad()
+    def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
+        """Unweighted log loss and macro F1 (the metrics the comparison reports)."""
+        total, n, ys, ps = 0.0, 0, [], []
+        for x, y, *_ in batches:
+            logits = trainer.forward(net, x)[0].float()
+            total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+            n += y.numel()
+            ys.append(y.cpu().numpy())
+            ps.append(logits.argmax(1).cpu().numpy())
+        if n == 0:
+            return {"val/loss": float("nan"), "val/macro_f1": float("nan")}
+        return {"val/loss": total / n, "val/macro_f1": macro_f1(np.concatenate(ys), np.concatenate(ps))}
 
 
 @dataclass
@@ -100,7 +148,8 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
     return f
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro F1 over the classes 0/1/2 (absent classes count 0), cheap enough per epoch."""
     f1 = []
     for c in range(3):
         tp = np.sum((pred == c) & (y == c))
@@ -118,7 +167,6 @@ class Trainer:
         *,
         seed: int,
         device: torch.device,
-        class_weight: torch.Tensor | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         checkpoint_dir: Path | None = None,
         run_id: str = "",
@@ -129,7 +177,6 @@ class Trainer:
         self.seed = seed
         self.device = device
         self.precision = Precision.resolve(cfg.precision, device)
-        self.class_weight = class_weight
         self.on_epoch = on_epoch
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.run_id = run_id
@@ -137,40 +184,26 @@ class Trainer:
         self.name = name
 
     # ---- one batch ---------------------------------------------------------------------------
-    def _forward(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.precision.autocast is None:  # fp32: no autocast context at all (it costs per batch)
+    def forward(self, net: nn.Module, x):
+        """``net(x)`` in the run's precision (fp32: no autocast context at all, it costs per batch)."""
+        if self.precision.autocast is None:
             return net(x)
         with torch.autocast(self.device.type, dtype=self.precision.autocast):
             return net(x)
 
-    def _loss(self, net: nn.Module, x, y, s, weight) -> torch.Tensor:
-        logits, score = self._forward(net, x)
-        loss = nn.functional.cross_entropy(logits.float(), y, weight=weight)
-        if self.cfg.aux_weight > 0:
-            loss = loss + self.cfg.aux_weight * nn.functional.mse_loss(score.float(), s)
-        return loss
-
-    @torch.no_grad()
-    def evaluate(self, net: nn.Module, batches: Iterable) -> tuple[float, float]:
-        """(log loss, macro F1) over ``batches`` of (x, y[, s])."""
+    def evaluate(self, net: nn.Module, batches: Iterable, task: Task | None = None) -> dict[str, float]:
+        """Validation metrics of ``net`` (eval mode) under ``task`` (default: classification)."""
         net.eval()
-        total, n, ys, ps = 0.0, 0, [], []
-        for x, y, *_ in batches:
-            logits = self._forward(net, x)[0].float()
-            total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-            n += y.numel()
-            ys.append(y.cpu().numpy())
-            ps.append(logits.argmax(1).cpu().numpy())
-        if n == 0:
-            return float("nan"), float("nan")
-        return total / n, _macro_f1(np.concatenate(ys), np.concatenate(ps))
+        return (task or Classification()).validate(self, net, batches)
 
     # ---- the loop ----------------------------------------------------------------------------
-    def fit(self, net: nn.Module, train, val, param_groups: list[dict] | None = None) -> TrainResult:
-        """Train ``net`` on ``train`` batches (a re-iterable that reshuffles per epoch, yielding
-        (x, y, s)), early-stopping on ``val``. ``param_groups``: [{"params": [...], "lr_mult": m}]
-        (default: one group, multiplier 1)."""
+    def fit(self, net: nn.Module, train, val, param_groups: list[dict] | None = None, task: Task | None = None) -> TrainResult:
+        """Train ``net`` on ``train`` batches (a re-iterable with ``len`` that reshuffles per epoch
+        through ``set_epoch``), early-stopping on ``val``'s ``val/loss``. ``param_groups``:
+        [{"params": [...], "lr_mult": m}] (default: one group, multiplier 1). ``task``: the loss
+        and validation (default: :class:`Classification` of (x, y, s) batches)."""
         cfg = self.cfg
+        task = task or Classification(aux_weight=cfg.aux_weight)
         torch.manual_seed(self.seed)
         net.to(self.device)
         groups = param_groups or [{"params": list(net.parameters()), "lr_mult": 1.0}]
@@ -185,7 +218,6 @@ class Trainer:
             else None
         )
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scale)
-        weight = self.class_weight.to(self.device) if self.class_weight is not None else None
         st = {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "history": {}, "best_ckpts": []}
         best_state = None
         if self.checkpoint_dir and cfg.resume:
@@ -201,8 +233,8 @@ class Trainer:
             net.train()
             running, count = torch.zeros((), device=self.device), 0  # summed on device: no sync per batch
             t0 = time.perf_counter()
-            for x, y, s in self._bar(train, epoch):
-                loss = self._loss(net, x, y, s, weight)
+            for batch in self._bar(train, epoch):
+                loss = task.loss(self, net, batch)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.max_grad_norm > 0:
@@ -211,18 +243,19 @@ class Trainer:
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
-                running += loss.detach() * y.numel()
-                count += y.numel()
+                n = task.size(batch)
+                running += loss.detach() * n
+                count += n
             running = float(running)
             t_train += time.perf_counter() - t0
             n_train += count
-            val_loss, val_f1 = self.evaluate(net, val)
+            val_metrics = self.evaluate(net, val, task)
+            val_loss = val_metrics["val/loss"]
             if plateau is not None:
                 plateau.step(val_loss)
             metrics = {
                 "train/loss": running / max(count, 1),
-                "val/loss": val_loss,
-                "val/macro_f1": val_f1,
+                **val_metrics,
                 "lr": opt.param_groups[0]["lr"],
                 "samples_per_second": count / max(time.perf_counter() - t0, 1e-9),
             }
@@ -239,8 +272,8 @@ class Trainer:
                 st["bad"] += 1
             log.info(
                 "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f, lr %.2e, %.0f samples/s%s",
-                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], val_loss, val_f1, metrics["lr"], metrics["samples_per_second"],
-                " *" if improved else "",
+                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], val_loss, metrics.get("val/macro_f1", float("nan")),
+                metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
             )
             st["epoch"] = epoch + 1
             self._save_last(net, opt, sched, plateau, scaler, st)
