@@ -18,13 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from trendfactory.paths import model_dir
-
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import Samples, TrendModel, create
 from trendfactory.models.base import PREDICTION_COLUMNS
 from trendfactory.params import load_params
+from trendfactory.paths import model_dir
 from trendfactory.scoring import default_output, score_bars, write_predictions
 from trendfactory.stages import featurize as featurize_stage
 from trendfactory.stages import ingest as ingest_stage

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from trendfactory.models.common.trainer import Classification, TrendHead, Trainer, _lr_lambda
+from trendfactory.models.common.layers import TrendHead
+from trendfactory.models.common.trainer import Classification, Trainer, _lr_lambda
 from trendfactory.params import TrainConfig
 
 CPU = torch.device("cpu")

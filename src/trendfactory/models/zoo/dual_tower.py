@@ -29,6 +29,7 @@ from torch import nn
 from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
+from trendfactory.models.common.layers import Dropout
 from trendfactory.models.common.neural import NeuralModel, _train_key
 from trendfactory.models.common.trainer import Task, Trainer, fingerprint, macro_f1
 from trendfactory.models.data import Samples
@@ -44,7 +45,7 @@ class Tower(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Linear(d_in, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(d_in, h), nn.BatchNorm1d(h), nn.ReLU(), Dropout(dropout)]
             d_in = h
         layers.append(nn.Linear(d_in, embedding))
         self.net = nn.Sequential(*layers)
@@ -53,11 +54,19 @@ class Tower(nn.Module):
         return self.net(x)
 
 
+def _as_slice(idx: list[int]) -> slice | None:
+    """``slice(a, b)`` when the indices are a, a+1, ..., b-1; else None."""
+    return slice(idx[0], idx[-1] + 1) if idx and idx == list(range(idx[0], idx[-1] + 1)) else None
+
+
 class DualTowerNet(nn.Module):
     def __init__(self, ctx_idx: list[int], stk_idx: list[int], cfg, n_heads: int) -> None:
         super().__init__()
         self.register_buffer("ctx_idx", torch.tensor(ctx_idx, dtype=torch.long), persistent=False)
         self.register_buffer("stk_idx", torch.tensor(stk_idx, dtype=torch.long), persistent=False)
+        # featurize writes the stk_* block then the ctx_* block: slices (views) instead of gathers
+        self.ctx_cols = _as_slice(ctx_idx)
+        self.stk_cols = _as_slice(stk_idx)
         self.context = Tower(len(ctx_idx), tuple(cfg.context_hidden), cfg.context_embedding, cfg.context_dropout)
         self.stock = Tower(len(stk_idx), tuple(cfg.stock_hidden), cfg.stock_embedding, cfg.stock_dropout)
         self.project = nn.Linear(cfg.stock_embedding, cfg.context_embedding, bias=False)
@@ -69,7 +78,9 @@ class DualTowerNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(context embedding [B, Dc], stock embedding [B, Ds]) of rows x [B, F]."""
-        return self.context(x[:, self.ctx_idx]), self.stock(x[:, self.stk_idx])
+        xc = x[:, self.ctx_cols] if self.ctx_cols is not None else x[:, self.ctx_idx]  # [B, n_ctx]
+        xs = x[:, self.stk_cols] if self.stk_cols is not None else x[:, self.stk_idx]  # [B, n_stk]
+        return self.context(xc), self.stock(xs)
 
     def forward(self, x):  # x: [B, F], the last row of each window
         c, s = self.embed(x)  # [B, Dc], [B, Ds]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.neural import NeuralModel
-from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.registry import register
 
 
@@ -19,7 +19,7 @@ class HybridNet(nn.Module):
         self.lstm = nn.LSTM(conv, hidden, batch_first=True)
         self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
         self.fuse = nn.Sequential(
-            nn.Linear(2 * hidden + n_features, head_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(head_hidden, head_hidden), nn.GELU()
+            nn.Linear(2 * hidden + n_features, head_hidden), nn.GELU(), Dropout(dropout), nn.Linear(head_hidden, head_hidden), nn.GELU()
         )
         self.head = TrendHead(head_hidden)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from trendfactory.models.common.neural import NeuralModel
-from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.registry import register
 
 
@@ -15,7 +15,7 @@ class RNNNet(nn.Module):
     def __init__(self, cell: type[nn.RNNBase], n_features: int, hidden: int, layers: int, dropout: float) -> None:
         super().__init__()
         self.rnn = cell(n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = TrendHead(hidden)
 
     def forward(self, x):  # x: [B, L, F]

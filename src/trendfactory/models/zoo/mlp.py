@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from trendfactory.models.common.neural import NeuralModel
-from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.registry import register
 
 
@@ -14,7 +14,7 @@ class MLPNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Linear(d_in, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(d_in, h), nn.LayerNorm(h), nn.GELU(), Dropout(dropout)]
             d_in = h
         self.body = nn.Sequential(*layers)
         self.head = TrendHead(d_in)

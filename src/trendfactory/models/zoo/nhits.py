@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trendfactory.models.common.layers import Dropout
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 
@@ -22,7 +23,7 @@ class NHITSBlock(nn.Module):
         self.pool = min(pool, seq_len)
         self.n_coarse = -(-seq_len // self.pool)  # pooled length (ceil)
         self.mlp = nn.Sequential(
-            nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
+            nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
         )
         self.backcast = nn.Linear(hidden, n_features * self.n_coarse)  # coefficients at the pooled rate
         self.forecast = nn.Linear(hidden, 4)  # 3 logits + 1 score (pre-tanh)

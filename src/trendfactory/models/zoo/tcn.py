@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.neural import NeuralModel
-from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.registry import register
 
 
@@ -18,7 +18,7 @@ class CausalBlock(nn.Module):
         self.pad = (kernel - 1) * dilation
         self.conv1 = nn.Conv1d(c_in, c_out, kernel, dilation=dilation)
         self.conv2 = nn.Conv1d(c_out, c_out, kernel, dilation=dilation)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x):  # x: [B, C, L]

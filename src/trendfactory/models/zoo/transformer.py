@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.neural import NeuralModel
-from trendfactory.models.common.trainer import TrendHead
+from trendfactory.models.common.layers import TrendHead
 from trendfactory.models.registry import register
 
 
