@@ -9,7 +9,7 @@ A synthetic window store with the default pipeline's feature split (22 stk_* + 3
 two horizons (5, 20) is written once. Training: the trainer (batches gathered from the memmap
 with one index_select each, the multi-task loss of both heads plus the regulariser, three
 learning-rate groups, warm-up/cosine, clipping, bookkeeping) vs a bare loop (forward, the same
-multi-task loss, backward, AdamW step) over the same batches gathered beforehand. Inference:
+multi-task loss, backward, the same fused AdamW step) over the same batches gathered beforehand. Inference:
 ``model.predict`` (rows read from the store, softmax, the Predictions contract) vs a bare
 ``net(x)`` over a tensor already in memory. Runs alternate; paired ratios' median is the
 overhead.
@@ -84,7 +84,7 @@ def main() -> None:
         def bare_train() -> float:
             net = copy.deepcopy(net0).train()
             groups = model.param_groups(net)
-            opt = torch.optim.AdamW([{"params": g["params"], "lr": cfg.lr * g["lr_mult"]} for g in groups], weight_decay=cfg.weight_decay)
+            opt = torch.optim.AdamW([{"params": g["params"], "lr": cfg.lr * g["lr_mult"]} for g in groups], weight_decay=cfg.weight_decay, fused=True)
             t = Trainer(cfg, seed=0, device=cpu, progress=False)  # only for its forward()
             t0 = time.perf_counter()
             for b in batches:
