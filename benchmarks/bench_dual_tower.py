@@ -121,9 +121,13 @@ def main() -> None:
                 cfg_eval = model.train_config
                 model.train_config = TrainConfig(**{**cfg_eval.__dict__, "eval_batch_size": BATCH})
             ours, theirs = [], []
-            for _ in range(args.repeats):
-                theirs.append(bare())
-                ours.append(fast())
+            for i in range(args.repeats):  # ABBA order: neither side always runs second
+                if i % 2 == 0:
+                    theirs.append(bare())
+                    ours.append(fast())
+                else:
+                    ours.append(fast())
+                    theirs.append(bare())
             ratio = sorted(b / o - 1 for b, o in zip(theirs, ours))[len(ours) // 2]
             o, b = float(np.median(ours)), float(np.median(theirs))
             print(f"{what:9s}: ours {o:10,.0f} samples/s, bare {b:10,.0f} samples/s, overhead {ratio:+.1%}  "

@@ -13,8 +13,8 @@ on the same number of samples:
 * bare: ``for x, y in batches: loss = CE(net(x)); zero_grad; backward; step`` over the same
   batches, gathered beforehand (free for the bare loop) -- the pure compute cost.
 
-Runs alternate bare / trainer; the overhead is the median over repeats of bare/trainer - 1 of
-each adjacent pair (this machine's speed drifts by 10-20% between runs, so "best of" on each
+Runs alternate bare / trainer in ABBA order; the overhead is the median over repeats of
+bare/trainer - 1 of each adjacent pair (this machine's speed drifts by 10-20% between runs, so "best of" on each
 side would compare different moments); samples/s are medians.
 
     .venv/bin/python benchmarks/bench_neural.py [--samples 40960] [--models lstm,gru]
@@ -100,11 +100,19 @@ def main() -> None:
             epochs = max(1, round(args.seconds * bare_loop(copy.deepcopy(net0), batches[:10], cfg.lr) / args.samples))
             run_cfg = TrainConfig(**{**cfg.__dict__, "max_epochs": epochs, "patience": epochs + 1})
             trainer_sps, bare_sps = [], []
-            for _ in range(args.repeats):
-                bare_sps.append(bare_loop(copy.deepcopy(net0), batches, cfg.lr, epochs))
+            def run_trainer() -> float:
                 t = Trainer(run_cfg, seed=0, device=torch.device("cpu"), progress=False, name=name)
                 res = t.fit(copy.deepcopy(net0), model._batches(train, True, torch.device("cpu")), model._batches(val, False, torch.device("cpu")))
-                trainer_sps.append(res.samples_per_second)
+                return res.samples_per_second
+
+            for i in range(args.repeats):
+                # ABBA order: whichever runs second in a pair is not always the same side
+                if i % 2 == 0:
+                    bare_sps.append(bare_loop(copy.deepcopy(net0), batches, cfg.lr, epochs))
+                    trainer_sps.append(run_trainer())
+                else:
+                    trainer_sps.append(run_trainer())
+                    bare_sps.append(bare_loop(copy.deepcopy(net0), batches, cfg.lr, epochs))
             # the machine's speed drifts between runs: compare each trainer run with the bare run
             # just before it and take the median of those paired ratios
             ratios = sorted(b / t - 1 for b, t in zip(bare_sps, trainer_sps))
