@@ -171,7 +171,18 @@ class RandomForestConfig:
 
 
 @dataclass(frozen=True)
-class XGBoostConfig:
+class BoostingConfig:
+    """The keys every boosting section has (each adds its own library's)."""
+
+    early_stopping_rounds: int = _pos_field(50)
+    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
+    device: str = field(default="auto", metadata=_DEVICE)
+    n_jobs: int = _pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
+
+
+@dataclass(frozen=True)
+class XGBoostConfig(BoostingConfig):
     n_estimators: int = _pos_field(1000)
     learning_rate: float = field(default=0.03, metadata=_POSITIVE)
     max_depth: int = _pos_field(4)
@@ -179,15 +190,10 @@ class XGBoostConfig:
     subsample: float = field(default=0.8, metadata=_FRACTION)
     colsample_bytree: float = field(default=0.8, metadata=_FRACTION)
     reg_lambda: float = field(default=1.0, metadata=_NON_NEGATIVE)
-    early_stopping_rounds: int = _pos_field(50)
-    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
-    device: str = field(default="auto", metadata=_DEVICE)
-    n_jobs: int = _pos_field(2)
-    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
 
 
 @dataclass(frozen=True)
-class LightGBMConfig:
+class LightGBMConfig(BoostingConfig):
     n_estimators: int = _pos_field(1000)
     learning_rate: float = field(default=0.03, metadata=_POSITIVE)
     num_leaves: int = field(default=15, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
@@ -195,24 +201,14 @@ class LightGBMConfig:
     subsample: float = field(default=0.8, metadata=_FRACTION)
     colsample_bytree: float = field(default=0.8, metadata=_FRACTION)
     reg_lambda: float = field(default=1.0, metadata=_NON_NEGATIVE)
-    early_stopping_rounds: int = _pos_field(50)
-    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
-    device: str = field(default="auto", metadata=_DEVICE)
-    n_jobs: int = _pos_field(2)
-    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
 
 
 @dataclass(frozen=True)
-class CatBoostConfig:
+class CatBoostConfig(BoostingConfig):
     iterations: int = _pos_field(1000)
     learning_rate: float = field(default=0.05, metadata=_POSITIVE)
     depth: int = field(default=6, metadata=_check(lambda v: 1 <= v <= 16, "an integer in 1..16"))
     l2_leaf_reg: float = field(default=3.0, metadata=_NON_NEGATIVE)
-    early_stopping_rounds: int = _pos_field(50)
-    class_weight: str = field(default="none", metadata=_CLASS_WEIGHT)
-    device: str = field(default="auto", metadata=_DEVICE)
-    n_jobs: int = _pos_field(2)
-    lags: tuple[int, ...] = field(default=(), metadata=_LAGS_CHECK)
 
 
 # ---- neural models: architecture sizes only; how they train is the shared `train` section ----
