@@ -28,3 +28,39 @@ def resolve_device(pref: "str | torch.device | None", key: str = "device") -> "t
     if pref == "cpu":
         return torch.device("cpu")
     raise ParamsError(f"{key}: got {pref!r}, expected one of 'auto', 'cpu', 'cuda'")
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+_allocator_tuned = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed blocks of up to 32 MB for reuse instead of returning
+    them to the OS.
+
+    By default glibc serves multi-MB blocks with ``mmap`` (and trims the heap top on free), so
+    every new tensor page-faults its memory in afresh. Measured on the 2-core CPU: a cumsum
+    over [500, 5000] float64 ran 6x slower for it (featurize), and a dual-tower training step,
+    which allocates dozens of 0.1-1 MB activations, took ~200 faults and ~5 % of its time
+    (the trainer). With the mmap threshold at 32 MB and a 1 GB trim threshold they are reused:
+    1-2 faults a step. RSS only grows to the process's own high-water mark. (PyTorch's CPU
+    tuning guide gets the same from jemalloc or tcmalloc, which are not installed here.)
+    Process-wide and idempotent; a no-op where the C library has no ``mallopt``. Returns
+    whether it applied.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt, nothing to tune
+        return False
+    _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return _allocator_tuned

@@ -117,3 +117,29 @@ def test_saved_joint_model_serves_every_horizon(joint, stores, tmp_path):
     for h in HORIZONS:
         s = Samples.open(stores / "test", h)
         np.testing.assert_array_equal(loaded.predict(s).proba, joint.predict(s).proba)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_vectorised_head_losses_equal_one_cross_entropy_per_head(joint, stores, weighted):
+    net = joint.nets_[0].eval()
+    t = Trainer(FAST_TRAIN, seed=0, device=torch.device("cpu"))
+    x = torch.from_numpy(Samples.open(stores / "val", 5).tabular(())[:40])
+    y, s = torch.randint(0, 3, (40, 2)), torch.rand(40, 2) * 2 - 1
+    cw = torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.7, 1.0]]) if weighted else None
+    with torch.no_grad():
+        _, ce, logits, _, _ = MultiHorizon(1.0, 0.5, 0.0, cw)._parts(t, net, (x, y, s))
+        expect = [torch.nn.functional.cross_entropy(logits[:, k], y[:, k], weight=None if cw is None else cw[k]) for k in range(2)]
+    np.testing.assert_allclose(ce.numpy(), torch.stack(expect).numpy(), rtol=1e-6)
+
+
+def test_heads_compute_each_horizon_from_its_own_weights():
+    from trendfactory.models.zoo.dual_tower import Heads
+
+    torch.manual_seed(0)
+    heads = Heads(6, 5, 3)
+    z = torch.randn(7, 6)
+    out = heads(z)  # [B, H, 4]
+    for k in range(3):
+        w1, b1 = heads.first.weight[k * 5 : (k + 1) * 5], heads.first.bias[k * 5 : (k + 1) * 5]
+        expect = torch.relu(z @ w1.t() + b1) @ heads.second_weight[k] + heads.second_bias[k]
+        torch.testing.assert_close(out[:, k], expect)

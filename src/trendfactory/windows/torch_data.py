@@ -181,11 +181,17 @@ class BatchGatherer:
         n = order.numel()
         stop = n - n % self.batch_size if self.drop_last else n
         width = self._src.shape[1]
+        k = self._offsets.numel()
+        # everything but the features permuted once per epoch; a batch then takes contiguous
+        # slices (views) of these, and its only per-batch work is the one gather
+        ends_all = self._ends[order]  # [n]
+        rows_all = (ends_all[:, None] - self._offsets[None, :]).reshape(-1)  # [n * k] source rows
+        y_all = self._y[order]  # [n] or [n, H]
+        s_all = self._s[order] if self.with_scores else None
         for start in range(0, stop, self.batch_size):
-            pos = order[start : start + self.batch_size]
-            ends = self._ends[pos]  # [B]
+            ends = ends_all[start : start + self.batch_size]  # [B]
             b = ends.numel()
-            rows = (ends[:, None] - self._offsets[None, :]).reshape(-1)  # [B * k] source rows
+            rows = rows_all[start * k : (start + b) * k]  # [B * k]
             numel = rows.numel() * width
             if self._pin:
                 out = torch.empty((rows.numel(), width), dtype=torch.float32, pin_memory=True)
@@ -193,9 +199,9 @@ class BatchGatherer:
                 out = self._pool.get(numel).view(rows.numel(), width)
             torch.index_select(self._src, 0, rows, out=out)  # the one gather
             x = out.view(b, *self._shape)
-            extra = [self._y[pos]]
-            if self.with_scores:
-                extra.append(self._s[pos])
+            extra = [y_all[start : start + b]]
+            if s_all is not None:
+                extra.append(s_all[start : start + b])
             if self._pin:
                 x = x.to(self.device, non_blocking=True)
                 extra = [t.pin_memory().to(self.device, non_blocking=True) for t in extra]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trendfactory.device import keep_freed_memory
 from trendfactory.io import atomic_path
 from trendfactory.params import TrainConfig
 
@@ -146,6 +147,16 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
     return f
 
 
+def _clip_divisor(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """What dividing the gradients by clips them to a global L2 norm of ``max_norm``:
+    max(1, (norm + 1e-6) / max_norm), the reciprocal of ``clip_grad_norm_``'s coefficient."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.ones((), device=params[0].device if params else "cpu")
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one pass, no grouping
+    return ((total + 1e-6) / max_norm).clamp_(min=1.0)
+
+
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     """Macro F1 over the classes 0/1/2 (absent classes count 0), cheap enough per epoch."""
     f1 = []
@@ -175,6 +186,8 @@ class Trainer:
         self.seed = seed
         self.device = device
         self.precision = Precision.resolve(cfg.precision, device)
+        if device.type == "cpu":
+            keep_freed_memory()  # no page faults for every activation of every step
         self.on_epoch = on_epoch
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.run_id = run_id
@@ -222,27 +235,34 @@ class Trainer:
         t_train, n_train = 0.0, 0
         t_start = time.perf_counter()
         clipped = [p for p in net.parameters() if p.requires_grad]
+        # the fused AdamW kernel divides every gradient by ``opt.grad_scale`` as it reads it (the
+        # hook GradScaler uses): clipping there saves a separate pass over the gradients -- 70 us
+        # a step, 2 % of the MLP's. Not with an active grad scaler, which owns that attribute.
+        clip_in_step = bool(opt.defaults.get("fused")) and not scaler.is_enabled()
         epoch = st["epoch"]
         for epoch in range(st["epoch"], cfg.max_epochs):
             if hasattr(train, "set_epoch"):
                 train.set_epoch(epoch)
             net.train()
-            running, count = torch.zeros((), device=self.device), 0  # summed on device: no sync per batch
+            losses, sizes = [], []  # summed once an epoch: no per-batch op, no sync
             t0 = time.perf_counter()
             for batch in self._bar(train, epoch):
                 loss = task.loss(self, net, batch)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.max_grad_norm > 0:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(clipped, cfg.max_grad_norm, foreach=True)
+                    if clip_in_step:
+                        opt.grad_scale = _clip_divisor(clipped, cfg.max_grad_norm)
+                    else:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(clipped, cfg.max_grad_norm, foreach=True)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
-                n = task.size(batch)
-                running += loss.detach() * n
-                count += n
-            running = float(running)
+                losses.append(loss.detach())
+                sizes.append(task.size(batch))
+            count = sum(sizes)
+            running = float(torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32, device=self.device)) if losses else 0.0
             t_train += time.perf_counter() - t0
             n_train += count
             val_metrics = self.evaluate(net, val, task)
