@@ -84,7 +84,7 @@ def main() -> None:
     torch.manual_seed(0)
     params = load_params()
     cfg = TrainConfig(**{**params.train.__dict__, "max_epochs": 1, "device": "cpu", "resume": False})
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.samples:,} samples of [{SEQ_LEN}, {F}], batch {cfg.batch_size}; best of {args.repeats}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.samples:,} samples of [{SEQ_LEN}, {F}], batch {cfg.batch_size}; medians of {args.repeats} ABBA-paired runs")
     with tempfile.TemporaryDirectory() as tmp:
         split_dir = synthetic_store(Path(tmp))
         full = Samples.open(split_dir, H)
