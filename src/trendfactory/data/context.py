@@ -6,12 +6,21 @@ A value is joined to a bar only once it was public at that bar's time (leakage r
 - a date-stamped daily series (index close, oil) is public at the end of its day: daily bars
   (midnight stamps, meaning "the close of that day") may see the same day's value, intraday
   bars only the previous day's.
+
+A value also goes stale: it stands for "the latest release" only until the next release is
+due. Past ``STALE_AFTER`` from its publication (a series that ended, or a gap in it) the
+bar gets NaN, not the last value carried on for years -- such rows have a missing feature and
+stay out of the windows, and ingest warns with how many bars that is.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+# How long a published value stays current: a monthly release until about two months later
+# (one missed or late release), a daily one across holidays and short outages.
+STALE_AFTER = {True: pd.Timedelta(days=62), False: pd.Timedelta(days=10)}  # keyed by is_monthly
 
 
 def is_daily_calendar(datetimes: pd.Series | pd.DatetimeIndex) -> bool:
@@ -30,13 +39,14 @@ def publication_times(stamps: pd.Series, monthly: bool, release_lag_days: int, d
     return stamps + lag + (pd.Timedelta(0) if daily_bars else pd.Timedelta(days=1))
 
 
-def asof_join(calendar: pd.DatetimeIndex, frame: pd.DataFrame, published: pd.Series) -> pd.DataFrame:
-    """Values of `frame` (minus 'datetime') as known at each calendar time; NaN before the first release."""
+def asof_join(calendar: pd.DatetimeIndex, frame: pd.DataFrame, published: pd.Series, stale_after: pd.Timedelta | None = None) -> pd.DataFrame:
+    """Values of `frame` (minus 'datetime') as known at each calendar time; NaN before the first
+    release and, with `stale_after`, once the latest release is older than that."""
     values = frame.drop(columns=["datetime"]).copy()
     values["published"] = published.to_numpy()
     values = values.sort_values("published", kind="stable")
     left = pd.DataFrame({"datetime": calendar.astype("datetime64[ns]")})
-    joined = pd.merge_asof(left, values, left_on="datetime", right_on="published", direction="backward")
+    joined = pd.merge_asof(left, values, left_on="datetime", right_on="published", direction="backward", tolerance=stale_after)
     return joined.drop(columns=["published"])
 
 
@@ -55,7 +65,9 @@ def build_context(
     for name, (frame, monthly) in series.items():
         lag = int(release_lag_days.get(name, 0))
         published = publication_times(frame["datetime"], monthly, lag, daily_bars)
-        joined = asof_join(calendar, frame, published)
+        stale = STALE_AFTER[bool(monthly)]
+        joined = asof_join(calendar, frame, published, stale)
+        current_until = pd.Timestamp(published.max()) + stale
         for col in joined.columns:
             if col != "datetime":
                 out[col] = joined[col].to_numpy(dtype=np.float64)
@@ -66,5 +78,7 @@ def build_context(
             "first_stamp": str(pd.Timestamp(frame["datetime"].min()).date()),
             "last_stamp": str(pd.Timestamp(frame["datetime"].max()).date()),
             "rows": int(len(frame)),
+            "stale_after_days": int(stale.days),
+            "bars_after_end": int((calendar > current_until).sum()),  # bars with no current value left
         }
     return out, report

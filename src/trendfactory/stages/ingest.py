@@ -13,6 +13,13 @@ def main_body(params, args) -> None:
     result = run_ingest(params.data, params.seed)
     m = result.manifest
     log.info("%s: %d rows, %d symbols, %s .. %s", m["source"], m["rows"], m["n_symbols"], m["start"][:10], m["end"][:10])
+    for name, rep in m["context"].items():
+        if rep["bars_after_end"]:
+            log.warning(
+                "context series %s ends at %s: its last value goes stale %d days after publication, so the last %d bar "
+                "time(s) (to %s) get no %s value and stay out of the windows; leave it out of data.context_series or end "
+                "data.end earlier", name, rep["last_stamp"], rep["stale_after_days"], rep["bars_after_end"], m["end"][:10], name,
+            )
     # Validation passed and everything is in memory: only now touch the outputs.
     write_parquet(result.bars, RAW_DIR / "bars.parquet")
     write_parquet(result.context, RAW_DIR / "context.parquet")
