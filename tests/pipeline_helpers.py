@@ -27,18 +27,24 @@ def tiny_params(n_symbols: int = 6, n_bars: int = 420, signal: float = 0.5, hori
 
 
 def build_stores(root: Path, params: Params, train_frac: float = 0.6, val_frac: float = 0.2) -> Path:
-    """ingest + featurize + window into ``root/data/...``; split dates placed by fractions."""
+    """ingest + featurize + window into ``root/data/...`` with one fold (the fixed scheme), split
+    dates placed by fractions; returns the window store: ``Samples.open(store, h, 0, "train")``."""
     ingest = run_ingest(params.data, params.seed)
     dates = ingest.bars["datetime"].drop_duplicates().sort_values().reset_index(drop=True)
     te, ve = dates[int(len(dates) * train_frac)], dates[int(len(dates) * (train_frac + val_frac))]
-    params = parse_params({**_as_raw(params), "split": {"train_end": str(te.date()), "val_end": str(ve.date()), "embargo": 5}})
+    split = {"scheme": "fixed", "train_end": str(te.date()), "val_end": str(ve.date()), "embargo": 5}
+    params = parse_params({**_as_raw(params), "split": split})
+    return write_stores(root, params, ingest)
+
+
+def write_stores(root: Path, params: Params, ingest=None) -> Path:
+    """featurize + window of ``params`` (any split scheme) into ``root/data/...``; the window store's path."""
+    ingest = ingest or run_ingest(params.data, params.seed)
     result = build_features(ingest.bars, ingest.context, params)
     feats = root / "data" / "features"
-    for name, frame in result.splits.items():
-        write_parquet(frame, feats / f"{name}.parquet")
-    for name in result.splits:
-        build_split(feats / f"{name}.parquet", root / "data" / "windows" / name, result.schema["feature_columns"],
-                    result.schema["horizons"], params.window.seq_len, scaler=result.scaler)
+    write_parquet(result.frame, feats / "features.parquet")
+    build_split(feats / "features.parquet", root / "data" / "windows", result.schema["feature_columns"],
+                result.schema["horizons"], params.window.seq_len, folds=result.folds)
     write_parquet(ingest.bars, root / "data" / "raw" / "bars.parquet")
     return root / "data" / "windows"
 

@@ -43,7 +43,7 @@ TINY = {
     },
     "features": {"device": "cpu"},
     "label": {"horizons": [H]},
-    "split": {"train_end": "2001-06-30", "val_end": "2001-11-30", "embargo": 5},
+    "split": {"scheme": "fixed", "train_end": "2001-06-30", "val_end": "2001-11-30", "embargo": 5},
     "window": {"seq_len": SEQ_LEN},
     "run": {"models": ["momentum", "xgboost"], "neural_models": [], "joint_models": ["dual_tower"]},
     "models": {
@@ -63,10 +63,10 @@ def _build_project(root: Path, overrides: dict) -> None:
         params = load_params("params.yaml")
         for stage in (ingest_stage, featurize_stage, window_stage):
             stage.main_body(params, None)
-        train, val = (Samples.open(root / "data/windows" / s, H) for s in ("train", "val"))
+        train, val = (Samples.open(root / "data/windows", H, 0, s) for s in ("train", "val"))
         for name in (*params.run.models, *params.run.joint_models):
             model = create(name, getattr(params.models, name), horizon=H, seed=params.seed, train=params.train)
-            model.fit(train, val).save(root / model_dir(name, H, model.joint))
+            model.fit(train, val).save(root / model_dir(name, H, model.joint) / "fold_00")
         bars = pd.read_parquet(root / "data/raw/bars.parquet")
         bars.to_csv(root / "bars.csv", index=False)
 
@@ -101,8 +101,8 @@ def test_full_history_scores_equal_the_evaluate_path_on_test_rows(in_project, pa
     scored = score_bars("bars.csv", name, H, params, all_rows=True)
     assert list(scored.columns) == list(PREDICTION_COLUMNS)
 
-    model = TrendModel.load(in_project / model_dir(name, H, name == "dual_tower"))
-    test = Samples.open(in_project / "data/windows/test", H)
+    model = TrendModel.load(in_project / model_dir(name, H, name == "dual_tower") / "fold_00")
+    test = Samples.open(in_project / "data/windows", H, 0, "test")
     expected = model.predict(test).to_frame(test.keys(), H)
     assert len(expected) > 50
 
@@ -122,7 +122,7 @@ def _assert_features_match_test_store(root: Path, model: str, params) -> None:
     bars, _ = _load_input("bars.csv", trained.manifest)
     context, _ = _context(bars, trained.manifest)
     X, _ = _scaled_features(bars, context, trained, params)
-    test = WindowSplit.open(root / "data/windows/test")
+    test = WindowSplit.open(root / "data/windows", 0, "test")
     keys = test.frame(np.arange(test.n_rows)).astype({"symbol": str})
     pos = pd.MultiIndex.from_frame(bars[["symbol", "datetime"]]).get_indexer(pd.MultiIndex.from_frame(keys))
     assert (pos >= 0).all()
@@ -278,9 +278,9 @@ def project_copy(project, tmp_path, monkeypatch) -> Path:
 @pytest.mark.parametrize(
     "remove, match",
     [
-        ("data/features/scaler.json", r"data/features/scaler\.json: missing; .*train-fitted scaler \(run `dvc repro featurize`"),
+        ("data/features/folds.json", r"data/features/folds\.json: missing; .*train-fitted scalers \(run `dvc repro featurize`"),
         ("data/features/schema.json", r"data/features/schema\.json: missing; .*\(run `dvc repro featurize`"),
-        ("data/windows/train", r"data/windows/train/meta\.json: missing; .*\(run `dvc repro window`"),
+        ("data/windows/meta.json", r"data/windows/meta\.json: missing; .*\(run `dvc repro window`"),
         ("data/raw/manifest.json", r"data/raw/manifest\.json: missing; .*\(run `dvc repro ingest`"),
     ],
     ids=["scaler", "schema", "window-meta", "manifest"],
@@ -347,11 +347,11 @@ def test_embedded_context_scores_match_and_out_of_range_dates_fail(embedded_proj
     params = load_params("params.yaml")
     manifest = json.loads(Path("data/raw/manifest.json").read_text())
     assert manifest["context_mode"] == "embedded"
-    model = TrendModel.load(Path("models/momentum-h5"))
+    model = TrendModel.load(Path("models/momentum-h5/fold_00"))
     assert any(c.startswith("ctx_mkt_") for c in model.feature_names_)
 
     scored = score_bars("bars.csv", "momentum", H, params, all_rows=True)
-    test = Samples.open("data/windows/test", H)
+    test = Samples.open("data/windows", H, 0, "test")
     expected = model.predict(test).to_frame(test.keys(), H)
     merged = expected.merge(scored, on=["symbol", "datetime"], suffixes=("_eval", "_score"), validate="1:1")
     assert len(merged) == len(expected)

@@ -114,8 +114,15 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    train_end: str = "2010-12-31"
-    val_end: str = "2014-12-31"
+    # walk_forward: yearly-ish test blocks from test_start to the end of the data, each fold
+    # retrained on everything before it; fixed: one train / val / test split (train_end, val_end).
+    scheme: str = field(default="walk_forward", metadata=_choice("walk_forward", "fixed"))
+    test_start: str = "2007-01-01"  # walk_forward: first day of the first test block
+    fold: int = _pos_field(3, "an integer >= 1 (years per test block)")  # walk_forward: test block length, years
+    val_years: int = _pos_field(2, "an integer >= 1 (years)")  # walk_forward: validation block just before each test block
+    train_years: int | None = field(default=None, metadata=_check(_positive, "null (expanding) or an integer >= 1 (years)"))
+    train_end: str = "2010-12-31"  # fixed: last date of train
+    val_end: str = "2014-12-31"  # fixed: last date of validation; test is everything after
     embargo: int = field(default=10, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
 
 
@@ -160,7 +167,7 @@ class LogisticConfig:
 
 @dataclass(frozen=True)
 class RandomForestConfig:
-    n_estimators: int = _pos_field(200)
+    n_estimators: int = _pos_field(100)
     max_depth: int = _pos_field(8)
     min_samples_leaf: int = _pos_field(100)
     max_features: float = field(default=0.3, metadata=_FRACTION)
@@ -357,7 +364,10 @@ class TrainConfig:
     lr: float = field(default=1e-3, metadata=_POSITIVE)
     batch_size: int = _pos_field(512)
     max_epochs: int = _pos_field(20)
-    patience: int = _pos_field(4)
+    patience: int = _pos_field(2)
+    # what early stopping and the kept checkpoint follow: validation log loss, or the validation
+    # daily Rank IC of the score (what the comparison ranks models by)
+    monitor: str = field(default="loss", metadata=_choice("loss", "rank_ic"))
     min_delta: float = field(default=1e-4, metadata=_NON_NEGATIVE)
     scheduler: str = field(default="cosine", metadata=_choice("cosine", "plateau"))
     warmup_epochs: float = field(default=1.0, metadata=_NON_NEGATIVE)
@@ -524,6 +534,7 @@ def _validate_cross_fields(p: Params) -> None:
 
     te = _parse_date(p.split.train_end, "split.train_end")
     ve = _parse_date(p.split.val_end, "split.val_end")
+    _parse_date(p.split.test_start, "split.test_start")
     if te >= ve:
         raise ParamsError(f"split.train_end: {p.split.train_end} is not before split.val_end {p.split.val_end}; train must end before validation ends")
 

@@ -22,6 +22,13 @@ def item_id(model: str, horizon: int) -> str:
     return f"{model}-h{int(horizon)}"
 
 
+def predictions_file(model: str, horizon: int, split: str, joint: bool = False) -> Path:
+    """Where the train stage writes one horizon's walk-forward predictions of ``split``
+    ('val' | 'test'): data/predictions/<model>-h<h>/<split>_h<h>.parquet, or under
+    data/predictions/<model>/ for a model trained for every horizon jointly."""
+    return PREDICTIONS_DIR / model_dir(model, horizon, joint).name / f"{split}_h{int(horizon)}.parquet"
+
+
 def model_dir(model: str, horizon: int, joint: bool = False) -> Path:
     """Where a trained model lives: models/<model>-h<h>/, or models/<model>/ for a model
     trained once for every horizon jointly."""

@@ -7,10 +7,12 @@ New bars go through the pipeline's own code, never a copy of it:
      publication lags as ingest, when the training run used the embedded series; else only
      the universe breadth/dispersion context that featurize computes from the bars)
   -> stk_* / ctx_* features (features.build.compute_raw_features, what featurize calls)
-  -> scaled with the train-fitted data/features/scaler.json (features.splits.apply_scaler; never refit)
+  -> scaled with the last walk-forward fold's train-fitted scaler (data/features/folds.json;
+     features.splits.apply_scaler; never refit)
   -> exactly the model's feature columns, windowed by windows.store.build_split (no labels) with
-     the trained window store's seq_len (data/windows/train/meta.json, not params.yaml)
-  -> Samples(..., labelled=False) -> model.predict -> the predictions data contract.
+     the trained window store's seq_len (data/windows/meta.json, not params.yaml)
+  -> Samples(..., labelled=False) -> the last fold's model (trained on the most recent data,
+     models/<model>-h<h>/fold_XX/) .predict -> the predictions data contract.
 
 What is taken from the trained pipeline rather than from params.yaml, so an edited params.yaml
 cannot silently mismatch the model: the window length, the scaler, the feature columns, the
@@ -36,12 +38,12 @@ from trendfactory.data.csv_source import load_csv_bars
 from trendfactory.data.validation import combine
 from trendfactory.errors import DataValidationError, TrendfactoryError
 from trendfactory.features.build import compute_raw_features
-from trendfactory.features.splits import apply_scaler
+from trendfactory.features.splits import apply_scaler, fold_name
 from trendfactory.features.stock import compute_stock_features, warmup_bars
 from trendfactory.io import atomic_path, read_json
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.models.base import METADATA_FILE, PREDICTION_COLUMNS
-from trendfactory.params import Params, config_to_dict, split_dates
+from trendfactory.params import Params, config_to_dict
 from trendfactory.models.registry import train_stage
 from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, item_id, model_dir
 from trendfactory.windows.reader import WindowSplit
@@ -79,8 +81,8 @@ class TrainedPipeline:
     model: TrendModel
     horizon: int
     schema: dict  # data/features/schema.json
-    scaler: dict[str, dict]  # data/features/scaler.json
-    seq_len: int  # data/windows/train/meta.json
+    scaler: dict[str, dict]  # the last fold's scaler (data/features/folds.json)
+    seq_len: int  # data/windows/meta.json
     manifest: dict  # data/raw/manifest.json
 
 
@@ -98,9 +100,11 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     root = Path(project_root)
     cls = get_model_class(model)  # unknown model: the registry's message, listing the available ones
     h = int(horizon)
-    saved = root / model_dir(cls.name, h, cls.joint)
     stage = train_stage(cls.name, h)
     schema_path = root / FEATURES_DIR / "schema.json"
+    folds_path = root / FEATURES_DIR / "folds.json"
+    folds = _need(folds_path, "featurize", "walk-forward folds and their train-fitted scalers")
+    saved = root / model_dir(cls.name, h, cls.joint) / fold_name(len(folds) - 1)
     if not (saved / METADATA_FILE).is_file():
         trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
         if trained_h is not None and h not in trained_h:
@@ -113,7 +117,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
         if params is not None and cls.name not in getattr(params.run, run_list):
             hint = f" after adding {cls.name} to run.{run_list} in params.yaml"
         raise TrendfactoryError(
-            f"{saved}: no trained {cls.name} model for horizon {h}; run `dvc repro {stage}`{hint} (or `dvc pull` it)"
+            f"{saved.parent}: no trained {cls.name} model for horizon {h} (its last fold, {saved.name}); run `dvc repro {stage}`{hint} (or `dvc pull` it)"
         )
     fitted = TrendModel.load(saved)
     served = getattr(fitted, "horizons_", [fitted.horizon]) if cls.joint else [fitted.horizon]
@@ -123,8 +127,8 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
             f"rerun `dvc repro {stage}`"
         )
     schema = _need(schema_path, "featurize", "feature schema")
-    scaler = _need(root / FEATURES_DIR / "scaler.json", "featurize", "train-fitted scaler")
-    meta = _need(root / WINDOWS_DIR / "train" / "meta.json", "window", "window store (for its seq_len)")
+    scaler = folds[-1]["scaler"]
+    meta = _need(root / WINDOWS_DIR / "meta.json", "window", "window store (for its seq_len)")
     manifest = _need(root / RAW_DIR / "manifest.json", "ingest", "ingest manifest (context series and source columns)")
     features = fitted.feature_names_
     if list(schema["feature_columns"]) != features or list(meta["feature_names"]) != features:
@@ -135,7 +139,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     missing = [c for c in features if c not in scaler]
     if missing:
         raise TrendfactoryError(
-            f"{root / FEATURES_DIR / 'scaler.json'}: no scaler entry for {missing[:5]}; run `dvc repro featurize`"
+            f"{folds_path}: no scaler entry for {missing[:5]} in the last fold; run `dvc repro featurize`"
         )
     return TrainedPipeline(fitted, h, schema, scaler, int(meta["seq_len"]), manifest)
 
@@ -254,7 +258,9 @@ def _scaled_features(
             f"{'...' if len(missing) > 6 else ''}){' - ' + why if why else ''}; give bars with the same columns as "
             f"the training data ({', '.join(trained.manifest.get('columns', []))})"
         )
-    frame = pd.DataFrame({c: raw.columns[c] for c in features}, index=bars.index)
+    # through float32 first, as featurize stores them: the same numbers the window store's fold views scale
+    with np.errstate(over="ignore"):
+        frame = pd.DataFrame({c: raw.columns[c].to_numpy(dtype=np.float32) for c in features}, index=bars.index)
     scaled = apply_scaler(frame, {c: trained.scaler[c] for c in features}, params.features.clip)
     return scaled, raw.groups
 
@@ -455,15 +461,19 @@ def _warn_universe(bars: pd.DataFrame, trained: TrainedPipeline, groups: dict) -
 
 
 def _warn_in_sample(out: pd.DataFrame, trained: TrainedPipeline, params: Params) -> None:
-    """Bars up to the trained split's val_end were seen in fitting / early stopping."""
+    """Bars before the last fold's test block were seen in fitting / early stopping."""
     if out.empty:
         return
-    val_end = trained.schema.get("split", {}).get("boundaries", {}).get("val_end") or split_dates(params)[1]
-    cutoff = pd.Timestamp(val_end) + pd.Timedelta(days=1)
+    folds = trained.schema.get("split", {}).get("folds") or [{}]
+    test_start = folds[-1].get("test_start")
+    if test_start is None:
+        return
+    cutoff = pd.Timestamp(test_start)
+    val_end = (cutoff - pd.Timedelta(days=1)).date()
     n_in = int((pd.to_datetime(out["datetime"]) < cutoff).sum())
     if n_in:
         log.warning(
-            "%d of %d scored bars are dated on or before split.val_end %s: the model was fitted or early-stopped on "
+            "%d of %d scored bars are dated on or before %s, the end of the last fold's validation block: the model was fitted or early-stopped on "
             "them, so their scores are in-sample", n_in, len(out), val_end,
         )
 

@@ -1,9 +1,10 @@
 """Leakage canary: gradient boosting on the pipeline's features.
 
-On a pure random walk nothing is predictable, so test-split balanced accuracy must sit at
-chance (1/3) within a band computed from the test size; any look-ahead in features, labels,
-purge or scaling shows up as accuracy above that band. With a planted signal of known
-strength the same model must be clearly above chance, so the canary can also fail.
+On a pure random walk nothing is predictable, so balanced accuracy on every walk-forward
+fold's test block must sit at chance (1/3) within a band computed from the block's size; any
+look-ahead in features, labels, purge, embargo or a fold's scaling shows up as accuracy above
+that band. With a planted signal of known strength the same model must be clearly above chance
+in every fold, so the canary can also fail.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ def featurize(signal_strength: float):
                 "synthetic": {"n_symbols": 30, "n_bars": 1500, "start": "2000-01-03", "signal_strength": signal_strength},
             },
             "label": {"horizons": [H]},
-            "split": {"train_end": "2003-06-30", "val_end": "2004-06-30", "embargo": 10},
+            "split": {"scheme": "walk_forward", "test_start": "2003-01-01", "fold": 1, "val_years": 1, "embargo": 10},
         }
     )
     raw = run_ingest(params.data, params.seed)
-    return build_features(raw.bars, raw.context, params).splits, params
+    result = build_features(raw.bars, raw.context, params)
+    assert len(result.folds) == 3  # test blocks 2003, 2004, 2005
+    return [result.fold_frames(k) for k in range(len(result.folds))], params
 
 
 def fit_and_score(splits):
@@ -51,15 +54,17 @@ def fit_and_score(splits):
     return balanced_accuracy_score(yte, model.predict(xte)), yte
 
 
-def test_random_walk_is_at_chance():
-    splits, params = featurize(0.0)
-    ba, yte = fit_and_score(splits)
-    band = chance_band(yte, overlap=H + params.label.entry_lag)
-    assert abs(ba - 1 / 3) < band, f"balanced accuracy {ba:.4f} outside 1/3 +- {band:.4f} on a random walk: look-ahead?"
+def test_random_walk_is_at_chance_in_every_fold():
+    folds, params = featurize(0.0)
+    for k, splits in enumerate(folds):
+        ba, yte = fit_and_score(splits)
+        band = chance_band(yte, overlap=H + params.label.entry_lag)
+        assert abs(ba - 1 / 3) < band, f"fold {k}: balanced accuracy {ba:.4f} outside 1/3 +- {band:.4f} on a random walk: look-ahead?"
 
 
-def test_planted_signal_is_found():
-    splits, params = featurize(1.0)
-    ba, yte = fit_and_score(splits)
-    band = chance_band(yte, overlap=H + params.label.entry_lag)
-    assert ba > 1 / 3 + band, f"balanced accuracy {ba:.4f} not above chance band {1/3 + band:.4f} with a planted signal"
+def test_planted_signal_is_found_in_every_fold():
+    folds, params = featurize(1.0)
+    for k, splits in enumerate(folds):
+        ba, yte = fit_and_score(splits)
+        band = chance_band(yte, overlap=H + params.label.entry_lag)
+        assert ba > 1 / 3 + band, f"fold {k}: balanced accuracy {ba:.4f} not above chance band {1/3 + band:.4f} with a planted signal"

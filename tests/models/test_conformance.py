@@ -43,7 +43,7 @@ def stores(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(stores):
-    return {s: Samples.open(stores / s, H) for s in ("train", "val", "test")}
+    return {s: Samples.open(stores, H, 0, s) for s in ("train", "val", "test")}
 
 
 @pytest.fixture(scope="module", params=list_models())

@@ -24,7 +24,7 @@ def stores(tmp_path_factory):
 
 
 def _fit(stores, **cfg):
-    tr, va = Samples.open(stores / "train", 5), Samples.open(stores / "val", 5)
+    tr, va = Samples.open(stores, 5, 0, "train"), Samples.open(stores, 5, 0, "val")
     return create("dual_tower", {**SMALL, **cfg}, horizon=5, seed=1, train=FAST_TRAIN).fit(tr, va)
 
 
@@ -35,8 +35,8 @@ def joint(stores):
 
 def test_one_network_with_a_head_per_horizon(joint, stores):
     assert joint.groups_ == [list(HORIZONS)] and len(joint.nets_) == 1 and len(joint.nets_[0].heads) == 2
-    p5 = joint.predict(Samples.open(stores / "test", 5))
-    p20 = joint.predict(Samples.open(stores / "test", 20))
+    p5 = joint.predict(Samples.open(stores, 5, 0, "test"))
+    p20 = joint.predict(Samples.open(stores, 20, 0, "test"))
     assert not np.allclose(p5.proba[: len(p20)], p20.proba[: len(p5)])  # each horizon reads its own head
     with pytest.raises(Exception, match="no head for horizon 3"):
         joint._head(3)
@@ -48,7 +48,7 @@ def test_per_horizon_networks_when_not_joint(stores):
 
 
 def test_heads_depend_on_the_stock_tower_only_when_they_see_it(joint, stores):
-    x = torch.from_numpy(Samples.open(stores / "val", 5).tabular(())[:64]).requires_grad_(True)
+    x = torch.from_numpy(Samples.open(stores, 5, 0, "val").tabular(())[:64]).requires_grad_(True)
     net = joint.nets_[0]
     _, score, _, _ = net(x)
     score.sum().backward()
@@ -61,7 +61,7 @@ def test_heads_depend_on_the_stock_tower_only_when_they_see_it(joint, stores):
     score2.sum().backward()
     assert x2.grad[:, stk].abs().sum() == 0  # heads_see: context -> no path from the stock inputs
     # and so every symbol gets the same call on a date: nothing to rank
-    test = Samples.open(stores / "test", 5)
+    test = Samples.open(stores, 5, 0, "test")
     frame = ctx_only.predict(test).to_frame(test.keys(), 5)
     assert frame.groupby("datetime")["score"].nunique().max() == 1
     frame = joint.predict(test).to_frame(test.keys(), 5)
@@ -71,7 +71,7 @@ def test_heads_depend_on_the_stock_tower_only_when_they_see_it(joint, stores):
 def test_loss_is_the_sum_over_heads_plus_the_regulariser(joint, stores):
     net = joint.nets_[0].train()
     t = Trainer(FAST_TRAIN, seed=0, device=torch.device("cpu"))
-    va = Samples.open(stores / "val", 5)
+    va = Samples.open(stores, 5, 0, "val")
     x = torch.from_numpy(va.tabular(())[:32])
     y = torch.randint(0, 3, (32, 2))
     s = torch.rand(32, 2) * 2 - 1
@@ -96,7 +96,7 @@ def test_component_learning_rates(joint):
 
 
 def test_embeddings_and_their_projection(joint, stores):
-    test = Samples.open(stores / "test", 5)
+    test = Samples.open(stores, 5, 0, "test")
     c, s = joint.embed(test)
     assert c.shape == (len(test), SMALL["context_embedding"]) and s.shape == (len(test), SMALL["stock_embedding"])
     points, regime, feature = context_projection(joint, test)
@@ -115,7 +115,7 @@ def test_saved_joint_model_serves_every_horizon(joint, stores, tmp_path):
     joint.save(tmp_path / "m")
     loaded = TrendModel.load(tmp_path / "m")
     for h in HORIZONS:
-        s = Samples.open(stores / "test", h)
+        s = Samples.open(stores, h, 0, "test")
         np.testing.assert_array_equal(loaded.predict(s).proba, joint.predict(s).proba)
 
 
@@ -123,7 +123,7 @@ def test_saved_joint_model_serves_every_horizon(joint, stores, tmp_path):
 def test_vectorised_head_losses_equal_one_cross_entropy_per_head(joint, stores, weighted):
     net = joint.nets_[0].eval()
     t = Trainer(FAST_TRAIN, seed=0, device=torch.device("cpu"))
-    x = torch.from_numpy(Samples.open(stores / "val", 5).tabular(())[:40])
+    x = torch.from_numpy(Samples.open(stores, 5, 0, "val").tabular(())[:40])
     y, s = torch.randint(0, 3, (40, 2)), torch.rand(40, 2) * 2 - 1
     cw = torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.7, 1.0]]) if weighted else None
     with torch.no_grad():

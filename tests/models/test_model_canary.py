@@ -21,7 +21,7 @@ H = 5
 def _stores(tmp_path_factory, signal: float):
     params = tiny_params(n_symbols=24, n_bars=1300, signal=signal, horizons=(H,))
     root = build_stores(tmp_path_factory.mktemp(f"canary{signal}"), params)
-    return {s: Samples.open(root / s, H) for s in ("train", "val", "test")}
+    return {s: Samples.open(root, H, 0, s) for s in ("train", "val", "test")}
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def _reference_epoch(net: nn.Module, c: TrainConfig) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(c, len(batches)))
     net.train()
     for x, y, _ in batches:
-        loss = nn.functional.cross_entropy(net(x)[0], y)
+        loss = nn.functional.cross_entropy(net(x)[0][:, 0], y)
         opt.zero_grad()
         loss.backward()
         if c.max_grad_norm > 0:
@@ -181,6 +181,7 @@ def test_class_weights_and_auxiliary_score_enter_the_loss():
         weighted = Classification(class_weight=torch.tensor([5.0, 1.0, 1.0])).loss(t, net, (x, y, s))
         aux = Classification(aux_weight=2.0).loss(t, net, (x, y, s))
         _, score = net(x)
+        score = score[:, 0]  # [B, 1] -> [B]: the one head
     assert not torch.isclose(plain, weighted)
     assert float(aux) == pytest.approx(float(plain + 2.0 * nn.functional.mse_loss(score, s)), rel=1e-6)
 
@@ -191,7 +192,7 @@ def test_aux_weight_makes_the_predicted_score_the_score_head(tmp_path_factory):
     from trendfactory.models import Samples, create
 
     root = build_stores(tmp_path_factory.mktemp("aux"), tiny_params())
-    tr, va = Samples.open(root / "train", 5), Samples.open(root / "val", 5)
+    tr, va = Samples.open(root, 5, 0, "train"), Samples.open(root, 5, 0, "val")
     m = create("mlp", {"hidden": [16]}, horizon=5, train=TrainConfig(**{**FAST_TRAIN.__dict__, "aux_weight": 1.0})).fit(tr, va)
     p = m.predict(va)
     assert not np.allclose(p.score, p.proba[:, 2] - p.proba[:, 0])

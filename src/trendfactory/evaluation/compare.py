@@ -1,94 +1,283 @@
-"""The comparison: every model × horizon side by side, next to the baselines.
+"""The comparison: every model × horizon side by side, the winner chosen on validation, and a
+verdict that says whether it survives the number of models tried.
 
-``compare_rows`` flattens each evaluate item's metrics into one row; ``comparison_markdown``
-writes the page a reader should understand in ten seconds: per horizon, models sorted by test
-Rank IC, each next to the best baseline, the best model named, fit time, and how correlated
-the models' scores are (a diversity view for ensembling).
+Inputs per item (``Item``): evaluate's metrics.json and the item's daily series -- the
+cross-sectional Rank IC and IC of each date, and the long/short book's net return -- of the
+pooled validation blocks and of the joined out-of-sample test series.
+
+- **Selection never touches test.** Per horizon the selected model is the non-baseline with
+  the highest validation Rank IC (the folds' validation blocks pooled); only then is it
+  reported on test. The best model on test is shown too, labelled as such, never chosen.
+- **Beats the baselines** means a positive test Rank IC *and* a lead over the best baseline's.
+- **Significance** that survives snooping (``evaluation.significance``): a calibrated HAR t
+  (EWC) and a stationary-bootstrap 90 % interval per model; per horizon, Hansen's SPA test of
+  the models against the baseline chosen on validation, a 90 % model confidence set, and the
+  deflated Sharpe ratio of the selected model for every item tried.
+- **Phase 2 gate**: validation macro F1 > 0.35 and validation net Sharpe > 0.3 on at least one
+  horizon.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from trendfactory.evaluation import significance as sig
+
 BASELINE_FAMILY = "baseline"
-SIGNIFICANT_T = 2.0  # a Newey-West t above this counts as a signal distinguishable from noise
+ALPHA = 0.05  # significance level of every test the verdict uses
+CI_LEVEL = 0.90  # bootstrap interval level
+MCS_SIZE = 0.10  # 90 % model confidence set
+DSR_LEVEL = 0.95  # a deflated Sharpe ratio at or above this counts
+GATE_F1, GATE_SHARPE = 0.35, 0.3  # Phase 2 gate on validation
 
-# (key in the row, column title, format) of the per-horizon table, in order
-TABLE_COLUMNS = (
-    ("test_rank_ic", "Rank IC", "{:+.4f}"),
-    ("test_rank_ic_tstat_nw", "t (NW)", "{:+.2f}"),
-    ("test_ic", "IC", "{:+.4f}"),
-    ("test_ic_tstat_nw", "IC t (NW)", "{:+.2f}"),
-    ("test_rank_icir", "Rank ICIR", "{:+.3f}"),
-    ("test_sharpe", "Sharpe (net)", "{:+.2f}"),
-    ("test_annual_return", "ann. return", "{:+.2%}"),
-    ("test_max_drawdown", "max DD", "{:.1%}"),
-    ("test_turnover", "turnover/day", "{:.3f}"),
-    ("test_balanced_accuracy", "bal. acc", "{:.4f}"),
-    ("test_macro_f1", "macro F1", "{:.4f}"),
-    ("test_log_loss", "log loss", "{:.4f}"),
-    ("val_rank_ic", "val Rank IC", "{:+.4f}"),
-    ("fit_seconds", "fit s", "{:.1f}"),
-)
-
-# metrics copied from each split into the row (as <split>_<metric>)
-ROW_METRICS = (
-    "accuracy", "balanced_accuracy", "macro_f1", "log_loss",
-    "ic", "rank_ic", "icir", "rank_icir", "ic_tstat", "ic_tstat_nw", "rank_ic_tstat_nw",
-    "sharpe", "annual_return", "max_drawdown", "win_rate", "turnover", "bench_sharpe",
-)
+# metrics copied from evaluate's metrics.json per split into the row (as <split>_<metric>)
+ROW_METRICS = {
+    "val": ("rank_ic", "ic", "sharpe", "macro_f1", "balanced_accuracy", "log_loss"),
+    "test": ("rank_ic", "ic", "rank_ic_tstat_nw", "ic_tstat_nw", "sharpe", "annual_return", "max_drawdown", "turnover",
+             "macro_f1", "balanced_accuracy", "log_loss"),
+}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Item:
-    """One model at one horizon, with what its stages wrote."""
+    """One model at one horizon: what evaluate measured, and its daily series per split
+    (``daily[split]``: DataFrame indexed by date with ``rank_ic``, ``ic``, ``net``)."""
 
     model: str
     family: str
     horizon: int
-    metrics: dict  # evaluate's metrics.json: {"val": {...}, "test": {...}}
-    fit_seconds: float | None
+    metrics: dict
+    daily: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fit_seconds: float | None = None
+    test_predictions: pd.DataFrame | None = None  # symbol, datetime, score of the test series
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}-h{self.horizon}"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.family == BASELINE_FAMILY
 
 
-def compare_rows(items: list[Item]) -> dict[str, dict]:
-    """``{"<model>-h<h>": row}`` for metrics/compare.json (numbers or None, plus model/family/horizon)."""
-    rows = {}
-    for it in items:
-        row: dict = {"model": it.model, "family": it.family, "horizon": it.horizon}
-        for split in ("val", "test"):
-            m = it.metrics.get(split, {})
-            for key in ROW_METRICS:
-                row[f"{split}_{key}"] = _num(m.get(key))
-        row["fit_seconds"] = _num(it.fit_seconds)
-        rows[f"{it.model}-h{it.horizon}"] = row
-    return rows
-
-
-def _num(v) -> float | None:
+def _num(v, digits: int = 6) -> float | None:
     if v is None:
         return None
     v = float(v)
-    return None if math.isnan(v) else round(v, 6)
+    return None if not math.isfinite(v) else round(v, digits)
 
 
-def _sort_key(row: dict) -> float:
-    v = row.get("test_rank_ic")
-    return -v if v is not None else math.inf  # undefined Rank IC (constant scores) sorts last
+def item_row(it: Item, bars_per_year: float, reps: int, seed: int) -> dict:
+    """The item's row of metrics/compare.json: headline metrics, calibrated t and 90 % intervals."""
+    row: dict = {"model": it.model, "family": it.family, "horizon": it.horizon}
+    for split, keys in ROW_METRICS.items():
+        m = it.metrics.get(split, {})
+        for k in keys:
+            row[f"{split}_{k}"] = _num(m.get(k))
+    daily = it.daily.get("test")
+    ric = daily["rank_ic"].to_numpy() if daily is not None else np.zeros(0)
+    net = daily["net"].to_numpy() if daily is not None else np.zeros(0)
+    t = sig.mean_test(ric, it.horizon)
+    row["test_rank_ic_t"], row["test_rank_ic_p"] = _num(t.t, 4), _num(t.p, 4)
+    lo, hi = sig.bootstrap_ci(ric, lambda x: float(x.mean()), it.horizon, level=CI_LEVEL, reps=reps, seed=seed)
+    row["test_rank_ic_lo"], row["test_rank_ic_hi"] = _num(lo), _num(hi)
+    lo, hi = sig.bootstrap_ci(net, lambda x: sig.annualised_sharpe(x, bars_per_year), it.horizon, level=CI_LEVEL, reps=reps, seed=seed)
+    row["test_sharpe_lo"], row["test_sharpe_hi"] = _num(lo, 4), _num(hi, 4)
+    row["test_dates"] = int(np.isfinite(ric).sum())
+    row["fit_seconds"] = _num(it.fit_seconds, 2)
+    return row
 
 
-def rows_of_horizon(rows: dict[str, dict], horizon: int) -> list[dict]:
-    """The rows of one horizon, best test Rank IC first (undefined last)."""
-    return sorted((r for r in rows.values() if int(r["horizon"]) == horizon), key=_sort_key)
+def gate(rows: list[dict]) -> dict[str, bool]:
+    """Phase 2 gate per model: val macro F1 > 0.35 and val Sharpe > 0.3 on at least one horizon."""
+    out: dict[str, bool] = {}
+    for r in rows:
+        ok = (r.get("val_macro_f1") or 0.0) > GATE_F1 and (r.get("val_sharpe") or -math.inf) > GATE_SHARPE
+        out[r["model"]] = out.get(r["model"], False) or ok
+    return out
 
 
-def best_baseline(rows: list[dict]) -> dict | None:
-    """The baseline with the highest test Rank IC (None if no baseline has one)."""
-    base = [r for r in rows if r["family"] == BASELINE_FAMILY and r.get("test_rank_ic") is not None]
-    return max(base, key=lambda r: r["test_rank_ic"]) if base else None
+def _losses(items: list[Item]) -> pd.DataFrame:
+    """[dates x models] loss = -daily test Rank IC, on the dates every model has one; models
+    without any Rank IC (constant scores) are left out."""
+    cols = {it.model: -it.daily["test"]["rank_ic"] for it in items if "test" in it.daily and it.daily["test"]["rank_ic"].notna().any()}
+    return pd.DataFrame(cols).dropna(how="any")
+
+
+def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, trial_sharpes_var: float, reps: int, seed: int) -> dict:
+    """Selection on validation, the leads, SPA, MCS and the deflated Sharpe ratio at one horizon."""
+    h = items[0].horizon
+    r = {it.model: rows[it.key] for it in items}
+    contenders = [m for m, it in zip(r, items) if not it.is_baseline and r[m]["val_rank_ic"] is not None]
+    baselines = [m for m, it in zip(r, items) if it.is_baseline and r[m]["test_rank_ic"] is not None]
+    out: dict = {"horizon": h, "selected": None, "test_best": None, "best_baseline": None, "beats_baselines": [],
+                 "spa_p": None, "spa_benchmark": None, "mcs": [], "dsr": None, "survives": False, "checks": {}}
+    if not contenders:
+        return out
+    selected = max(contenders, key=lambda m: r[m]["val_rank_ic"])
+    with_test = [m for m in contenders if r[m]["test_rank_ic"] is not None]
+    out["selected"] = selected
+    out["test_best"] = max(with_test, key=lambda m: r[m]["test_rank_ic"]) if with_test else None
+    # The benchmark is fixed before looking at test: the baseline best on validation. The lead
+    # "over the baselines" is measured against the best of them on test (the harder bar).
+    val_base = [m for m in baselines if r[m]["val_rank_ic"] is not None]
+    bench = max(val_base, key=lambda m: r[m]["val_rank_ic"]) if val_base else None
+    best_base = max(baselines, key=lambda m: r[m]["test_rank_ic"]) if baselines else None
+    out["best_baseline"] = best_base
+    base_ric = r[best_base]["test_rank_ic"] if best_base else 0.0
+    out["beats_baselines"] = [m for m in with_test if r[m]["test_rank_ic"] > 0 and r[m]["test_rank_ic"] > base_ric]
+    sel = r[selected]
+    out["selected_lead"] = _num(sel["test_rank_ic"] - base_ric) if sel["test_rank_ic"] is not None else None
+
+    losses = _losses(items)
+    if bench is not None and bench in losses and len(losses.columns) > 1:
+        others = [m for m in contenders if m in losses]
+        spa = sig.spa_test(losses[bench].to_numpy(), losses[others].to_numpy(), h, reps=reps, seed=seed)
+        out["spa_p"], out["spa_benchmark"] = _num(spa["consistent"], 4), bench
+    mcs = sig.model_confidence_set(losses, h, size=MCS_SIZE, reps=reps, seed=seed) if len(losses.columns) > 1 else {}
+    out["mcs"] = sorted((m for m, p in mcs.items() if p >= MCS_SIZE), key=lambda m: -(r[m]["test_rank_ic"] or 0.0))
+    out["mcs_p"] = {m: _num(p, 4) for m, p in mcs.items()}
+    sel_item = next(it for it in items if it.model == selected)
+    out["dsr"] = _num(sig.deflated_sharpe_ratio(sel_item.daily["test"]["net"].to_numpy(), n_trials, trial_sharpes_var), 4) if "test" in sel_item.daily else None
+
+    checks = {
+        "rank_ic_positive_and_significant": bool(sel["test_rank_ic"] is not None and sel["test_rank_ic"] > 0
+                                                 and sel["test_rank_ic_p"] is not None and sel["test_rank_ic_p"] < ALPHA),
+        "beats_baselines": selected in out["beats_baselines"],
+        "spa": out["spa_p"] is not None and out["spa_p"] < ALPHA,
+        "in_mcs": selected in out["mcs"],
+        "deflated_sharpe": out["dsr"] is not None and out["dsr"] >= DSR_LEVEL,
+    }
+    out["checks"] = checks
+    out["survives"] = all(checks.values())
+    return out
+
+
+def trial_sharpes(rows: dict[str, dict], bars_per_year: float) -> tuple[int, float]:
+    """(number of non-baseline items tried, variance of their per-period test Sharpe ratios):
+    the deflated Sharpe ratio's correction for the search over models and horizons."""
+    srs = [r["test_sharpe"] / math.sqrt(bars_per_year) for r in rows.values() if r["family"] != BASELINE_FAMILY and r.get("test_sharpe") is not None]
+    return max(len(srs), 1), float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _fmt(v, fmt: str) -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def _ci(lo, hi, fmt: str) -> str:
+    return "" if lo is None or hi is None else f" [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
+    """Plain sentences for one horizon's verdict."""
+    h = v["horizon"]
+    if v["selected"] is None:
+        return [f"- **h = {h}:** no trained model has a validation Rank IC; nothing to select."]
+    s = rows[f"{v['selected']}-h{h}"]
+    base = v["best_baseline"]
+    base_txt = f"the best baseline ({base}, {_fmt(rows[f'{base}-h{h}']['test_rank_ic'], '{:+.4f}')})" if base else "zero (no baseline ran)"
+    parts = [
+        f"- **h = {h}: selected on validation — {v['selected']}** (val Rank IC {_fmt(s['val_rank_ic'], '{:+.4f}')}). "
+        f"Out of sample: Rank IC {_fmt(s['test_rank_ic'], '{:+.4f}')}{_ci(s['test_rank_ic_lo'], s['test_rank_ic_hi'], '{:+.4f}')}, "
+        f"t {_fmt(s['test_rank_ic_t'], '{:+.2f}')} (p {_fmt(s['test_rank_ic_p'], '{:.3f}')}), "
+        f"Sharpe {_fmt(s['test_sharpe'], '{:+.2f}')}{_ci(s['test_sharpe_lo'], s['test_sharpe_hi'], '{:+.2f}')} net; "
+        f"lead over {base_txt}: {_fmt(v.get('selected_lead'), '{:+.4f}')}.",
+        f"  Over the {n_models} models tried: SPA p = {_fmt(v['spa_p'], '{:.3f}')} (does any model beat the baseline "
+        f"{v['spa_benchmark'] or 'n/a'}, chosen on validation?); 90 % model confidence set: "
+        f"{', '.join(v['mcs']) if v['mcs'] else 'n/a'}; deflated Sharpe ratio {_fmt(v['dsr'], '{:.2f}')}.",
+    ]
+    failed = [k for k, ok in v["checks"].items() if not ok]
+    names = {"rank_ic_positive_and_significant": f"its Rank IC is not significantly above zero (p ≥ {ALPHA:g})",
+             "beats_baselines": "it does not beat the best baseline", "spa": f"the SPA test does not reject (p ≥ {ALPHA:g})",
+             "in_mcs": "it is not in the 90 % model confidence set", "deflated_sharpe": f"its deflated Sharpe ratio is below {DSR_LEVEL:g}"}
+    if v["survives"]:
+        parts.append(f"  **Survives** every check: a signal that holds up after {n_models} models were tried.")
+    else:
+        parts.append("  **Does not survive:** " + "; ".join(names[k] for k in failed) + ".")
+    if v["test_best"] and v["test_best"] != v["selected"]:
+        t = rows[f"{v['test_best']}-h{h}"]
+        parts.append(f"  The best on test was {v['test_best']} (Rank IC {_fmt(t['test_rank_ic'], '{:+.4f}')}, val "
+                     f"{_fmt(t['val_rank_ic'], '{:+.4f}')}): shown for reference, not a choice — picking it would be selection on test.")
+    return parts
+
+
+TABLE = (  # (title, cell) of the per-horizon table: at most 10 columns
+    ("model", None),
+    ("val Rank IC", lambda r: _fmt(r["val_rank_ic"], "{:+.4f}")),
+    ("test Rank IC [90 % CI]", lambda r: _fmt(r["test_rank_ic"], "{:+.4f}") + _ci(r["test_rank_ic_lo"], r["test_rank_ic_hi"], "{:+.3f}")),
+    ("t (p)", lambda r: f"{_fmt(r['test_rank_ic_t'], '{:+.2f}')} ({_fmt(r['test_rank_ic_p'], '{:.3f}')})"),
+    ("Sharpe net [90 % CI]", lambda r: _fmt(r["test_sharpe"], "{:+.2f}") + _ci(r["test_sharpe_lo"], r["test_sharpe_hi"], "{:+.2f}")),
+    ("Δ vs best baseline", None),
+    ("val macro F1", lambda r: _fmt(r["val_macro_f1"], "{:.3f}")),
+    ("in MCS", None),
+    ("gate", None),
+)
+
+DETAILS = (
+    ("IC", "test_ic", "{:+.4f}"), ("IC t (NW)", "test_ic_tstat_nw", "{:+.2f}"), ("Rank IC t (NW)", "test_rank_ic_tstat_nw", "{:+.2f}"),
+    ("ann. return", "test_annual_return", "{:+.2%}"), ("max DD", "test_max_drawdown", "{:.1%}"), ("turnover/day", "test_turnover", "{:.3f}"),
+    ("bal. acc", "test_balanced_accuracy", "{:.4f}"), ("log loss", "test_log_loss", "{:.4f}"), ("fit s (all folds)", "fit_seconds", "{:.0f}"),
+)
+
+
+def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates: dict[str, bool], header: str, n_models: int) -> str:
+    """metrics/comparison.md: the verdict first, then one short table per horizon, details folded."""
+    lines = ["# Model comparison", "", header, "", "## Verdict", ""]
+    for h in sorted(verdicts):
+        lines += verdict_lines(verdicts[h], rows, n_models)
+    survivors = [h for h, v in verdicts.items() if v["survives"]]
+    lines += ["", "**Plainly:** " + (
+        f"a model selected on validation survives every check at h = {', '.join(map(str, survivors))}."
+        if survivors else
+        "no model selected on validation survives the checks at any horizon: on this data nothing shown here is a "
+        "reliable, tradeable edge over the baselines once the number of models tried is accounted for."
+    )]
+    lines += ["", "Rows: models sorted by validation Rank IC (the selection metric). ✓ selected on validation; † best on "
+              "test (for reference only). *t (p)*: calibrated HAR t-test (equal-weighted cosine long-run variance, Student-t "
+              f"reference) of the mean daily Rank IC; intervals: {CI_LEVEL:.0%} stationary block bootstrap. *in MCS*: in the "
+              f"{1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val macro F1 > {GATE_F1:g} and val Sharpe > "
+              f"{GATE_SHARPE:g} at some horizon. Baselines in *italics*."]
+    for h in sorted(verdicts):
+        v = verdicts[h]
+        hr = sorted((r for r in rows.values() if int(r["horizon"]) == h), key=lambda r: -(r["val_rank_ic"] if r["val_rank_ic"] is not None else -math.inf))
+        base = v["best_baseline"]
+        base_ric = rows[f"{base}-h{h}"]["test_rank_ic"] if base else None
+        lines += ["", f"## Horizon {h} bars", "", "| " + " | ".join(t for t, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
+        for r in hr:
+            name = f"*{r['model']}*" if r["family"] == BASELINE_FAMILY else r["model"]
+            name += " ✓" if r["model"] == v["selected"] else ""
+            name += " †" if r["model"] == v["test_best"] else ""
+            cells = []
+            for title, cell in TABLE:
+                if title == "model":
+                    cells.append(name)
+                elif title == "Δ vs best baseline":
+                    d = None if base_ric is None or r["test_rank_ic"] is None or r["family"] == BASELINE_FAMILY else r["test_rank_ic"] - base_ric
+                    cells.append(_fmt(d, "{:+.4f}"))
+                elif title == "in MCS":
+                    p = v.get("mcs_p", {}).get(r["model"])
+                    cells.append("n/a" if p is None else f"{'yes' if p >= MCS_SIZE else 'no'} ({p:.2f})")
+                elif title == "gate":
+                    cells.append("pass" if gates.get(r["model"]) else "—")
+                else:
+                    cells.append(cell(r))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"<details><summary>More metrics, h = {h} (test)</summary>", "",
+                  "| model | " + " | ".join(t for t, _, _ in DETAILS) + " |", "|" + "---|" * (len(DETAILS) + 1)]
+        for r in hr:
+            lines.append(f"| {r['model']} | " + " | ".join(_fmt(r.get(k), f) for _, k, f in DETAILS) + " |")
+        lines += ["", "</details>", "",
+                  f"Plots: [Rank IC by year](../plots/compare/rank_ic_by_year_h{h}.png) · "
+                  f"[cumulative Rank IC](../plots/compare/cumulative_rank_ic_h{h}.png) · "
+                  f"[equity curves](../plots/compare/equity_h{h}.png) · [score correlation](../plots/compare/score_correlation_h{h}.png)"]
+    return "\n".join(lines) + "\n"
 
 
 def score_correlations(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -97,70 +286,4 @@ def score_correlations(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
     ``predictions``: model -> frame with symbol, datetime, score. Constant scores give NaN."""
     keyed = {m: f.set_index(["symbol", "datetime"])["score"] for m, f in predictions.items()}
     wide = pd.DataFrame(keyed).dropna()
-    ranks = wide.rank()
-    return ranks.corr(method="pearson")  # Spearman = Pearson on ranks
-
-
-def _fmt(v, fmt: str) -> str:
-    return "n/a" if v is None else fmt.format(v)
-
-
-def comparison_markdown(rows: dict[str, dict], correlations: dict[int, pd.DataFrame], cost_bps: float, title_note: str = "") -> str:
-    """The comparison page (see module docstring)."""
-    horizons = sorted({int(r["horizon"]) for r in rows.values()})
-    lines = [
-        "# Model comparison",
-        "",
-        "Test split unless marked *val*; models sorted by test Rank IC. IC and Rank IC are daily "
-        "cross-sectional correlations of the score with the realised h-bar forward return, "
-        "averaged over dates; *t (NW)* and *IC t (NW)* are their t-statistics with a Newey–West "
-        f"standard error (the h-bar returns overlap, so plain t-statistics overstate). *Sharpe (net)*: a dollar-neutral long/short book on the "
-        f"score, each day's signal held h bars in 1/h tranches, after {cost_bps:g} bp per unit of "
-        "turnover. Baselines are in *italics*; *Δ Rank IC* is each model's lead over the best "
-        "baseline.",
-    ]
-    if title_note:
-        lines += ["", title_note]
-    summary = []
-    for h in horizons:
-        hr = rows_of_horizon(rows, h)
-        base = best_baseline(hr)
-        lines += ["", f"## Horizon {h} bars", ""]
-        header = ["model", "family", *(t for _, t, _ in TABLE_COLUMNS), "Δ Rank IC"]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for r in hr:
-            name = f"*{r['model']}*" if r["family"] == BASELINE_FAMILY else f"**{r['model']}**"
-            delta = None
-            if base is not None and r.get("test_rank_ic") is not None and r is not base:
-                delta = r["test_rank_ic"] - base["test_rank_ic"]
-            cells = [name, r["family"], *(_fmt(r.get(k), f) for k, _, f in TABLE_COLUMNS), _fmt(delta, "{:+.4f}")]
-            lines.append("| " + " | ".join(cells) + " |")
-        contenders = [r for r in hr if r["family"] != BASELINE_FAMILY and r.get("test_rank_ic") is not None]
-        if contenders:
-            best = contenders[0]
-            verdict = (
-                f"**Best at h={h}: {best['model']}** — test Rank IC {best['test_rank_ic']:+.4f} "
-                f"(NW t {_fmt(best.get('test_rank_ic_tstat_nw'), '{:+.2f}')}), Sharpe {_fmt(best.get('test_sharpe'), '{:+.2f}')} net"
-            )
-            if base is not None:
-                lead = best["test_rank_ic"] - base["test_rank_ic"]
-                beaten = [r["model"] for r in contenders if r["test_rank_ic"] > base["test_rank_ic"]]
-                verdict += (
-                    f"; best baseline {base['model']} {base['test_rank_ic']:+.4f}, lead {lead:+.4f}. "
-                    f"Above the best baseline: {', '.join(beaten) if beaten else 'none'}"
-                )
-            significant = [r["model"] for r in contenders if (r.get("test_rank_ic_tstat_nw") or 0.0) > SIGNIFICANT_T]
-            verdict += f"; Rank IC significantly above zero (NW t > {SIGNIFICANT_T:g}): {', '.join(significant) if significant else 'none'}."
-            lines += ["", verdict]
-            summary.append(verdict)
-        corr = correlations.get(h)
-        if corr is not None and len(corr) > 1:
-            lines += ["", f"Score correlation between models (Spearman, test, h={h}): low values mean diverse signals, worth ensembling.", ""]
-            cols = list(corr.columns)
-            lines += ["| | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
-            for a in cols:
-                vals = [("n/a" if not np.isfinite(corr.loc[a, b]) else f"{corr.loc[a, b]:+.2f}") for b in cols]
-                lines.append(f"| {a} | " + " | ".join(vals) + " |")
-    if summary:
-        lines[1:1] = ["", *(f"- {s}" for s in summary)]
-    return "\n".join(lines) + "\n"
+    return wide.rank().corr(method="pearson")  # Spearman = Pearson on ranks

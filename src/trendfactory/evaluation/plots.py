@@ -8,14 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BARS = (
-    ("test_rank_ic", "test Rank IC"),
-    ("test_ic_tstat_nw", "test IC t-stat (Newey–West)"),
-    ("test_sharpe", "test Sharpe after costs"),
-    ("test_balanced_accuracy", "test balanced accuracy"),
-)
-
-
 def _plt():
     import matplotlib
 
@@ -33,20 +25,45 @@ def _colors(families: list[str]) -> list[str]:
     return ["#9e9e9e" if f == "baseline" else "#1f77b4" for f in families]
 
 
-def metric_bars(rows: list[dict], horizon: int, path: Path) -> None:
-    """One panel per headline metric, a bar per model (sorted as the table is)."""
+def by_year_heatmap(daily_rank_ic: pd.DataFrame, families: dict[str, str], horizon: int, path: Path) -> None:
+    """Model x year heatmap of the mean daily Rank IC (``daily_rank_ic``: dates x models, in
+    table order): is a model's edge steady, or one good year?"""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(BARS), figsize=(4.2 * len(BARS), 0.45 * len(rows) + 1.8), sharey=True)
-    names = [r["model"] for r in rows]
-    colors = _colors([r["family"] for r in rows])
-    for ax, (key, title) in zip(axes, BARS):
-        vals = [np.nan if r.get(key) is None else r[key] for r in rows]
-        ax.barh(names, vals, color=colors)
-        ax.axvline(1 / 3 if key == "test_balanced_accuracy" else 0.0, color="black", lw=0.8)
-        ax.set_title(title, fontsize=10)
-        ax.invert_yaxis() if ax is axes[0] else None
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"Horizon {horizon} bars (grey: baselines; line: chance)", fontsize=11)
+    years = daily_rank_ic.groupby(daily_rank_ic.index.year).mean().T  # [models, years]
+    fig, ax = plt.subplots(figsize=(0.62 * years.shape[1] + 3.2, 0.42 * len(years) + 1.6))
+    lim = max(float(np.nanmax(np.abs(years.to_numpy()))) if np.isfinite(years.to_numpy()).any() else 0.05, 1e-3)
+    im = ax.imshow(years.to_numpy(dtype=float), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(years.shape[1]), [str(y) for y in years.columns], rotation=45, ha="right")
+    ax.set_yticks(range(len(years)), [f"{m} (baseline)" if families.get(m) == "baseline" else m for m in years.index])
+    for i in range(years.shape[0]):
+        for j in range(years.shape[1]):
+            v = years.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v * 100:+.1f}", ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 * lim else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03, label="mean daily Rank IC")
+    ax.set_title(f"Out-of-sample Rank IC by year (x100), h={horizon}; rows sorted by validation Rank IC", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selected: str | None, horizon: int, path: Path) -> None:
+    """Cumulative sum of each model's daily out-of-sample Rank IC: a steady edge is a straight
+    rising line; the model selected on validation is drawn thick."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for model in daily_rank_ic.columns:
+        series = daily_rank_ic[model].dropna()
+        if series.empty:
+            continue
+        style = {"color": "#9e9e9e", "ls": "--", "lw": 1.0} if families.get(model) == "baseline" else {"lw": 2.6 if model == selected else 0.9}
+        label = f"{model} (selected on validation)" if model == selected else model
+        ax.plot(series.index, series.cumsum(), label=label, **style)
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_title(f"Cumulative daily Rank IC, out of sample, h={horizon}")
+    ax.set_ylabel("sum of daily Rank IC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -75,7 +92,7 @@ def equity_figure(books: dict[str, pd.DataFrame], families: dict[str, str], titl
 
 def equity_curves(books: dict[str, pd.DataFrame], families: dict[str, str], horizon: int, path: Path) -> None:
     """Every model's book at one horizon in one PNG."""
-    fig = equity_figure(books, families, f"Test split, horizon {horizon}")
+    fig = equity_figure(books, families, f"Out of sample (all folds), horizon {horizon}")
     fig.savefig(path, dpi=110)
     close(fig)
 

@@ -13,18 +13,35 @@ from trendfactory.data.validation import check_min_length
 from trendfactory.errors import DataValidationError
 from trendfactory.features.context import compute_context_features
 from trendfactory.features.labels import make_labels, symbol_ids
-from trendfactory.features.splits import SPLITS, apply_scaler, assign_splits, fit_scaler
+from trendfactory.features.splits import ROLE_CODES, SPLITS, apply_scaler, assign_roles, fit_scaler, fold_name, plan_folds
 from trendfactory.features.stock import compute_stock_features, warmup_bars
-from trendfactory.params import FeaturesConfig, Params, split_dates
+from trendfactory.params import FeaturesConfig, Params
 
 log = logging.getLogger("trendfactory")
 
 
 @dataclass
 class FeaturizeResult:
-    splits: dict[str, pd.DataFrame]  # 'train' | 'val' | 'test' -> symbol, datetime, features, labels
+    """featurize's output: one frame of every bar (unscaled features, labels, one role column per
+    fold), the schema, and per fold its boundaries and train-fitted scaler."""
+
+    frame: pd.DataFrame  # symbol, datetime, stk_*/ctx_* (float32, unscaled), label/ret/score_h*, fold_XX (int8 roles)
     schema: dict
-    scaler: dict
+    folds: list[dict]  # per fold: boundaries (Fold.to_json), "scaler" {col: {kind, mean, std}}, "report"
+
+    def fold_frames(self, fold: int = 0, clip: float | None = None) -> dict[str, pd.DataFrame]:
+        """'train' | 'val' | 'test' -> that fold's rows, features scaled with the fold's own
+        scaler (clipped to +-``clip``; the schema's clip when None): for tests and notebooks."""
+        f = self.folds[fold]
+        clip = self.schema["clip"] if clip is None else clip
+        roles = self.frame[fold_name(fold)].to_numpy()
+        feats = self.schema["feature_columns"]
+        out = {}
+        for name, code in ROLE_CODES.items():
+            part = self.frame[roles == code].reset_index(drop=True)
+            scaled = apply_scaler(part, {c: f["scaler"][c] for c in feats}, clip)
+            out[name] = pd.concat([part.drop(columns=feats), scaled], axis=1)
+        return out
 
 
 @dataclass
@@ -64,6 +81,16 @@ def _class_balance(frame: pd.DataFrame, horizons) -> dict:
     return out
 
 
+def _uninformative(values: np.ndarray) -> str | None:
+    """Why a feature cannot be used on these (train) rows, or None."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "no finite value on train rows (series does not cover the train period)"
+    if finite.size > 1 and np.all(finite == finite[0]):
+        return "constant on train rows"
+    return None
+
+
 def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, origin: str = "bars") -> FeaturizeResult:
     """All of featurize in memory; raises DataValidationError before anything is written."""
     fcfg, lcfg = params.features, params.label
@@ -76,48 +103,60 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
     labels = make_labels(bars, horizons, lcfg.entry_lag, lcfg.barrier_k, lcfg.vol_span)
 
     sym_id = symbol_ids(bars)
-    train_end, val_end = split_dates(params)
-    split = assign_splits(bars, sym_id, train_end, val_end, horizons, lcfg.entry_lag, params.split.embargo)
-    for name in SPLITS:
-        if split.report["rows"][name] == 0:
-            raise DataValidationError(
-                f"{origin}: split '{name}' is empty with split.train_end={train_end} and split.val_end={val_end} "
-                f"(bars span {bars['datetime'].min().date()} .. {bars['datetime'].max().date()}); move the boundaries inside the data"
-            )
+    first, last = bars["datetime"].min(), bars["datetime"].max()
+    first_n, last_n = (pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo else pd.Timestamp(t) for t in (first, last))
+    folds = plan_folds(params.split, first_n, last_n)
+    if not folds:
+        raise DataValidationError(
+            f"{origin}: no walk-forward fold: split.test_start={params.split.test_start} is after the last bar "
+            f"({last_n.date()}); move split.test_start inside the data"
+        )
+    splits = [assign_roles(bars, sym_id, f, horizons, lcfg.entry_lag, params.split.embargo) for f in folds]
+    for fold, res in zip(folds, splits):
+        for name in SPLITS:
+            if res.report["rows"][name] == 0:
+                raise DataValidationError(
+                    f"{origin}: fold {fold.index} split '{name}' is empty (fold {fold.to_json()}; bars span "
+                    f"{first_n.date()} .. {last_n.date()}); move the split.* boundaries inside the data"
+                )
 
-    # Column by column, never a float64 copy of the whole matrix: peak memory stays low on
-    # large universes (500 symbols x 5,000 bars is 2.5M rows).
-    is_train = split.assignment == "train"
-    raw_columns = raw.columns
-    dropped = {}
-    for col, series in raw_columns.items():
-        v = series.to_numpy(dtype=np.float64)[is_train]
-        finite = v[np.isfinite(v)]
-        if finite.size == 0:
-            dropped[col] = "no finite value on train rows (series does not cover the train period)"
-        elif finite.size > 1 and np.all(finite == finite[0]):
-            dropped[col] = "constant on train rows"
+    # A feature is kept only if every fold can scale it from its own train rows, so every
+    # fold's models see the same columns.
+    dropped: dict[str, str] = {}
+    for col, series in raw.columns.items():
+        v = series.to_numpy(dtype=np.float64)
+        for fold, res in zip(folds, splits):
+            why = _uninformative(v[res.assignment == "train"])
+            if why:
+                dropped[col] = f"{why} (fold {fold.index})"
+                break
     if dropped:
-        log.warning("dropping %d feature(s) with no information on train rows: %s", len(dropped), ", ".join(dropped))
-    keep = [c for c in raw_columns if c not in dropped]
-    scaler = fit_scaler(pd.DataFrame({c: raw_columns[c][is_train] for c in keep}), keep)
-    scaled = {}
-    for col in keep:
-        scaled[col] = apply_scaler(raw_columns.pop(col).to_frame(), {col: scaler[col]}, fcfg.clip)[col].to_numpy()
+        log.warning("dropping %d feature(s) with no information on some fold's train rows: %s", len(dropped), ", ".join(dropped))
+    keep = [c for c in raw.columns if c not in dropped]
 
-    # Each split is sliced straight from the column arrays: no full-frame intermediate copy.
-    columns = {"symbol": bars["symbol"].to_numpy(), "datetime": bars["datetime"].to_numpy(), **scaled}
+    fold_meta = []
+    for fold, res in zip(folds, splits):
+        is_train = res.assignment == "train"
+        scaler = fit_scaler(pd.DataFrame({c: raw.columns[c].to_numpy(dtype=np.float64)[is_train] for c in keep}), keep)
+        fold_meta.append({**fold.to_json(), "clip": fcfg.clip, "scaler": scaler, "report": res.report})
+
+    # Unscaled float32 features: each fold scales them with its own scaler when a model reads
+    # them (windows.reader), so the store is written once, not once per fold.
+    columns: dict[str, np.ndarray] = {"symbol": bars["symbol"].to_numpy(), "datetime": bars["datetime"].to_numpy()}
+    for col in keep:
+        with np.errstate(over="ignore"):
+            columns[col] = raw.columns.pop(col).to_numpy(dtype=np.float32)
     columns.update({c: labels[c].array for c in labels.columns})
-    splits = {}
-    for name in SPLITS:
-        mask = split.assignment == name
-        splits[name] = pd.DataFrame({c: v[mask] for c, v in columns.items()})
-    del columns, scaled
+    for fold, res in zip(folds, splits):
+        columns[fold.name] = res.roles
+    frame = pd.DataFrame(columns)
+    del columns
 
     groups = {g: [c for c in cols if c in keep] for g, cols in raw.groups.items()}
     groups = {g: c for g, c in groups.items() if c}
     stock_cols = [c for c in keep if c.startswith("stk_")]
     ctx_cols = [c for c in keep if c.startswith("ctx_")]
+    first_fold = splits[0].assignment
     schema = {
         "feature_columns": keep,
         "towers": {"stock": stock_cols, "context": ctx_cols},
@@ -128,10 +167,18 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
         "warmup_bars": warmup,
         "horizons": list(horizons),
         "label": {"entry_lag": lcfg.entry_lag, "barrier_k": lcfg.barrier_k, "vol_span": lcfg.vol_span, "columns": label_columns(horizons)},
-        "split": split.report,
-        "date_range": {name: [str(f["datetime"].min()), str(f["datetime"].max())] for name, f in splits.items()},
-        "symbols": {name: int(f["symbol"].nunique()) for name, f in splits.items()},
-        "class_balance": {name: _class_balance(f, horizons) for name, f in splits.items()},
-        "scaler": "z-score fitted on train rows only, clipped to +-%g; {-1,0,1} signal columns unscaled" % fcfg.clip,
+        "split": {
+            "scheme": params.split.scheme,
+            "embargo_bars": params.split.embargo,
+            "purge_span_bars": lcfg.entry_lag + max(horizons),
+            "folds": [{**fold.to_json(), **res.report} for fold, res in zip(folds, splits)],
+        },
+        "date_range": [str(first), str(last)],
+        "symbols": int(bars["symbol"].nunique()),
+        "class_balance": {  # of the first fold's blocks
+            name: _class_balance(frame[first_fold == name], horizons) for name in SPLITS
+        },
+        "clip": fcfg.clip,
+        "scaler": "z-score fitted on each fold's train rows only, clipped to +-%g; {-1,0,1} signal columns unscaled" % fcfg.clip,
     }
-    return FeaturizeResult(splits=splits, schema=schema, scaler=scaler)
+    return FeaturizeResult(frame=frame, schema=schema, folds=fold_meta)

@@ -9,16 +9,138 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
+# Per-row role of a row in one fold (int8 in the window store's roles.npy): a row outside the
+# fold, purged or embargoed has NO_ROLE.
+NO_ROLE = 0
+ROLE_CODES = {"train": 1, "val": 2, "test": 3}
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold's blocks as half-open time intervals [start, end): train [train_start, val_start),
+    val [val_start, test_start), test [test_start, test_end). ``train_start`` None = from the
+    first bar (expanding); ``test_end`` None = to the last bar."""
+
+    index: int
+    train_start: pd.Timestamp | None
+    val_start: pd.Timestamp
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp | None
+
+    @property
+    def name(self) -> str:
+        return fold_name(self.index)
+
+    def to_json(self) -> dict:
+        iso = lambda t: None if t is None else str(t.date())  # noqa: E731 - boundaries are dates
+        return {"index": self.index, "train_start": iso(self.train_start), "val_start": iso(self.val_start),
+                "test_start": iso(self.test_start), "test_end": iso(self.test_end)}
+
+
+def fold_name(index: int) -> str:
+    """``fold_03``: the name of fold 3's role column and model directory."""
+    return f"fold_{int(index):02d}"
 
 
 @dataclass
 class SplitResult:
-    assignment: np.ndarray  # [N] object: 'train' | 'val' | 'test' | 'purged' | 'embargoed'
+    assignment: np.ndarray  # [N] object: 'train' | 'val' | 'test' | 'purged' | 'embargoed' | 'outside'
     report: dict = field(default_factory=dict)
 
+    @property
+    def roles(self) -> np.ndarray:
+        """[N] int8 role codes (``ROLE_CODES``; ``NO_ROLE`` for purged, embargoed, outside)."""
+        out = np.zeros(len(self.assignment), dtype=np.int8)
+        for name, code in ROLE_CODES.items():
+            out[self.assignment == name] = code
+        return out
 
-def _end_of_day(d: _dt.date) -> pd.Timestamp:
-    return pd.Timestamp(d) + pd.Timedelta(days=1) - pd.Timedelta(1)
+
+def _day(d: _dt.date | str) -> pd.Timestamp:
+    return pd.Timestamp(str(d)[:10])
+
+
+def _next_day(d: _dt.date) -> pd.Timestamp:
+    """The first instant after date ``d`` (a block that ends on ``d`` includes all of ``d``)."""
+    return _day(d) + pd.Timedelta(days=1)
+
+
+def plan_folds(split, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
+    """The folds of ``split`` (a :class:`~trendfactory.params.SplitConfig`) over bars dated
+    ``first`` .. ``last``.
+
+    fixed: one fold, train to ``train_end``, val to ``val_end``, test after it.
+    walk_forward: test blocks of ``fold`` years from ``test_start`` until the data ends; each
+    validates on the ``val_years`` before its test block and trains on everything before that
+    (or the ``train_years`` before it).
+    """
+    if split.scheme == "fixed":
+        return [Fold(0, None, _next_day(_dt.date.fromisoformat(str(split.train_end)[:10])),
+                     _next_day(_dt.date.fromisoformat(str(split.val_end)[:10])), None)]
+    folds = []
+    t = _day(split.test_start)
+    while t <= last:
+        val_start = t - pd.DateOffset(years=split.val_years)
+        train_start = None if split.train_years is None else val_start - pd.DateOffset(years=split.train_years)
+        end = t + pd.DateOffset(years=split.fold)
+        folds.append(Fold(len(folds), train_start, val_start, t, None if end > last else end))
+        t = end
+    return folds
+
+
+def assign_roles(
+    bars: pd.DataFrame, sym_id: np.ndarray, fold: Fold, horizons: tuple[int, ...], entry_lag: int, embargo: int
+) -> SplitResult:
+    """Each row's role in ``fold``, with purge and embargo at each of the fold's boundaries.
+
+    Purge: a train (val) row is dropped when the exit bar of any horizon's label
+    (t + entry_lag + h, same symbol) falls at or after the start of val (test): no label of a
+    row the model learns or selects on reaches into a later block. Embargo: the first
+    ``embargo`` bars of each symbol in val and in test are dropped, so serially correlated
+    features just before a boundary never sit next to the samples just after it.
+    Rows sorted by (symbol, datetime) are assumed (featurize's order).
+    """
+    dt = bars["datetime"].to_numpy()
+    n = len(bars)
+    # block 0 train, 1 val, 2 test, 3 outside the fold
+    edges = np.array([fold.val_start.to_datetime64(), fold.test_start.to_datetime64()], dtype="datetime64[ns]")
+    block = np.searchsorted(edges, dt, side="right").astype(np.int64)  # dt >= edge -> next block
+    if fold.train_start is not None:
+        block[dt < fold.train_start.to_datetime64()] = 3
+    if fold.test_end is not None:
+        block[dt >= fold.test_end.to_datetime64()] = 3
+    block_end = np.array([edges[0], edges[1], np.datetime64("NaT"), np.datetime64("NaT")], dtype="datetime64[ns]")[block]
+
+    crosses = np.zeros(n, dtype=bool)
+    for h in horizons:
+        exit_pos = np.arange(n) + entry_lag + h
+        has_exit = exit_pos < n
+        has_exit[has_exit] = sym_id[exit_pos[has_exit]] == sym_id[has_exit]
+        exit_dt = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        exit_dt[has_exit] = dt[exit_pos[has_exit]]
+        # NaT comparisons are False: test rows (no later block) and rows without an exit never purge.
+        crosses |= has_exit & (block < 2) & (exit_dt >= block_end)
+
+    # Position of each row within its (symbol, block) run, for the embargo.
+    run = sym_id.astype(np.int64) * 4 + block
+    starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1]) if n else np.zeros(0, np.int64)
+    lengths = np.diff(np.concatenate([starts, [n]]))
+    pos_in_block = np.arange(n) - np.repeat(starts, lengths)
+    embargoed = ((block == 1) | (block == 2)) & (pos_in_block < embargo)
+
+    names = np.array((*SPLITS, "outside"), dtype=object)[block]
+    assignment = names.copy()
+    assignment[crosses] = "purged"
+    assignment[embargoed & ~crosses] = "embargoed"
+    report = {
+        "rows": {s: int((assignment == s).sum()) for s in SPLITS},
+        "purged": {s: int((crosses & (names == s)).sum()) for s in SPLITS[:2]},
+        "embargoed": {s: int((embargoed & ~crosses & (names == s)).sum()) for s in SPLITS[1:]},
+    }
+    for s in SPLITS:
+        rows = dt[assignment == s]
+        report.setdefault("dates", {})[s] = [str(pd.Timestamp(rows.min()).date()), str(pd.Timestamp(rows.max()).date())] if rows.size else None
+    return SplitResult(assignment=assignment, report=report)
 
 
 def assign_splits(
@@ -30,51 +152,15 @@ def assign_splits(
     entry_lag: int,
     embargo: int,
 ) -> SplitResult:
-    """Split rows by time, purge label spans that cross a boundary, embargo after each boundary.
-
-    Purge: a row is dropped when the exit bar of any horizon's label (t + entry_lag + h) falls
-    after the end of the row's own split. Embargo: the first `embargo` bars of each symbol in
-    val and test are dropped, so serially correlated features just before a boundary never sit
-    next to the samples just after it.
-    """
-    dt = bars["datetime"].to_numpy()
-    bounds = [_end_of_day(train_end).to_datetime64(), _end_of_day(val_end).to_datetime64()]
-    split_idx = np.searchsorted(np.array(bounds), dt, side="left")  # 0 train, 1 val, 2 test
-    n = len(bars)
-    split_end = np.array(bounds + [np.datetime64("NaT")])[split_idx]
-
-    crosses = np.zeros(n, dtype=bool)
-    for h in horizons:
-        span = entry_lag + h
-        exit_pos = np.arange(n) + span
-        has_exit = exit_pos < n
-        has_exit[has_exit] = sym_id[exit_pos[has_exit]] == sym_id[has_exit]
-        exit_dt = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-        exit_dt[has_exit] = dt[exit_pos[has_exit]]
-        # NaT comparisons are False: the test split (no end) and rows without an exit never purge.
-        crosses |= has_exit & (split_idx < 2) & (exit_dt > split_end)
-
-    # Position of each row within its (symbol, split) block, for the embargo.
-    block = sym_id * 3 + split_idx
-    starts = np.concatenate([[0], np.flatnonzero(block[1:] != block[:-1]) + 1])
-    lengths = np.diff(np.concatenate([starts, [n]]))
-    pos_in_block = np.arange(n) - np.repeat(starts, lengths)
-    embargoed = (split_idx > 0) & (pos_in_block < embargo)
-
-    names = np.array(SPLITS, dtype=object)[split_idx]
-    assignment = names.copy()
-    assignment[crosses] = "purged"
-    assignment[embargoed & ~crosses] = "embargoed"
-
-    report = {
+    """The fixed scheme's one split (train to ``train_end``, val to ``val_end``, test after)."""
+    fold = Fold(0, None, _next_day(train_end), _next_day(val_end), None)
+    res = assign_roles(bars, sym_id, fold, horizons, entry_lag, embargo)
+    res.report.update({
         "boundaries": {"train_end": str(train_end), "val_end": str(val_end)},
-        "rows": {s: int((assignment == s).sum()) for s in SPLITS},
-        "purged": {s: int((crosses & (names == s)).sum()) for s in SPLITS[:2]},
-        "embargoed": {s: int((embargoed & ~crosses & (names == s)).sum()) for s in SPLITS[1:]},
         "embargo_bars": embargo,
         "purge_span_bars": entry_lag + max(horizons),
-    }
-    return SplitResult(assignment=assignment, report=report)
+    })
+    return res
 
 
 def is_indicator_column(values: np.ndarray) -> bool:

@@ -33,15 +33,17 @@ class Samples:
         self.ends = np.asarray(ends, dtype=np.int64)  # [n] window end rows
 
     @classmethod
-    def open(cls, directory: str | Path, horizon: int) -> "Samples":
-        """Labelled samples of the window store at ``directory`` for ``horizon``."""
-        return cls(WindowSplit.open(directory), horizon)
+    def open(cls, directory: str | Path, horizon: int, fold: int | None = None, role: str | None = None) -> "Samples":
+        """Labelled samples of the window store at ``directory`` for ``horizon`` (of one fold's
+        ``role`` -- 'train' | 'val' | 'test' -- for a walk-forward store)."""
+        return cls(WindowSplit.open(directory, fold, role), horizon)
 
     def __len__(self) -> int:
         return int(self.ends.size)
 
     def __repr__(self) -> str:
-        return f"Samples({self.split.directory.name}, h={self.horizon}, n={len(self)}, labelled={self.labelled})"
+        where = self.split.directory.name if self.split.fold is None else f"{self.split.directory.name} fold {self.split.fold} {self.split.role}"
+        return f"Samples({where}, h={self.horizon}, n={len(self)}, labelled={self.labelled})"
 
     def subset(self, positions: np.ndarray) -> "Samples":
         """The samples at ``positions`` (into this object's order)."""

@@ -144,6 +144,6 @@ def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, tr
 def train_stage(name: str, horizon: int) -> str:
     """The DVC stage that trains a model at a horizon: train@, train_neural@ or train_joint@."""
     cls = get_model_class(name)
-    if cls.joint:
-        return f"train_joint@{cls.name}"
+    if cls.joint:  # one fit for every horizon: one stage per model
+        return f"{'train_neural' if cls.family == 'neural' else 'train_joint'}@{cls.name}"
     return f"{'train_neural' if cls.uses_trainer else 'train'}@{cls.name}-{int(horizon)}"

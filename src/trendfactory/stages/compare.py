@@ -1,77 +1,141 @@
-"""Stage `compare`: every model × horizon in one table, one page and a few plots.
+"""Stage `compare`: every model × horizon in one table, the selection on validation, the verdict.
 
-Reads metrics/eval/<model>-h<h>/metrics.json, the test predictions and each model's fit time
-for the items of (``run.models`` + ``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes metrics/compare.json (one row per
-item, git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and plots/compare/.
+Reads metrics/eval/<model>-h<h>/metrics.json, each item's walk-forward predictions (val and
+the out-of-sample test series) and fit times for the items of (``run.models`` +
+``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes
+metrics/compare.json (``summary``: per horizon the selected model and its verdict; ``items``:
+one row per item; git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and
+plots/compare/ (Rank IC by year, cumulative Rank IC, equity curves, score correlation).
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
-from trendfactory.evaluation.compare import Item, compare_rows, comparison_markdown, rows_of_horizon, score_correlations
-from trendfactory.evaluation.metrics import long_short_book, next_bar_returns
+from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes
+from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import train_stage
-from trendfactory.models.base import METADATA_FILE
 from trendfactory.params import Params
-from trendfactory.paths import (
-    COMPARE_JSON,
-    COMPARE_PLOTS_DIR,
-    COMPARISON_MD,
-    EVAL_DIR,
-    FEATURES_DIR,
-    PREDICTIONS_DIR,
-    RAW_DIR,
-    item_id,
-    model_dir,
-)
+from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, EVAL_DIR, FEATURES_DIR, RAW_DIR, TRAIN_LOGS_DIR, item_id, model_dir
 from trendfactory.stages.common import log, stage_main
+from trendfactory.stages.evaluate import read_predictions
+
+BOOTSTRAP_REPS = 1000  # resamples of every bootstrap interval, SPA test and MCS
 
 
-def _read_item(model: str, horizon: int) -> Item:
+def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
+    """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
+    out = pd.DataFrame({"rank_ic": daily_ic(frame, "spearman"), "ic": daily_ic(frame, "pearson")})
+    return out.join(book["net"], how="outer")
+
+
+def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, dict[str, pd.DataFrame]]:
     name = item_id(model, horizon)
     metrics_path = EVAL_DIR / name / "metrics.json"
     if not metrics_path.is_file():
         raise TrendfactoryError(f"{metrics_path}: missing; run `dvc repro {train_stage(model, horizon).replace('train', 'evaluate', 1)}` first")
     cls = get_model_class(model)
-    fit = read_json(model_dir(model, horizon, cls.joint) / METADATA_FILE).get("fit_seconds")
-    return Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit)
+    train_summary = TRAIN_LOGS_DIR / model_dir(model, horizon, cls.joint).name / "metrics.json"
+    fit = read_json(train_summary).get("fit_seconds") if train_summary.is_file() else None
+    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit)
+    books = {}
+    for split in ("val", "test"):
+        frame = read_predictions(model, horizon, split)
+        books[split] = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
+        item.daily[split] = _daily(frame, books[split])
+        if split == "test":
+            item.test_predictions = frame
+    return item, books
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     horizons = list(params.label.horizons)
     models = [*params.run.models, *params.run.neural_models, *params.run.joint_models]
-    items = [_read_item(m, h) for h in horizons for m in models]
-    rows = compare_rows(items)
-    entry_lag = int(read_json(FEATURES_DIR / "schema.json")["label"]["entry_lag"])
+    schema = read_json(FEATURES_DIR / "schema.json")
+    entry_lag = int(schema["label"]["entry_lag"])
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
     next_returns = next_bar_returns(bars)
     families = {m: get_model_class(m).family for m in models}
 
-    correlations, books = {}, {}
+    items: dict[int, list[Item]] = {}
+    books: dict[int, dict[str, pd.DataFrame]] = {}
     for h in horizons:
-        preds = {m: pd.read_parquet(PREDICTIONS_DIR / item_id(m, h) / "test.parquet") for m in models}
-        correlations[h] = score_correlations(preds)
-        books[h] = {m: long_short_book(f, next_returns, h, entry_lag, params.evaluate.cost_bps) for m, f in preds.items()}
+        items[h], books[h] = [], {}
+        for m in models:
+            it, b = _read_item(m, h, next_returns, entry_lag, params)
+            items[h].append(it)
+            books[h][m] = b["test"]
+        log.info("h%d: read %d items", h, len(items[h]))
+    bpy = params.evaluate.bars_per_year
+    rows = {it.key: item_row(it, bpy, BOOTSTRAP_REPS, params.seed) for h in horizons for it in items[h]}
+    n_trials, sr_var = trial_sharpes(rows, bpy)
+    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, BOOTSTRAP_REPS, params.seed) for h in horizons}
+    gates = gate(list(rows.values()))
+    for r in rows.values():
+        r["gate"] = gates[r["model"]]
+        r["in_mcs"] = r["model"] in verdicts[int(r["horizon"])]["mcs"]
 
-    md = comparison_markdown(rows, correlations, params.evaluate.cost_bps)
+    folds = schema["split"]["folds"]
+    test_dates = [it.daily["test"].index for it in items[horizons[0]] if len(it.daily["test"])]
+    span = f"{min(d.min() for d in test_dates).date()} … {max(d.max() for d in test_dates).date()}" if test_dates else "n/a"
+    header = (
+        f"Scheme **{schema['split']['scheme']}**: {len(folds)} fold(s); each fold's model is fitted on its train block, "
+        f"early-stopped and selected on the validation block before its test block, and predicts only its own test block. "
+        f"Test = the folds' test blocks joined: out of sample {span}. Costs {params.evaluate.cost_bps:g} bp per unit of "
+        f"turnover; the long/short book holds each day's signal h bars in 1/h tranches."
+    )
+    n_models = len([m for m in models if families[m] != "baseline"])
+    md = comparison_markdown(rows, verdicts, gates, header, n_models)
+    summary = {f"h{h}": _summary(v, rows) for h, v in verdicts.items()}
+
     with atomic_dir(COMPARE_PLOTS_DIR) as plot_dir:
         for h in horizons:
-            plots.metric_bars(rows_of_horizon(rows, h), h, plot_dir / f"metrics_h{h}.png")
+            order = sorted(items[h], key=lambda it: -(rows[it.key]["val_rank_ic"] if rows[it.key]["val_rank_ic"] is not None else -np.inf))
+            ric = pd.DataFrame({it.model: it.daily["test"]["rank_ic"] for it in order})
+            plots.by_year_heatmap(ric, families, h, plot_dir / f"rank_ic_by_year_h{h}.png")
+            plots.cumulative_ic(ric, families, verdicts[h]["selected"], h, plot_dir / f"cumulative_rank_ic_h{h}.png")
             plots.equity_curves(books[h], families, h, plot_dir / f"equity_h{h}.png")
-            plots.correlation_heatmap(correlations[h], h, plot_dir / f"score_correlation_h{h}.png")
-        write_json(rows, COMPARE_JSON)
+            corr = score_correlations({it.model: it.test_predictions for it in order})
+            plots.correlation_heatmap(corr, h, plot_dir / f"score_correlation_h{h}.png")
+        write_json({"summary": summary, "items": rows}, COMPARE_JSON)
         with atomic_path(COMPARISON_MD) as tmp:
             tmp.write_text(md)
     log.info("compared %d items; see %s", len(rows), COMPARISON_MD)
-    for line in md.splitlines()[2:2 + len(horizons)]:
-        log.info("%s", line.removeprefix("- ").replace("**", ""))
+    for h, v in verdicts.items():
+        s = rows.get(f"{v['selected']}-h{h}") if v["selected"] else None
+        if s is None:
+            continue
+        log.info("h%d: selected on validation %s: test Rank IC %+.4f (HAR t %s, NW t %s), Sharpe %s; SPA p %s, DSR %s: %s",
+                 h, v["selected"], s["test_rank_ic"] or float("nan"), _f(s["test_rank_ic_t"]), _f(s["test_rank_ic_tstat_nw"]),
+                 _f(s["test_sharpe"]), _f(v["spa_p"], 3), _f(v["dsr"]), "SURVIVES" if v["survives"] else "does not survive")
+
+
+def _f(v, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:+.{digits}f}"
+
+
+def _summary(v: dict, rows: dict[str, dict]) -> dict:
+    """The compact per-horizon metric: what was selected and whether it survives."""
+    s = rows.get(f"{v['selected']}-h{v['horizon']}") if v["selected"] else {}
+    return {
+        "selected": v["selected"],
+        "test_rank_ic": s.get("test_rank_ic"),
+        "test_rank_ic_t": s.get("test_rank_ic_t"),
+        "test_sharpe": s.get("test_sharpe"),
+        "lead_over_baselines": v.get("selected_lead"),
+        "spa_p": v["spa_p"],
+        "dsr": v["dsr"],
+        "in_mcs": v["selected"] in v["mcs"],
+        "survives": v["survives"],
+        "test_best": v["test_best"],
+    }
 
 
 def main() -> None:

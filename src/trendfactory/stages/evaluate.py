@@ -1,12 +1,14 @@
-"""Stage `evaluate@<model>-<h>`: score val and test with one trained model and measure it.
+"""Stage `evaluate@<model>-<h>`: measure one model at one horizon from its walk-forward predictions.
 
     python -m trendfactory.stages.evaluate --model xgboost --horizon 5
 
-Writes predictions to data/predictions/<model>-h<h>/{val,test}.parquet, and a DVCLive dir
-metrics/eval/<model>-h<h>/ with metrics.json (for val and test: classification, IC and
-trading metrics as DESIGN.md defines them), the confusion matrices (DVCLive's sklearn plot),
-the long/short book's cumulative return against equal-weight buy-and-hold, and feature
-importance (the model's own, or permutation importance per feature group on val).
+Reads data/predictions/<model>-h<h>/{val,test}_h<h>.parquet (each fold's model on its own blocks,
+written by the train stage) and writes a DVCLive dir metrics/eval/<model>-h<h>/ with
+metrics.json: for ``val`` (the folds' validation blocks pooled) and ``test`` (the joined
+out-of-sample series), classification, IC and trading metrics; ``test_by_year`` and
+``test_by_fold`` (Rank IC, IC, Sharpe); the confusion matrices (DVCLive's sklearn plot), the
+long/short book's cumulative return against equal-weight buy-and-hold, and feature importance of
+the last fold's model (its own, or permutation importance per feature group on its val block).
 """
 
 from __future__ import annotations
@@ -18,40 +20,66 @@ import pandas as pd
 
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.importance import context_projection, feature_importance
-from trendfactory.evaluation.metrics import classification_metrics, ic_metrics, long_short_book, next_bar_returns, trading_metrics
-from trendfactory.io import atomic_dir, read_json, write_parquet
-from trendfactory.models import Samples, TrendModel, get_model_class
+from trendfactory.evaluation.metrics import classification_metrics, daily_ic, ic_metrics, long_short_book, next_bar_returns, trading_metrics
+from trendfactory.features.splits import fold_name
+from trendfactory.io import atomic_dir, read_json
+from trendfactory.models import TrendModel, get_model_class
 from trendfactory.params import Params
 from trendfactory.errors import TrendfactoryError
-from trendfactory.paths import EVAL_DIR, FEATURES_DIR, PREDICTIONS_DIR, RAW_DIR, item_id, model_dir
+from trendfactory.models.registry import train_stage
+from trendfactory.paths import EVAL_DIR, FEATURES_DIR, RAW_DIR, item_id, model_dir, predictions_file
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.train import add_args, load_split
+from trendfactory.stages.train import add_args, load_split, open_store
 
 SPLITS = ("val", "test")
 TOP_FEATURES = 25  # features shown in the importance plot
 
 
-def evaluate_split(model: TrendModel, samples: Samples, next_returns: pd.DataFrame, entry_lag: int, params: Params):
-    """(predictions frame, metrics dict, daily book) of one split."""
-    p = model.predict(samples)
-    frame = p.to_frame(samples.keys(), samples.horizon)
-    frame["label"] = samples.labels()
-    frame["ret"] = samples.returns().astype(np.float64)
-    book = long_short_book(frame, next_returns, samples.horizon, entry_lag, params.evaluate.cost_bps)
+def read_predictions(model: str, horizon: int, split: str) -> pd.DataFrame:
+    """One item's walk-forward predictions of a split; val rows scored by two folds (when
+    split.val_years > split.fold) keep the later fold's."""
+    path = predictions_file(model, horizon, split, get_model_class(model).joint)
+    if not path.is_file():
+        raise TrendfactoryError(f"{path}: missing; run `dvc repro {train_stage(model, horizon)}` first")
+    frame = pd.read_parquet(path)
+    frame = frame.sort_values(["fold", "symbol", "datetime"], kind="stable")
+    return frame.drop_duplicates(["symbol", "datetime"], keep="last").sort_values(["symbol", "datetime"], kind="stable").reset_index(drop=True)
+
+
+def split_metrics(frame: pd.DataFrame, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[dict, pd.DataFrame]:
+    """(metrics, daily book) of one split's predictions."""
+    book = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
+    proba = frame[["p_down", "p_flat", "p_up"]].to_numpy()
     metrics = {
-        **classification_metrics(frame["label"].to_numpy(), p.pred, p.proba),
-        **ic_metrics(frame, samples.horizon),
+        **classification_metrics(frame["label"].to_numpy(), frame["pred"].to_numpy(), proba),
+        **ic_metrics(frame, horizon),
         **trading_metrics(book, params.evaluate.bars_per_year),
     }
-    return frame, metrics, book
+    return metrics, book
+
+
+def by_period(frame: pd.DataFrame, book: pd.DataFrame, keys: pd.Series, bars_per_year: float) -> dict[str, dict]:
+    """Rank IC, IC and net Sharpe per group of dates (a year, a fold): the stability view."""
+    ric, ic = daily_ic(frame, "spearman"), daily_ic(frame, "pearson")
+    date_key = pd.Series(keys.to_numpy(), index=frame["datetime"].to_numpy())
+    date_key = date_key[~date_key.index.duplicated()]
+    out = {}
+    for key in sorted(date_key.unique()):
+        dates = date_key.index[date_key.to_numpy() == key]
+        r, i = ric[ric.index.isin(dates)], ic[ic.index.isin(dates)]
+        net = book["net"][book.index.isin(dates)].to_numpy()
+        sharpe = float(net.mean() / net.std(ddof=1) * np.sqrt(bars_per_year)) if len(net) > 1 and net.std(ddof=1) > 1e-12 else None
+        out[str(key)] = {"rank_ic": float(r.mean()) if len(r) else None, "ic": float(i.mean()) if len(i) else None,
+                         "sharpe": sharpe, "dates": int(len(r))}
+    return out
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     cls = get_model_class(args.model)
     if args.horizon is None:
         raise TrendfactoryError("--horizon: evaluate scores one horizon at a time; give one of label.horizons")
-    name = item_id(cls.name, args.horizon)
-    model = TrendModel.load(model_dir(cls.name, args.horizon, cls.joint))
+    h = args.horizon
+    name = item_id(cls.name, h)
     schema = read_json(FEATURES_DIR / "schema.json")
     entry_lag = int(schema["label"]["entry_lag"])
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
@@ -61,40 +89,49 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
 
     results = {}
     for split in SPLITS:
-        samples = load_split(split, args.horizon)
-        results[split] = (samples, *evaluate_split(model, samples, next_returns, entry_lag, params))
-        m = results[split][2]
+        frame = read_predictions(cls.name, h, split)
+        metrics, book = split_metrics(frame, h, next_returns, entry_lag, params)
+        results[split] = (frame, metrics, book)
         log.info(
-            "%s %s: balanced acc %.4f, macro F1 %.4f, IC %s (t %s), Sharpe %s after %g bp",
-            name, split, m["balanced_accuracy"], m["macro_f1"], _fmt(m["ic"]), _fmt(m["ic_tstat"], 2), _fmt(m["sharpe"], 2), params.evaluate.cost_bps,
+            "%s %s (%d folds, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s (NW t %s), Sharpe %s after %g bp",
+            name, split, frame["fold"].nunique(), f"{len(frame):,}", metrics["balanced_accuracy"], metrics["macro_f1"],
+            _fmt(metrics["rank_ic"]), _fmt(metrics["rank_ic_tstat_nw"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
         )
-    importance = feature_importance(model, results["val"][0], schema["feature_groups"], params.seed)
+    test, _, test_book = results["test"]
+    by_year = by_period(test, test_book, test["datetime"].dt.year, params.evaluate.bars_per_year)
+    by_fold = by_period(test, test_book, test["fold"], params.evaluate.bars_per_year)
 
-    with atomic_dir(EVAL_DIR / name) as live_dir, atomic_dir(PREDICTIONS_DIR / name) as pred_dir:
+    # Importance and embeddings: the last fold's model (trained on the most recent data).
+    store = open_store()
+    last = store.n_folds - 1
+    model = TrendModel.load(model_dir(cls.name, h, cls.joint) / fold_name(last))
+    importance = feature_importance(model, load_split("val", h, last), schema["feature_groups"], params.seed)
+
+    with atomic_dir(EVAL_DIR / name) as live_dir:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-            for split, (_, frame, metrics, book) in results.items():
+            for split, (frame, metrics, book) in results.items():
                 live.summary[split] = metrics
                 live.log_sklearn_plot(
                     "confusion_matrix", frame["label"].to_numpy(), frame["pred"].to_numpy(),
                     name=f"confusion_matrix_{split}", title=f"{name} {split}: true vs predicted class",
                 )
-                fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split}")
+                fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split} (all folds)")
                 live.log_image(f"equity_{split}.png", fig)
                 plots.close(fig)
-            projection = context_projection(model, results["test"][0])
+            live.summary["test_by_year"] = by_year
+            live.summary["test_by_fold"] = by_fold
+            projection = context_projection(model, load_split("test", h, last))
             if projection is not None:
                 points, regime, feature = projection
-                fig = plots.embedding_figure(points, regime, f"{name}: context embeddings of the test dates", f"{feature} (trailing market log return)")
+                fig = plots.embedding_figure(points, regime, f"{name}: context embeddings of the last fold's test dates", f"{feature} (trailing market log return)")
                 live.log_image("context_embedding.png", fig)
                 plots.close(fig)
             ranked = importance["features"] or importance["groups"]
             top = sorted(ranked.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
             live.log_plot(
                 "importance", [{"feature": k, "importance": round(v, 6)} for k, v in top], x="importance", y="feature",
-                template="bar_horizontal_sorted", title=f"{name}: feature importance ({importance['kind']})",
+                template="bar_horizontal_sorted", title=f"{name}: feature importance, last fold ({importance['kind']})",
             )
-        for split, (_, frame, _, _) in results.items():
-            write_parquet(frame, pred_dir / f"{split}.parquet")
 
 
 def _fmt(v, digits: int = 4) -> str:

@@ -1,4 +1,6 @@
-"""Stage `featurize`: raw bars + context -> data/features/{train,val,test}.parquet, schema, scaler."""
+"""Stage `featurize`: raw bars + context -> data/features/features.parquet (every bar: unscaled
+features, labels, one role column per fold), folds.json (each fold's boundaries and
+train-fitted scaler) and schema.json."""
 
 from __future__ import annotations
 
@@ -11,22 +13,21 @@ from trendfactory.paths import RAW_DIR
 from trendfactory.stages.common import log, stage_main
 
 
-
 def main_body(params, args) -> None:
     bars_path = RAW_DIR / "bars.parquet"
     bars = pd.read_parquet(bars_path)
     context = pd.read_parquet(RAW_DIR / "context.parquet")
     result = build_features(bars, context, params, origin=str(bars_path))
     s = result.schema
-    log.info(
-        "features: %d stock + %d context; rows train/val/test = %s; purged %s; embargoed %s",
-        s["n_features"]["stock"], s["n_features"]["context"],
-        "/".join(str(s["split"]["rows"][k]) for k in ("train", "val", "test")),
-        s["split"]["purged"], s["split"]["embargoed"],
-    )
-    for name, frame in result.splits.items():
-        write_parquet(frame, OUT_DIR / f"{name}.parquet")
-    write_json(result.scaler, OUT_DIR / "scaler.json")
+    log.info("features: %d stock + %d context; %s scheme, %d fold(s)", s["n_features"]["stock"], s["n_features"]["context"],
+             s["split"]["scheme"], len(result.folds))
+    for f in s["split"]["folds"]:
+        d = f["dates"]
+        log.info("fold %d: train %s..%s, val %s..%s, test %s..%s; rows %s; purged %s; embargoed %s", f["index"],
+                 *d["train"], *d["val"], *d["test"], "/".join(str(f["rows"][k]) for k in ("train", "val", "test")),
+                 f["purged"], f["embargoed"])
+    write_parquet(result.frame, OUT_DIR / "features.parquet")
+    write_json(result.folds, OUT_DIR / "folds.json")
     write_json(s, OUT_DIR / "schema.json")
 
 

@@ -1,8 +1,9 @@
-"""Stage `window`: data/features/{split}.parquet -> data/windows/{split}/ memory-mappable arrays."""
+"""Stage `window`: data/features/features.parquet -> data/windows/, one memory-mappable store of
+every bar with each row's role per fold (folds read it through their own scaler; nothing is
+copied per fold)."""
 
 from __future__ import annotations
 
-from trendfactory.features.splits import SPLITS
 from trendfactory.io import read_json
 from trendfactory.paths import FEATURES_DIR
 from trendfactory.paths import WINDOWS_DIR as OUT_DIR
@@ -10,23 +11,31 @@ from trendfactory.stages.common import log, stage_main
 from trendfactory.windows.store import build_split
 
 
-
 def main_body(params, args) -> None:
     schema = read_json(FEATURES_DIR / "schema.json")
-    scaler = read_json(FEATURES_DIR / "scaler.json")
-    for name in SPLITS:
-        summary = build_split(
-            FEATURES_DIR / f"{name}.parquet",
-            OUT_DIR / name,
-            feature_columns=schema["feature_columns"],
-            horizons=schema["horizons"],
-            seq_len=params.window.seq_len,
-            scaler=scaler,
-        )
-        c = summary["counts"]
-        per_h = ", ".join(f"h{h}: {v['windows']:,}" for h, v in c["horizons"].items())
-        log.info("%s: %s rows x %d features, %s windows of %d bars (%s)",
-                 name, f"{c['rows']:,}", summary["n_features"], f"{c['windows']:,}", summary["seq_len"], per_h)
+    folds = read_json(FEATURES_DIR / "folds.json")
+    summary = build_split(
+        FEATURES_DIR / "features.parquet",
+        OUT_DIR,
+        feature_columns=schema["feature_columns"],
+        horizons=schema["horizons"],
+        seq_len=params.window.seq_len,
+        folds=folds,
+    )
+    c = summary["counts"]
+    per_h = ", ".join(f"h{h}: {v['windows']:,}" for h, v in c["horizons"].items())
+    log.info("%s rows x %d features, %s windows of %d bars (%s)", f"{c['rows']:,}", summary["n_features"], f"{c['windows']:,}", summary["seq_len"], per_h)
+    for k, f in enumerate(summary["folds"]):
+        log.info("fold %d (test %s..%s): windows train/val/test = %s", k, f["test_start"], f["test_end"] or "end",
+                 "/".join(f"{f['windows'][r]:,}" for r in ("train", "val", "test")))
+        for role, n in f["windows"].items():
+            if n == 0:
+                from trendfactory.errors import TrendfactoryError
+
+                raise TrendfactoryError(
+                    f"fold {k}: no {role} windows of window.seq_len={params.window.seq_len} bars; "
+                    "shorten window.seq_len or widen the split.* blocks"
+                )
 
 
 def main() -> None:

@@ -33,6 +33,37 @@ def _load(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+_SCALED: dict[tuple, np.ndarray] = {}  # (store dir, its meta mtime, fold) -> scaled features; one fold at a time
+
+
+def _scaled_features(split: "WindowSplit", fold: int) -> np.ndarray:
+    """[N, F] float32: the store's unscaled features through fold ``fold``'s scaler (z-score
+    columns clipped to +-clip, {-1,0,1} signal columns as they are). Cached per fold, so a
+    fold's train, val and test views share one matrix; NaN stays NaN (row validity is unchanged)."""
+    meta_path = split.directory / "meta.json"
+    key = (str(split.directory.resolve()), meta_path.stat().st_mtime_ns, fold)
+    hit = _SCALED.get(key)
+    if hit is not None:
+        return hit
+    _SCALED.clear()  # one fold's matrix at a time bounds memory to one [N, F] copy
+    spec = split.meta["folds"][fold]
+    clip = float(spec["clip"])
+    params = np.array([spec["scaler"][c] for c in split.feature_names], dtype=np.float64)  # [F, 3]
+    mean, std, zscore = params[:, 0], params[:, 1], params[:, 2] > 0
+    lo = np.where(zscore, -clip, -np.inf)
+    hi = np.where(zscore, clip, np.inf)
+    raw = split.features  # [N, F] float32 memmap (unscaled)
+    out = np.empty(raw.shape, dtype=np.float32)
+    step = 1 << 16  # rows per chunk: the float64 temporaries stay small
+    for a in range(0, raw.shape[0], step):
+        x = (np.asarray(raw[a : a + step], dtype=np.float64) - mean) / std
+        np.clip(x, lo, hi, out=x)
+        out[a : a + step] = x
+    out.setflags(write=False)
+    _SCALED[key] = out
+    return out
+
+
 class WindowSplit:
     """One split of the window store, memory-mapped read-only.
 
@@ -66,8 +97,20 @@ class WindowSplit:
             )
 
     @classmethod
-    def open(cls, directory: str | Path) -> WindowSplit:
-        """Memory-map a split directory (nothing is read into memory but meta.json)."""
+    def open(cls, directory: str | Path, fold: int | None = None, role: str | None = None) -> WindowSplit:
+        """Memory-map a store directory (nothing is read into memory but meta.json).
+
+        A walk-forward store (written with folds) is opened as one fold's ``role`` view
+        ('train' | 'val' | 'test'): its features scaled with that fold's train-fitted scaler
+        (an in-memory [N, F] float32 matrix, shared by the views of one fold) and its window
+        ends restricted to that role's rows. Without ``fold`` it gives the unscaled store."""
+        split = cls._open(directory)
+        if fold is None and role is None:
+            return split
+        return split._fold_view(fold, role)
+
+    @classmethod
+    def _open(cls, directory: str | Path) -> WindowSplit:
         d = Path(directory)
         meta_path = d / "meta.json"
         if not meta_path.is_file():
@@ -82,7 +125,37 @@ class WindowSplit:
 
     def __reduce__(self):
         # pickling (DataLoader workers under spawn) reopens the memmaps instead of copying them
-        return (type(self).open, (str(self.directory),))
+        return (type(self).open, (str(self.directory), self.fold, self.role))
+
+    # ---- walk-forward folds -------------------------------------------------------------------
+    fold: int | None = None
+    role: str | None = None
+
+    @property
+    def n_folds(self) -> int:
+        """Folds of a walk-forward store (0 for a store written without folds)."""
+        return len(self.meta.get("folds", []))
+
+    def _fold_view(self, fold: int | None, role: str | None) -> WindowSplit:
+        from trendfactory.features.splits import ROLE_CODES
+
+        folds = self.meta.get("folds")
+        if not folds:
+            raise ValueError(f"{self.directory}: not a walk-forward store (written without folds); open it without fold/role")
+        if fold is None or not 0 <= int(fold) < len(folds):
+            raise ValueError(f"{self.directory}: fold {fold!r} is not one of 0..{len(folds) - 1}")
+        if role not in ROLE_CODES:
+            raise ValueError(f"role: got {role!r}, expected one of {', '.join(ROLE_CODES)}")
+        fold = int(fold)
+        spec = folds[fold]
+        roles = _load(self.directory / "roles.npy")  # [N, K] int8
+        is_role = np.asarray(roles[:, fold]) == ROLE_CODES[role]  # [N]
+        self.features = _scaled_features(self, fold)
+        self._index = self._index[is_role[self._index]]
+        self._index_h = {h: idx[is_role[idx]] for h, idx in self._index_h.items()}
+        self.meta = {**self.meta, "scaler": {c: v[:2] for c, v in spec["scaler"].items()}}
+        self.fold, self.role = fold, role
+        return self
 
     def __repr__(self) -> str:
         return (

@@ -11,7 +11,15 @@ Layout of one split directory (all arrays are plain ``.npy`` files, openable wit
     score_h{h}.npy     float32 [N]      score in [-1, 1], NaN where missing
     index.npy          int64   [W]      valid window END rows e (ascending)
     index_h{h}.npy     int64   [W_h]    ends of `index` whose label_h is present and ret_h finite
-    meta.json                           names, shapes, symbols, counts
+    roles.npy          int8    [N, K]   (walk-forward stores) row's role in fold k: 0 none
+                                        (outside, purged, embargoed), 1 train, 2 val, 3 test
+    meta.json                           names, shapes, symbols, counts; per fold its boundaries
+                                        and train-fitted scaler ("folds")
+
+A store written with ``folds`` holds the features *unscaled*, once: a reader opens one fold's
+train, val or test view, which scales the rows with that fold's own scaler (fitted on that
+fold's train rows) and keeps only window ends of that role (``WindowSplit.open(dir, fold, role)``).
+A store written without ``folds`` holds features as given (already scaled).
 
 A window ending at row e is rows e-L+1 .. e (inclusive). It is valid when all those rows belong
 to the same symbol and all their features are finite (leakage rule 6: a window never crosses
@@ -212,6 +220,7 @@ def build_split(
     horizons: Sequence[int] | None,
     seq_len: int,
     scaler: dict[str, dict] | None = None,
+    folds: Sequence[dict] | None = None,
 ) -> dict[str, Any]:
     """Write the window store of one split (see module docstring) and return its meta dict.
 
@@ -219,8 +228,10 @@ def build_split(
     so a failure never leaves a partial ``out_dir`` (a previous one stays as it was).
     ``feature_columns`` / ``horizons`` come from ``schema.json``; only when ``None`` are they
     discovered from the parquet (``stk_*``/``ctx_*`` columns, ``label_h{h}`` columns).
-    ``scaler`` (featurize's ``scaler.json``) goes into meta.json, so readers can map a scaled
-    feature back to its original units (``WindowSplit.unscale``).
+    ``scaler`` (a pre-scaled store's scaler) goes into meta.json, so readers can map a scaled
+    feature back to its original units (``WindowSplit.unscale``). ``folds`` (featurize's
+    ``folds.json``: per fold its boundaries and ``scaler``) marks an unscaled walk-forward store:
+    the parquet's ``fold_XX`` role columns go to ``roles.npy``.
     """
     parquet_path = Path(parquet_path)
     out_dir = Path(out_dir)
@@ -251,6 +262,8 @@ def build_split(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler)
+        if folds is not None:
+            meta = _write_roles(pf, parquet_path, tmp, meta, folds, features)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -413,6 +426,29 @@ def _write(
         if scaler
         else {},
     }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def _write_roles(pf: pq.ParquetFile, path: Path, tmp: Path, meta: dict, folds: Sequence[dict], features: list[str]) -> dict:
+    """roles.npy [N, K] from the parquet's fold_XX columns, and each fold's scaler into meta."""
+    from trendfactory.features.splits import fold_name  # light module; no cycle at import time
+
+    names = [fold_name(k) for k in range(len(folds))]
+    missing = [c for c in names if c not in pf.schema_arrow.names]
+    if missing:
+        raise DataValidationError(f"{path}: missing fold role column(s) {missing}; rerun featurize")
+    table = pf.read(columns=names)
+    roles = np.stack([_np(table.column(c)).astype(np.int8) for c in names], axis=1) if names else np.zeros((meta["n_rows"], 0), np.int8)
+    np.save(tmp / "roles.npy", np.ascontiguousarray(roles))
+    meta["scaled"] = False
+    meta["folds"] = [
+        {**{k: v for k, v in f.items() if k not in ("scaler", "report")},
+         # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
+         "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
+         "windows": {role: int(((roles[:, k] == code)[np.load(tmp / "index.npy")]).sum()) for role, code in (("train", 1), ("val", 2), ("test", 3))}}
+        for k, f in enumerate(folds)
+    ]
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 

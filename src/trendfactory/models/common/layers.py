@@ -8,15 +8,23 @@ from torch import nn
 
 
 class TrendHead(nn.Module):
-    """The common output of every network: three class logits and a score in [-1, 1]."""
+    """The common output of every network: per horizon head, three class logits and a score in
+    [-1, 1]. A network is built with one head; :class:`~trendfactory.models.common.neural.NeuralModel`
+    widens it to one head per horizon of the window store (``with_heads``), so every horizon
+    trains in one network."""
 
-    def __init__(self, d_in: int) -> None:
+    def __init__(self, d_in: int, n_heads: int = 1) -> None:
         super().__init__()
-        self.proj = nn.Linear(d_in, 4)  # 3 logits + 1 score
+        self.d_in, self.n_heads = d_in, n_heads
+        self.proj = nn.Linear(d_in, 4 * n_heads)  # per head: 3 logits + 1 score
+
+    def with_heads(self, n_heads: int) -> "TrendHead":
+        """A fresh head of the same input width with ``n_heads`` outputs."""
+        return TrendHead(self.d_in, n_heads)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.proj(z)  # [B, 4]
-        return out[:, :3], torch.tanh(out[:, 3])
+        out = self.proj(z).view(len(z), self.n_heads, 4)  # [B, 4H] -> [B, H, 4]
+        return out[..., :3], torch.tanh(out[..., 3])  # logits [B, H, 3], score [B, H]
 
 
 class Dropout(nn.Module):

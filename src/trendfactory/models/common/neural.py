@@ -2,8 +2,14 @@
 trainer, prediction and safe saving (a ``state_dict`` loaded with ``weights_only=True``).
 
 A neural model is a :class:`NeuralModel` subclass in its own file that implements ``build``
-(its architecture) and says whether it reads windows or tabular rows. How it trains is the
-shared ``train`` params section (:class:`~trendfactory.params.TrainConfig`).
+(its architecture, ending in a :class:`~trendfactory.models.common.layers.TrendHead` named
+``head``) and says whether it reads windows or tabular rows. How it trains is the shared
+``train`` params section (:class:`~trendfactory.params.TrainConfig`).
+
+Every horizon trains in one network: the head is widened to one output per horizon of the
+window store, the loss is the mean of the heads' cross-entropies, and a horizon's predictions
+come from its own head. One fit serves every horizon (``joint``), so a network is trained once
+per fold, not once per fold and horizon.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import torch
 from torch import nn
 
 from trendfactory.device import resolve_device
+from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions, TrendModel
-from trendfactory.models.common.trainer import Classification, Trainer, fingerprint
+from trendfactory.models.common.layers import TrendHead
+from trendfactory.models.common.trainer import Classification, RankICKeys, Trainer, fingerprint
 from trendfactory.models.data import Samples, class_weights
 from trendfactory.params import TrainConfig, config_to_dict
 from trendfactory.windows.torch_data import BatchGatherer
@@ -30,9 +38,10 @@ WEIGHTS_FILE = "weights.pt"
 
 
 class NeuralModel(TrendModel):
-    """A network trained by :class:`~trendfactory.models.common.trainer.Trainer`."""
+    """A network trained by :class:`~trendfactory.models.common.trainer.Trainer`, one head per horizon."""
 
     uses_trainer: ClassVar[bool] = True
+    joint: ClassVar[bool] = True
     #: "window": x is [B, seq_len, F]; "tabular": x is [B, F*(1+len(lags))] (the last row + lags)
     input_kind: ClassVar[str] = "window"
 
@@ -54,12 +63,40 @@ class NeuralModel(TrendModel):
     def lags(self) -> tuple[int, ...] | None:
         return tuple(self.config.lags) if self.input_kind == "tabular" else None
 
-    def _batches(self, samples: Samples, train: bool, device: torch.device) -> BatchGatherer:
+    def _batches(self, samples: Samples, ends: np.ndarray, train: bool, device: torch.device) -> BatchGatherer:
         cfg = self.train_config
         return BatchGatherer(
-            samples.split, samples.horizon, cfg.batch_size if train else cfg.eval_batch_size, shuffle=train, seed=self.seed,
-            device=device, ends=samples.ends, lags=self.lags, with_scores=True,
+            samples.split, self.horizons_, cfg.batch_size if train else cfg.eval_batch_size, shuffle=train, seed=self.seed,
+            device=device, ends=ends, lags=self.lags, with_scores=True,
         )
+
+    def network(self, n_heads: int) -> nn.Module:
+        """``build``'s network with its head widened to ``n_heads`` horizons."""
+        net = self.build(*self.shape_)
+        head = getattr(net, "head", None)
+        if not isinstance(head, TrendHead):
+            raise TypeError(f"{self.name}: build() must return a network whose output layer is a TrendHead named `head`")
+        net.head = head.with_heads(n_heads)
+        return net
+
+    @staticmethod
+    def common_ends(samples: Samples, horizons: list[int]) -> np.ndarray:
+        """The samples' window ends labelled (and with a return) at every horizon."""
+        ends = samples.ends
+        for h in horizons:
+            ends = np.intersect1d(ends, samples.split.index(h), assume_unique=True)
+        return ends
+
+    def _class_weight(self, split, ends: np.ndarray) -> torch.Tensor | None:
+        """[H, 3] per-head class weights for ``train.class_weight: balanced`` (None for none)."""
+        rows = []
+        for h in self.horizons_:
+            w = class_weights(np.asarray(split.labels(h)[ends]).astype(np.int64) + 1, self.train_config.class_weight)
+            if w is None:
+                return None
+            y = np.asarray(split.labels(h)[ends]).astype(np.int64) + 1
+            rows.append([float(w[y == c][0]) if np.any(y == c) else 0.0 for c in range(3)])
+        return torch.tensor(rows, dtype=torch.float32)
 
     # ---- hooks -------------------------------------------------------------------------------
     def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
@@ -67,28 +104,36 @@ class NeuralModel(TrendModel):
         device = resolve_device(cfg.device, "train.device")
         torch.manual_seed(self.seed)
         self.shape_ = (train.n_features, train.seq_len)
-        net = self.build(*self.shape_)
-        w = class_weights(train.classes(), cfg.class_weight)
-        cw = None
-        if w is not None:  # per-sample weights -> one weight per class
-            y = train.classes()
-            cw = torch.tensor([float(w[y == c][0]) if np.any(y == c) else 0.0 for c in range(3)], dtype=torch.float32)
-        run_id = fingerprint(self.name, self.horizon, self.seed, config_to_dict(self.config), _train_key(cfg), train.feature_names, len(train), len(val))
+        # every horizon of the store, this model's own first: one head each
+        self.horizons_ = [self.horizon, *(h for h in train.split.horizons if h != self.horizon)]
+        net = self.network(len(self.horizons_))
+        tr_ends, va_ends = self.common_ends(train, self.horizons_), self.common_ends(val, self.horizons_)
+        cw = self._class_weight(train.split, tr_ends)
+        run_id = fingerprint(self.name, self.horizons_, self.seed, config_to_dict(self.config), _train_key(cfg), train.feature_names, len(tr_ends), len(va_ends))
         trainer = Trainer(
             cfg, seed=self.seed, device=device, on_epoch=context.on_epoch,
-            checkpoint_dir=context.checkpoint_dir, run_id=run_id, name=f"{self.name} h{self.horizon}",
+            checkpoint_dir=context.checkpoint_dir, run_id=run_id, name=f"{self.name} {'+'.join(f'h{h}' for h in self.horizons_)}",
         )
-        task = Classification(class_weight=cw, aux_weight=cfg.aux_weight)
-        result = trainer.fit(net, self._batches(train, True, device), self._batches(val, False, device), self.param_groups(net), task)
+        # validation Rank IC every epoch (logged; the early-stopping criterion with train.monitor: rank_ic)
+        keys = RankICKeys(np.asarray(val.split.frame(va_ends)["datetime"]), np.stack([np.asarray(val.split.returns(h)[va_ends]) for h in self.horizons_], axis=1))
+        task = Classification(class_weight=cw, aux_weight=cfg.aux_weight, rank_ic_keys=keys)
+        result = trainer.fit(net, self._batches(train, tr_ends, True, device), self._batches(val, va_ends, False, device), self.param_groups(net), task)
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch
         self.train_samples_per_second_ = result.samples_per_second
         self._log_history(train_loss=result.history.get("train/loss", []), val_loss=result.history.get("val/loss", []))
-        log.info("%s h%d: best epoch %d of %d, val log loss %.5f, %.0f train samples/s", self.name, self.horizon, result.best_epoch + 1, result.epochs, result.best_val_loss, result.samples_per_second)
+        log.info("%s %s: best epoch %d of %d, val log loss %.5f, %.0f train samples/s", self.name, "+".join(f"h{h}" for h in self.horizons_),
+                 result.best_epoch + 1, result.epochs, result.best_val_loss, result.samples_per_second)
+
+    def _head_of(self, horizon: int) -> int:
+        if horizon not in self.horizons_:
+            raise TrendfactoryError(f"{self.name}: no head for horizon {horizon}; trained for {self.horizons_}")
+        return self.horizons_.index(horizon)
 
     @torch.no_grad()
     def _predict(self, samples: Samples) -> Predictions:
         self.net_.eval()
+        k = self._head_of(samples.horizon)
         n, step = len(samples), self.train_config.eval_batch_size
         # inputs through Samples (so permuted samples work too): tabular rows all at once
         # ([n, F*(1+lags)] is small), windows a batch at a time
@@ -97,15 +142,16 @@ class NeuralModel(TrendModel):
         for lo in range(0, n, step):
             part = slice(lo, min(lo + step, n))
             x = table[part] if table is not None else torch.from_numpy(samples.windows(part))
-            logits, score = self.net_(x)
-            probs.append(torch.softmax(logits.float(), dim=1).numpy())
-            scores.append(score.float().numpy())
+            logits, score = self.net_(x)  # [b, H, 3], [b, H]: this horizon's head is k
+            probs.append(torch.softmax(logits[:, k].float(), dim=1).numpy())
+            scores.append(score[:, k].float().numpy())
         proba = np.concatenate(probs)
         # the score head is trained only with an auxiliary score loss; otherwise p_up - p_down
         return Predictions.from_proba(proba, np.concatenate(scores) if self.train_config.aux_weight > 0 else None)
 
     def _state_meta(self) -> dict:
-        return {"shape": list(self.shape_), "train": config_to_dict(self.train_config), "train_samples_per_second": round(self.train_samples_per_second_, 1)}
+        return {"shape": list(self.shape_), "horizons": list(self.horizons_), "train": config_to_dict(self.train_config),
+                "train_samples_per_second": round(self.train_samples_per_second_, 1)}
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.net_.state_dict(), directory / WEIGHTS_FILE)
@@ -115,8 +161,9 @@ class NeuralModel(TrendModel):
 
         self.train_config = _build(TrainConfig, state["train"], "train")
         self.shape_ = tuple(state["shape"])
+        self.horizons_ = [int(h) for h in state.get("horizons", [self.horizon])]
         self.train_samples_per_second_ = float(state.get("train_samples_per_second", 0.0))
-        net = self.build(*self.shape_)
+        net = self.network(len(self.horizons_))
         net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.net_ = net.eval()
 

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from trendfactory.device import keep_freed_memory
+from trendfactory.errors import TrendfactoryError
 from trendfactory.io import atomic_path
 from trendfactory.params import TrainConfig
 
@@ -56,35 +58,83 @@ class Task:
 
 
 class Classification(Task):
-    """Batches (x, y, s): cross-entropy on the class y (optionally class-weighted), plus
-    ``aux_weight`` x MSE of the score head on ``score_h`` s."""
+    """Batches (x, y, s), y and s [B, H] (one column per horizon head; [B] for one): the mean
+    over heads of each head's cross-entropy on its class (optionally class-weighted per head,
+    ``class_weight`` [H, 3] or [3]), plus ``aux_weight`` x MSE of the score heads on ``score_h``.
+    Networks return logits [B, H, 3] and scores [B, H] (a [B, 3] / [B] output is one head)."""
 
-    def __init__(self, class_weight: torch.Tensor | None = None, aux_weight: float = 0.0) -> None:
-        self.class_weight = class_weight
+    def __init__(self, class_weight: torch.Tensor | None = None, aux_weight: float = 0.0, rank_ic_keys: "RankICKeys | None" = None) -> None:
+        self.class_weight = class_weight if class_weight is None or class_weight.dim() == 2 else class_weight[None, :]
         self.aux_weight = aux_weight
+        self.rank_ic_keys = rank_ic_keys
+
+    @staticmethod
+    def _heads(logits: torch.Tensor, score: torch.Tensor, y: torch.Tensor):
+        """Everything as [B, H, ...]: logits [B, H, 3], score [B, H], y [B, H]."""
+        if logits.dim() == 2:
+            logits, score = logits[:, None], score[:, None]
+        return logits, score, (y[:, None] if y.dim() == 1 else y)
+
+    def _nll(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """[H] per-head (weighted) mean cross-entropy; every head's CE in one call."""
+        nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")  # [B, H]
+        if self.class_weight is None:
+            return nll.mean(dim=0)
+        w = self.class_weight.to(y.device).gather(1, y.t()).t()  # [B, H]: weight[head, class of sample]
+        return (w * nll).sum(dim=0) / w.sum(dim=0)
 
     def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
         x, y, s = batch[:3]
         logits, score = trainer.forward(net, x)
-        w = self.class_weight.to(y.device) if self.class_weight is not None else None
-        loss = nn.functional.cross_entropy(logits.float(), y, weight=w)
+        logits, score, y = self._heads(logits, score, y)
+        loss = self._nll(logits, y).mean()
         if self.aux_weight > 0:
-            loss = loss + self.aux_weight * nn.functional.mse_loss(score.float(), s)
+            loss = loss + self.aux_weight * nn.functional.mse_loss(score.float(), s.view_as(score))
         return loss
 
     @torch.no_grad()
     def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
-        """Unweighted log loss and macro F1 (the metrics the comparison reports)."""
-        total, n, ys, ps = 0.0, 0, [], []
+        """Unweighted log loss and macro F1 (the metrics the comparison reports), averaged over heads."""
+        total, n, ys, ps, scores = None, 0, [], [], []
         for x, y, *_ in batches:
-            logits = trainer.forward(net, x)[0].float()
-            total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-            n += y.numel()
+            logits, score = trainer.forward(net, x)
+            logits, score, y = self._heads(logits.float(), score, y)
+            if self.rank_ic_keys is not None:  # the score the model would predict: p_up - p_down, or its score head
+                prob = torch.softmax(logits, dim=-1)
+                scores.append((score.float() if self.aux_weight > 0 else prob[..., 2] - prob[..., 0]).cpu().numpy())
+            nll = nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none").sum(dim=0)  # [H]
+            total = nll if total is None else total + nll
+            n += y.shape[0]
             ys.append(y.cpu().numpy())
-            ps.append(logits.argmax(1).cpu().numpy())
+            ps.append(logits.argmax(-1).cpu().numpy())
         if n == 0:
             return {"val/loss": float("nan"), "val/macro_f1": float("nan")}
-        return {"val/loss": total / n, "val/macro_f1": macro_f1(np.concatenate(ys), np.concatenate(ps))}
+        y_all, p_all = np.concatenate(ys), np.concatenate(ps)  # [n, H]
+        heads = y_all.shape[1]
+        out = {"val/loss": float(total.sum()) / (n * heads), "val/macro_f1": float(np.mean([macro_f1(y_all[:, k], p_all[:, k]) for k in range(heads)]))}
+        if self.rank_ic_keys is not None:
+            out["val/rank_ic"] = self.rank_ic_keys.rank_ic(np.concatenate(scores))
+        return out
+
+
+@dataclass
+class RankICKeys:
+    """What the validation daily Rank IC needs beside the scores, in the validation batches'
+    (unshuffled) order: each sample's date and its realised forward return per head."""
+
+    dates: np.ndarray  # [n] datetime64 or int64
+    returns: np.ndarray  # [n, H] float
+
+    def rank_ic(self, scores: np.ndarray) -> float:
+        """Mean over heads of the mean over dates of the cross-sectional Spearman correlation of
+        ``scores`` [n, H] with the returns (the comparison's Rank IC); NaN when undefined."""
+        from trendfactory.evaluation.metrics import daily_ic  # the one definition of the metric
+
+        values = []
+        for k in range(scores.shape[1]):
+            ic = daily_ic(pd.DataFrame({"datetime": self.dates, "score": scores[:, k], "ret": self.returns[:, k]}), "spearman")
+            values.append(float(ic.mean()) if len(ic) else float("nan"))
+        return float(np.mean(values))
 
 
 @dataclass
@@ -267,6 +317,10 @@ class Trainer:
             n_train += count
             val_metrics = self.evaluate(net, val, task)
             val_loss = val_metrics["val/loss"]
+            if cfg.monitor == "rank_ic":  # minimised like a loss: the negated Rank IC
+                if "val/rank_ic" not in val_metrics:
+                    raise TrendfactoryError(f"{self.name}: train.monitor is rank_ic but this model's validation has no Rank IC; use train.monitor: loss")
+                val_loss = -val_metrics["val/rank_ic"] if np.isfinite(val_metrics["val/rank_ic"]) else math.inf
             if plateau is not None:
                 plateau.step(val_loss)
             metrics = {
@@ -279,17 +333,18 @@ class Trainer:
                 st["history"].setdefault(k, []).append(float(v))
             if self.on_epoch:
                 self.on_epoch(metrics)
-            improved = val_loss < st["best"] - cfg.min_delta
+            improved = val_loss < st["best"] - cfg.min_delta  # val_loss: the monitored quantity
             if improved:
                 st.update(best=val_loss, best_epoch=epoch, bad=0)
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
                 self._keep_best(epoch, val_loss, best_state, st)
             else:
                 st["bad"] += 1
+            rank_ic = f", val Rank IC {metrics['val/rank_ic']:+.4f}" if "val/rank_ic" in metrics else ""
             log.info(
-                "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f, lr %.2e, %.0f samples/s%s",
-                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], val_loss, metrics.get("val/macro_f1", float("nan")),
-                metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
+                "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f%s, lr %.2e, %.0f samples/s%s",
+                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], metrics["val/loss"], metrics.get("val/macro_f1", float("nan")),
+                rank_ic, metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
             )
             st["epoch"] = epoch + 1
             self._save_last(net, opt, sched, plateau, scaler, st)

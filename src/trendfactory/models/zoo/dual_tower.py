@@ -193,14 +193,6 @@ class DualTower(NeuralModel):
             {"params": list(net.heads.parameters()), "lr_mult": c.lr_heads},
         ]
 
-    @staticmethod
-    def _common_ends(samples: Samples, horizons: list[int]) -> np.ndarray:
-        """The samples' window ends labelled (and with a return) at every horizon."""
-        ends = samples.ends
-        for h in horizons:
-            ends = np.intersect1d(ends, samples.split.index(h), assume_unique=True)
-        return ends
-
     def _class_weight(self, split, ends, horizons) -> torch.Tensor | None:
         if self.config.sample_weight == "none":
             return None
@@ -226,7 +218,7 @@ class DualTower(NeuralModel):
         for group in self.groups_:
             torch.manual_seed(self.seed)
             net = self._net(len(group))
-            tr_ends, va_ends = self._common_ends(train, group), self._common_ends(val, group)
+            tr_ends, va_ends = self.common_ends(train, group), self.common_ends(val, group)
             batches = [
                 BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True)
                 for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))

@@ -4,7 +4,8 @@ Each block looks at the (residual) window through max pooling at its own rate, r
 and emits (a) a backcast at the pooled resolution, interpolated back to the full window
 (hierarchical interpolation) and subtracted from the residual the next block sees, and (b)
 its contribution to the class logits and score. Coarse blocks (big pools) model the slow
-trend, fine ones what is left.
+trend, fine ones what is left. The contributions add up: a sum of per-block linear maps of the
+blocks' hidden states is one linear map (the TrendHead) of their concatenation.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trendfactory.models.common.layers import Dropout
+from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 
@@ -26,7 +27,6 @@ class NHITSBlock(nn.Module):
             nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
         )
         self.backcast = nn.Linear(hidden, n_features * self.n_coarse)  # coefficients at the pooled rate
-        self.forecast = nn.Linear(hidden, 4)  # 3 logits + 1 score (pre-tanh)
 
     def forward(self, r):  # r: [B, F, L] residual window
         B, F, L = r.shape
@@ -34,21 +34,22 @@ class NHITSBlock(nn.Module):
         h = self.mlp(pooled.reshape(B, F * self.n_coarse))  # [B, H]
         coarse = self.backcast(h).reshape(B, F, self.n_coarse)  # [B, F, L/pool]
         back = nn.functional.interpolate(coarse, size=L, mode="linear", align_corners=True) if self.n_coarse > 1 else coarse.expand(B, F, L)
-        return r - back, self.forecast(h)  # [B, F, L], [B, 4]
+        return r - back, h  # [B, F, L], [B, H]: the residual and this block's forecast features
 
 
 class NHITSNet(nn.Module):
     def __init__(self, n_features: int, seq_len: int, pools: tuple[int, ...], hidden: int, dropout: float) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(NHITSBlock(n_features, seq_len, p, hidden, dropout) for p in pools)
+        self.head = TrendHead(hidden * len(pools))
 
     def forward(self, x):  # x: [B, L, F]
         r = x.transpose(1, 2)  # [B, F, L]
-        total = 0.0
+        forecasts = []
         for block in self.blocks:
-            r, out = block(r)
-            total = total + out  # [B, 4]: the blocks' contributions add up
-        return total[:, :3], torch.tanh(total[:, 3])
+            r, h = block(r)
+            forecasts.append(h)
+        return self.head(torch.cat(forecasts, dim=1))  # [B, H * blocks] -> the blocks' summed contributions
 
 
 @register("neural", "nhits", needs_sequences=True, can_use_gpu=True)
