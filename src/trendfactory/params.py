@@ -398,6 +398,8 @@ class EvaluateConfig:
     cost_bps: float = field(default=5.0, metadata=_NON_NEGATIVE)
     # Bars per year, for annualising Sharpe and returns (252 for daily US equities).
     bars_per_year: float = field(default=252.0, metadata=_POSITIVE)
+    # Resamples of the comparison's block bootstraps (intervals, SPA test, model confidence set).
+    bootstrap_reps: int = field(default=1000, metadata=_check(lambda v: v >= 100, "an integer >= 100"))
 
 
 @dataclass(frozen=True)

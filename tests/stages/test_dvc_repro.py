@@ -1,9 +1,10 @@
 """End to end with DVC on a tiny synthetic profile, in a temp copy of the project (a git repo):
 
-1. `dvc repro window` builds the data layer; 2. `dvc repro` trains, evaluates and compares;
-3. a second `dvc repro` is a no-op; 4. `dvc exp run -S models.xgboost.max_depth=2` reruns
-only XGBoost's stages and compare; 5. `dvc metrics diff` shows what it changed; 6. `dvc exp
-run -S train.lr=0.0005` reruns only the neural stages and compare.
+1. `dvc repro window` builds the data layer (two walk-forward folds); 2. `dvc repro` trains
+every fold, evaluates and compares; 3. a second `dvc repro` is a no-op; 4. `dvc exp run -S
+models.xgboost.max_depth=2` reruns only XGBoost's stages and compare; 5. `dvc metrics diff`
+shows what it changed; 6. `dvc exp run -S train.lr=0.0005` reruns only the neural stages and
+compare; 7. `dvc exp run -S split.scheme=fixed` runs the single split of old.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -32,14 +34,18 @@ TINY = {
         "source": "synthetic",
         "start": None,
         "end": None,
-        "synthetic": {"n_symbols": 5, "n_bars": 700, "start": "2000-01-03", "signal_strength": 0.5},
+        "synthetic": {"n_symbols": 5, "n_bars": 900, "start": "2000-01-03", "signal_strength": 0.5},
     },
-    "split": {"train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
+    "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
+    # two folds: test 2002, test 2003-01..2003-06; validation the year before each
+    "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1,
+              "train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
     "window": {"seq_len": 8},
     "label": {"horizons": HORIZONS},
     "run": {"models": MODELS, "neural_models": NEURAL, "joint_models": ["dual_tower"]},
     "models": {"xgboost": {"n_estimators": 30}, "mlp": {"hidden": [16]}, "dual_tower": {"context_hidden": [16], "stock_hidden": [32]}},
     "train": {"max_epochs": 2, "batch_size": 256},
+    "evaluate": {"bootstrap_reps": 100},
 }
 
 
@@ -87,47 +93,60 @@ def project(tmp_path_factory):
     out["diff"] = _run(dvc + ["metrics", "diff", "--md"], work, env)
     out["exp_lr"] = _run(dvc + ["exp", "run", "-S", "train.lr=0.0005"], work, env)
     out["exp_ablation"] = _run(dvc + ["exp", "run", "-S", "models.dual_tower.heads_see=context"], work, env)
+    out["exp_fixed"] = _run(dvc + ["exp", "run", "-S", "split.scheme=fixed"], work, env)
+    out["fixed_schema"] = json.loads((work / "data/features/schema.json").read_text())
+    # back to the walk-forward baseline for the tests that read the workspace
+    _run(git + ["checkout", "-q", "--", "."], work, env)
+    _run(dvc + ["checkout", "--force", "-q"], work, env)
     return work, out
 
 
 def test_repro_window_builds_the_data_layer(project):
     work, out = project
     assert _ran(out["window"]) == ["ingest", "featurize", "window"]
-    for split in ("train", "val", "test"):
-        ws = WindowSplit.open(work / "data/windows" / split)
-        assert len(ws.index(5)) > 0 and len(ws.index(20)) > 0
-        x = ws.windows(ws.index(5)[:3])
-        assert x.shape == (3, 8, ws.n_features) and np.isfinite(x).all()
+    assert WindowSplit.open(work / "data/windows").n_folds == 2
+    for fold in (0, 1):
+        for split in ("train", "val", "test"):
+            ws = WindowSplit.open(work / "data/windows", fold, split)
+            assert len(ws.index(5)) > 0 and len(ws.index(20)) > 0
+            x = ws.windows(ws.index(5)[:3])
+            assert x.shape == (3, 8, ws.n_features) and np.isfinite(x).all()
 
 
 def test_repro_trains_evaluates_and_compares_every_item(project):
     work, out = project
     items = [f"{m}-{h}" for m in MODELS for h in HORIZONS]
-    neural = [f"{m}-{h}" for m in NEURAL for h in HORIZONS]
     assert sorted(_ran(out["all"])) == sorted(
         [f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items]
-        + [f"train_neural@{i}" for i in neural] + [f"evaluate_neural@{i}" for i in neural]
+        + [f"train_neural@{m}" for m in NEURAL] + [f"evaluate_neural@{m}-{h}" for m in NEURAL for h in HORIZONS]
         + ["train_joint@dual_tower"] + [f"evaluate_joint@dual_tower-{h}" for h in HORIZONS] + ["compare"]
     )
-    assert (work / "models/dual_tower/model.json").is_file()  # one joint fit serves both horizons
+    for fold in ("fold_00", "fold_01"):  # one joint fit per fold serves both horizons
+        assert (work / "models/dual_tower" / fold / "model.json").is_file()
+        assert (work / "models/mlp" / fold / "model.json").is_file()  # a network: one head per horizon
     assert (work / "metrics/eval/dual_tower-h5/plots/images/context_embedding.png").is_file()
     for m in MODELS + NEURAL:
         for h in HORIZONS:
             name = f"{m}-h{h}"
+            trained = m if m in NEURAL else name
             metrics = json.loads((work / "metrics/eval" / name / "metrics.json").read_text())
-            assert {"val", "test"} <= set(metrics) and 0 <= metrics["test"]["balanced_accuracy"] <= 1
-            assert (work / "data/predictions" / name / "test.parquet").is_file()
-            assert (work / "models" / name / "model.json").is_file()
-            assert (work / "metrics/train" / name / "metrics.json").is_file()
+            assert {"val", "test", "test_by_year", "test_by_fold"} <= set(metrics) and 0 <= metrics["test"]["balanced_accuracy"] <= 1
+            assert set(metrics["test_by_fold"]) == {"0", "1"}
+            test = pd.read_parquet(work / "data/predictions" / trained / f"test_h{h}.parquet")
+            assert sorted(test["fold"].unique()) == [0, 1]  # the out-of-sample series joins both folds
+            assert (work / "models" / trained / "fold_01" / "model.json").is_file()
+            assert (work / "metrics/train" / trained / "metrics.json").is_file()
             assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
     compare = json.loads((work / "metrics/compare.json").read_text())
-    assert set(compare) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower"] for h in HORIZONS}
-    epochs = (work / "metrics/train/mlp-h5/plots/metrics/val/loss.tsv").read_text().splitlines()
-    assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch, logged live
+    assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower"] for h in HORIZONS}
+    assert set(compare["summary"]) == {f"h{h}" for h in HORIZONS}
+    epochs = (work / "metrics/train/mlp/plots/metrics/val/loss.tsv").read_text().splitlines()
+    assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch of the last fold, logged live
     md = (work / "metrics/comparison.md").read_text()
-    assert "## Horizon 5 bars" in md and "## Horizon 20 bars" in md and "Best at h=5" in md
+    assert md.index("## Verdict") < md.index("## Horizon 5 bars") < md.index("## Horizon 20 bars")
+    assert "selected on validation" in md
     assert sorted(p.name for p in (work / "plots/compare").iterdir()) == sorted(
-        f"{kind}_h{h}.png" for kind in ("metrics", "equity", "score_correlation") for h in HORIZONS
+        f"{kind}_h{h}.png" for kind in ("rank_ic_by_year", "cumulative_rank_ic", "equity", "score_correlation") for h in HORIZONS
     )
 
 
@@ -146,7 +165,7 @@ def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
     _, out = project
     assert sorted(_ran(out["exp_lr"])) == [
         "compare", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20", "evaluate_neural@mlp-5",
-        "train_joint@dual_tower", "train_neural@mlp-20", "train_neural@mlp-5",
+        "train_joint@dual_tower", "train_neural@mlp",
     ]
 
 
@@ -159,5 +178,16 @@ def test_metrics_diff_shows_the_changed_model(project):
     _, out = project
     rows = [line for line in out["diff"].splitlines() if line.startswith("| metrics/")]
     assert rows, out["diff"]
-    assert all("xgboost" in line for line in rows if line.startswith("| metrics/compare.json"))
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+    items = [c[1] for c in cells if c[0] == "metrics/compare.json" and c[1].startswith("items.")]
+    assert items and all(k.startswith("items.xgboost-") for k in items), items
     assert any(line.startswith("| metrics/eval/xgboost-h5/metrics.json") for line in rows)
+
+
+def test_fixed_scheme_is_the_single_split(project):
+    _, out = project
+    split = out["fixed_schema"]["split"]
+    assert split["scheme"] == "fixed" and len(split["folds"]) == 1
+    fold = split["folds"][0]
+    assert fold["val_start"] == "2001-07-01" and fold["test_start"] == "2002-02-01" and fold["test_end"] is None
+    assert "compare" in _ran(out["exp_fixed"])

@@ -27,9 +27,6 @@ from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, E
 from trendfactory.stages.common import log, stage_main
 from trendfactory.stages.evaluate import read_predictions
 
-BOOTSTRAP_REPS = 1000  # resamples of every bootstrap interval, SPA test and MCS
-
-
 def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
     out = pd.DataFrame({"rank_ic": daily_ic(frame, "spearman"), "ic": daily_ic(frame, "pearson")})
@@ -74,9 +71,9 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             books[h][m] = b["test"]
         log.info("h%d: read %d items", h, len(items[h]))
     bpy = params.evaluate.bars_per_year
-    rows = {it.key: item_row(it, bpy, BOOTSTRAP_REPS, params.seed) for h in horizons for it in items[h]}
+    rows = {it.key: item_row(it, bpy, params.evaluate.bootstrap_reps, params.seed) for h in horizons for it in items[h]}
     n_trials, sr_var = trial_sharpes(rows, bpy)
-    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, BOOTSTRAP_REPS, params.seed) for h in horizons}
+    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, params.evaluate.bootstrap_reps, params.seed) for h in horizons}
     gates = gate(list(rows.values()))
     for r in rows.values():
         r["gate"] = gates[r["model"]]
