@@ -19,7 +19,7 @@ def test_repo_params_yaml_loads_and_matches_defaults():
 @pytest.mark.parametrize(
     "raw, match",
     [
-        ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, evaluate, features"),
+        ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, ensemble, evaluate, features"),
         ({"label": {"horizon": [5]}}, r"^label\.horizon: unknown key; allowed keys here: .*horizons"),
         ({"seed": "abc"}, r"^seed: got 'abc', expected an integer"),
         ({"seed": True}, r"^seed: got True, expected an integer"),
@@ -33,6 +33,14 @@ def test_repo_params_yaml_loads_and_matches_defaults():
         ({"split": {"train_end": "2015-01-01", "val_end": "2014-12-31"}}, r"^split\.train_end: 2015-01-01 is not before split\.val_end"),
         ({"split": {"train_end": "last year"}}, r"^split\.train_end: got 'last year', expected a date"),
         ({"split": {"embargo": 2.5}}, r"^split\.embargo: got 2\.5, expected an integer"),
+        ({"split": {"scheme": "kfold"}}, r"^split\.scheme: got 'kfold', expected one of 'walk_forward', 'fixed'"),
+        ({"split": {"test_start": "soon"}}, r"^split\.test_start: got 'soon', expected a date"),
+        ({"split": {"fold": 0}}, r"^split\.fold: got 0, expected an integer >= 1 \(years per test block\)"),
+        ({"split": {"val_years": 0}}, r"^split\.val_years: got 0, expected an integer >= 1"),
+        ({"split": {"train_years": 0}}, r"^split\.train_years: got 0, expected null \(expanding\) or an integer >= 1"),
+        ({"train": {"monitor": "accuracy"}}, r"^train\.monitor: got 'accuracy', expected one of 'loss', 'rank_ic'"),
+        ({"evaluate": {"bootstrap_reps": 10}}, r"^evaluate\.bootstrap_reps: got 10, expected an integer >= 100"),
+        ({"ensemble": {"top_k": 0}}, r"^ensemble\.top_k: got 0, expected an integer >= 1"),
         ({"data": {"source": "yahoo"}}, r"^data\.source: got 'yahoo', expected one of 'embedded', 'csv', 'synthetic'"),
         ({"data": {"dataset": "ftse"}}, r"^data\.dataset: got 'ftse', expected one of"),
         ({"data": {"source": "csv"}}, r"^data\.path: missing; data\.source 'csv' needs a path"),

@@ -403,6 +403,14 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    # rank_avg: the models with the best Rank IC on each fold's validation block, averaged
+    top_k: int = _pos_field(3)
+    # stack: L2 strength of the ridge meta-learner on the models' score ranks
+    ridge_alpha: float = field(default=1.0, metadata=_POSITIVE)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
@@ -414,6 +422,7 @@ class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Leakage canary over the registry: on a pure random walk every model is at chance; with a
-planted signal every model that can learn is above it (DESIGN.md: both belong in the suite).
+planted signal every model that can learn is above it (both belong in the suite).
 
 The chain under test is the whole pipeline a model sees: featurize, purge/embargo, the
 train-only scaler, windows, the model's own fit and predict.

@@ -135,7 +135,7 @@ def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, tri
 
     losses = _losses(items)
     if bench is not None and bench in losses and len(losses.columns) > 1:
-        others = [m for m in contenders if m in losses]
+        others = [m for m, it in zip(r, items) if not it.is_baseline and m in losses]  # models and ensembles
         spa = sig.spa_test(losses[bench].to_numpy(), losses[others].to_numpy(), h, reps=reps, seed=seed)
         out["spa_p"], out["spa_benchmark"] = _num(spa["consistent"], 4), bench
     mcs = sig.model_confidence_set(losses, h, size=MCS_SIZE, reps=reps, seed=seed) if len(losses.columns) > 1 else {}

@@ -52,11 +52,12 @@ def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selecte
     rising line; the model selected on validation is drawn thick."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 5))
-    for model in daily_rank_ic.columns:
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per line for a full run
+    for i, model in enumerate(daily_rank_ic.columns):
         series = daily_rank_ic[model].dropna()
         if series.empty:
             continue
-        style = {"color": "#9e9e9e", "ls": "--", "lw": 1.0} if families.get(model) == "baseline" else {"lw": 2.6 if model == selected else 0.9}
+        style = {"color": "#9e9e9e", "ls": "--", "lw": 1.0} if families.get(model) == "baseline" else {"lw": 2.6 if model == selected else 0.9, "color": palette[i % len(palette)]}
         label = f"{model} (selected on validation)" if model == selected else model
         ax.plot(series.index, series.cumsum(), label=label, **style)
     ax.axhline(0.0, color="black", lw=0.6)

@@ -17,13 +17,14 @@ import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
+from trendfactory.evaluation.ensemble import ENSEMBLES
 from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
-from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, EVAL_DIR, FEATURES_DIR, RAW_DIR, TRAIN_LOGS_DIR, item_id, model_dir
+from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, TRAIN_LOGS_DIR, item_id, model_dir
 from trendfactory.stages.common import log, stage_main
 from trendfactory.stages.evaluate import read_predictions
 
@@ -52,6 +53,18 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
     return item, books
 
 
+def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:
+    item = item_id(name, horizon)
+    paths = (ENSEMBLE_EVAL_DIR / item / "metrics.json", ENSEMBLE_PREDICTIONS_DIR / item / f"test_h{horizon}.parquet")
+    for path in paths:
+        if not path.is_file():
+            raise TrendfactoryError(f"{path}: missing; run `dvc repro ensemble@{horizon}` first")
+    frame = pd.read_parquet(paths[1])
+    book = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
+    it = Item(model=name, family="ensemble", horizon=horizon, metrics=read_json(paths[0]), daily={"test": _daily(frame, book)}, test_predictions=frame)
+    return it, book
+
+
 def main_body(params: Params, args: argparse.Namespace) -> None:
     horizons = list(params.label.horizons)
     models = [*params.run.models, *params.run.neural_models, *params.run.joint_models]
@@ -69,6 +82,12 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             it, b = _read_item(m, h, next_returns, entry_lag, params)
             items[h].append(it)
             books[h][m] = b["test"]
+        if len([m for m in models if families[m] != "baseline"]) >= 2:  # what ensemble@<h> builds
+            for name in ENSEMBLES:
+                it, book = _read_ensemble(name, h, next_returns, entry_lag, params)
+                items[h].append(it)
+                books[h][name] = book
+                families[name] = "ensemble"
         log.info("h%d: read %d items", h, len(items[h]))
     bpy = params.evaluate.bars_per_year
     rows = {it.key: item_row(it, bpy, params.evaluate.bootstrap_reps, params.seed) for h in horizons for it in items[h]}
@@ -88,7 +107,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         f"Test = the folds' test blocks joined: out of sample {span}. Costs {params.evaluate.cost_bps:g} bp per unit of "
         f"turnover; the long/short book holds each day's signal h bars in 1/h tranches."
     )
-    n_models = len([m for m in models if families[m] != "baseline"])
+    n_models = len([m for m in families if families[m] != "baseline"])  # models and ensembles tried
     md = comparison_markdown(rows, verdicts, gates, header, n_models)
     summary = {f"h{h}": _summary(v, rows) for h, v in verdicts.items()}
 
