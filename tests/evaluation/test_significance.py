@@ -373,3 +373,14 @@ def test_deflated_sharpe_ratio():
     assert deflated_sharpe_ratio(np.zeros(100), 10, var) is None
     with pytest.raises(ValueError):
         deflated_sharpe_ratio(r, 0, var)
+
+
+def test_identical_models_do_not_break_mcs_or_spa():
+    """An ensemble that falls back to another's scores has identical losses: its twin's p-value."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(400)
+    losses = pd.DataFrame({"a": a, "a_twin": a, "b": rng.standard_normal(400) + 0.5})
+    pv = model_confidence_set(losses, 5, reps=200, seed=0)
+    assert set(pv) == {"a", "a_twin", "b"} and pv["a"] == pv["a_twin"]
+    spa = spa_test(a, np.stack([a, a], axis=1), 5, reps=200, seed=0)
+    assert spa["consistent"] == 1.0

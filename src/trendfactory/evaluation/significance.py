@@ -229,6 +229,10 @@ def spa_test(
             f"spa_test: got benchmark_loss [{len(bench)}] and model_losses {list(models.shape)}; "
             f"expected [T] and [T, M]"
         )
+    # a model whose losses equal the benchmark's cannot beat it (and has a zero-variance difference)
+    models = models[:, [j for j in range(models.shape[1]) if not np.array_equal(models[:, j], bench)]]
+    if models.shape[1] == 0:
+        return {"consistent": 1.0, "lower": 1.0, "upper": 1.0, "n": len(bench), "block_size": None}
     keep = np.isfinite(bench) & np.isfinite(models).all(axis=1)
     bench, models = bench[keep], models[keep]
     n = len(bench)
@@ -267,17 +271,25 @@ def model_confidence_set(
     if not 0.0 < size < 1.0:
         raise ValueError(f"model_confidence_set: got size={size}, expected a value in (0, 1)")
     frame = losses.astype(np.float64).dropna(how="any")
-    names = [str(c) for c in frame.columns]
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    names = list(frame.columns)
     if len(frame) < MIN_OBS:
         return {}
-    if frame.shape[1] == 1:  # a single model is trivially the best one
-        return {names[0]: 1.0}
-    arr = frame.to_numpy()
+    # Models with identical losses (e.g. an ensemble that fell back to another's scores) have a
+    # zero-variance loss difference, which arch cannot studentise: test one of each, and give
+    # its twins its p-value.
+    twin_of = {}
+    for name in names:
+        twin_of[name] = next((k for k in twin_of.values() if np.array_equal(frame[k].to_numpy(), frame[name].to_numpy())), name)
+    distinct = list(dict.fromkeys(twin_of.values()))
+    if len(distinct) == 1:  # a single model is trivially the best one
+        return {name: 1.0 for name in names}
+    arr = frame[distinct].to_numpy()
     block = block_size(arr - arr.mean(axis=1, keepdims=True), horizon)
-    mcs = MCS(frame.set_axis(names, axis=1), size=size, reps=reps, block_size=block, method="R", seed=seed)
+    mcs = MCS(frame[distinct], size=size, reps=reps, block_size=block, method="R", seed=seed)
     mcs.compute()
     pv = mcs.pvalues["Pvalue"]
-    return {name: float(pv[name]) for name in names}
+    return {name: float(pv[twin_of[name]]) for name in names}
 
 
 # ----------------------------------------------------------------------------- deflated Sharpe
