@@ -183,12 +183,20 @@ def fit_scaler(train: pd.DataFrame, columns: list[str]) -> dict[str, dict]:
     return scaler
 
 
+def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, zscore: np.ndarray, clip: float) -> np.ndarray:
+    """float32 (x - mean) / std, computed in float64, z-score columns clipped to +-clip (robust to
+    outliers), signal columns (``zscore`` False) left as they are. ``x`` [n] or [n, F] with
+    per-column ``mean``/``std``/``zscore``; NaN stays NaN. The one scaling rule: featurize's
+    frames, the window store's fold views and the scorer all go through it."""
+    v = (np.asarray(x, dtype=np.float64) - mean) / std
+    np.clip(v, np.where(zscore, -clip, -np.inf), np.where(zscore, clip, np.inf), out=v)
+    return v.astype(np.float32)
+
+
 def apply_scaler(frame: pd.DataFrame, scaler: dict[str, dict], clip: float) -> pd.DataFrame:
-    """Scaled float32 features, clipped to +-clip standard deviations (robust to outliers)."""
-    out = {}
-    for col, p in scaler.items():
-        v = (frame[col].to_numpy(dtype=np.float64) - p["mean"]) / p["std"]
-        if p["kind"] == "zscore":
-            v = np.clip(v, -clip, clip)
-        out[col] = v.astype(np.float32)
+    """Scaled float32 features (``standardise`` per column)."""
+    out = {
+        col: standardise(frame[col].to_numpy(dtype=np.float64), p["mean"], p["std"], p["kind"] == "zscore", clip)
+        for col, p in scaler.items()
+    }
     return pd.DataFrame(out, index=frame.index)

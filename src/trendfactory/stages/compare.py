@@ -34,7 +34,8 @@ def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     return out.join(book["net"], how="outer")
 
 
-def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, dict[str, pd.DataFrame]]:
+def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:
+    """An item's evaluate metrics, fit time and out-of-sample daily series (and its test book)."""
     name = item_id(model, horizon)
     metrics_path = EVAL_DIR / name / "metrics.json"
     if not metrics_path.is_file():
@@ -42,15 +43,11 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
     cls = get_model_class(model)
     train_summary = TRAIN_LOGS_DIR / model_dir(model, horizon, cls.joint).name / "metrics.json"
     fit = read_json(train_summary).get("fit_seconds") if train_summary.is_file() else None
-    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit)
-    books = {}
-    for split in ("val", "test"):
-        frame = read_predictions(model, horizon, split)
-        books[split] = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
-        item.daily[split] = _daily(frame, books[split])
-        if split == "test":
-            item.test_predictions = frame
-    return item, books
+    frame = read_predictions(model, horizon, "test")
+    book = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
+    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit,
+                daily={"test": _daily(frame, book)}, test_predictions=frame)
+    return item, book
 
 
 def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:
@@ -79,9 +76,9 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     for h in horizons:
         items[h], books[h] = [], {}
         for m in models:
-            it, b = _read_item(m, h, next_returns, entry_lag, params)
+            it, book = _read_item(m, h, next_returns, entry_lag, params)
             items[h].append(it)
-            books[h][m] = b["test"]
+            books[h][m] = book
         if len([m for m in models if families[m] != "baseline"]) >= 2:  # what ensemble@<h> builds
             for name in ENSEMBLES:
                 it, book = _read_ensemble(name, h, next_returns, entry_lag, params)

@@ -28,14 +28,6 @@ def main_body(params, args) -> None:
     for k, f in enumerate(summary["folds"]):
         log.info("fold %d (test %s..%s): windows train/val/test = %s", k, f["test_start"], f["test_end"] or "end",
                  "/".join(f"{f['windows'][r]:,}" for r in ("train", "val", "test")))
-        for role, n in f["windows"].items():
-            if n == 0:
-                from trendfactory.errors import TrendfactoryError
-
-                raise TrendfactoryError(
-                    f"fold {k}: no {role} windows of window.seq_len={params.window.seq_len} bars; "
-                    "shorten window.seq_len or widen the split.* blocks"
-                )
 
 
 def main() -> None:

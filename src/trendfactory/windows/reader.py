@@ -46,19 +46,16 @@ def _scaled_features(split: "WindowSplit", fold: int) -> np.ndarray:
     if hit is not None:
         return hit
     _SCALED.clear()  # one fold's matrix at a time bounds memory to one [N, F] copy
+    from trendfactory.features.splits import standardise  # the one scaling rule
+
     spec = split.meta["folds"][fold]
-    clip = float(spec["clip"])
-    params = np.array([spec["scaler"][c] for c in split.feature_names], dtype=np.float64)  # [F, 3]
+    params = np.array([spec["scaler"][c] for c in split.feature_names], dtype=np.float64)  # [F, 3]: mean, std, z-score?
     mean, std, zscore = params[:, 0], params[:, 1], params[:, 2] > 0
-    lo = np.where(zscore, -clip, -np.inf)
-    hi = np.where(zscore, clip, np.inf)
     raw = split.features  # [N, F] float32 memmap (unscaled)
     out = np.empty(raw.shape, dtype=np.float32)
     step = 1 << 16  # rows per chunk: the float64 temporaries stay small
     for a in range(0, raw.shape[0], step):
-        x = (np.asarray(raw[a : a + step], dtype=np.float64) - mean) / std
-        np.clip(x, lo, hi, out=x)
-        out[a : a + step] = x
+        out[a : a + step] = standardise(raw[a : a + step], mean, std, zscore, float(spec["clip"]))
     out.setflags(write=False)
     _SCALED[key] = out
     return out

@@ -441,14 +441,23 @@ def _write_roles(pf: pq.ParquetFile, path: Path, tmp: Path, meta: dict, folds: S
     table = pf.read(columns=names)
     roles = np.stack([_np(table.column(c)).astype(np.int8) for c in names], axis=1) if names else np.zeros((meta["n_rows"], 0), np.int8)
     np.save(tmp / "roles.npy", np.ascontiguousarray(roles))
+    ends_roles = roles[np.load(tmp / "index.npy")]  # [W, K]: the role of each valid window end
     meta["scaled"] = False
-    meta["folds"] = [
-        {**{k: v for k, v in f.items() if k not in ("scaler", "report")},
-         # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
-         "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
-         "windows": {role: int(((roles[:, k] == code)[np.load(tmp / "index.npy")]).sum()) for role, code in (("train", 1), ("val", 2), ("test", 3))}}
-        for k, f in enumerate(folds)
-    ]
+    meta["folds"] = []
+    for k, f in enumerate(folds):
+        windows = {role: int((ends_roles[:, k] == code).sum()) for role, code in (("train", 1), ("val", 2), ("test", 3))}
+        empty = [role for role, count in windows.items() if count == 0]
+        if empty:  # before the store replaces the previous one: nothing half-usable is left behind
+            raise DataValidationError(
+                f"{path}: fold {k} has no {empty[0]} windows of {meta['seq_len']} bars; "
+                "shorten window.seq_len or widen the split.* blocks"
+            )
+        meta["folds"].append({
+            **{key: v for key, v in f.items() if key not in ("scaler", "report")},
+            # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
+            "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
+            "windows": windows,
+        })
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
