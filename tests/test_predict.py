@@ -66,7 +66,7 @@ def _build_project(root: Path, overrides: dict) -> None:
         train, val = (Samples.open(root / "data/windows", H, 0, s) for s in ("train", "val"))
         for name in (*params.run.models, *params.run.joint_models):
             model = create(name, getattr(params.models, name), horizon=H, seed=params.seed, train=params.train)
-            model.fit(train, val).save(root / model_dir(name, H, model.joint) / "fold_00")
+            model.fit(train, val).save(root / model_dir(name, H, model.joint) / "fold_00" / "seed_00")
         bars = pd.read_parquet(root / "data/raw/bars.parquet")
         bars.to_csv(root / "bars.csv", index=False)
 
@@ -101,7 +101,7 @@ def test_full_history_scores_equal_the_evaluate_path_on_test_rows(in_project, pa
     scored = score_bars("bars.csv", name, H, params, all_rows=True)
     assert list(scored.columns) == list(PREDICTION_COLUMNS)
 
-    model = TrendModel.load(in_project / model_dir(name, H, name == "dual_tower") / "fold_00")
+    model = TrendModel.load(in_project / model_dir(name, H, name == "dual_tower") / "fold_00" / "seed_00")
     test = Samples.open(in_project / "data/windows", H, 0, "test")
     expected = model.predict(test).to_frame(test.keys(), H)
     assert len(expected) > 50
@@ -347,7 +347,7 @@ def test_embedded_context_scores_match_and_out_of_range_dates_fail(embedded_proj
     params = load_params("params.yaml")
     manifest = json.loads(Path("data/raw/manifest.json").read_text())
     assert manifest["context_mode"] == "embedded"
-    model = TrendModel.load(Path("models/momentum-h5/fold_00"))
+    model = TrendModel.load(Path("models/momentum-h5/fold_00/seed_00"))
     assert any(c.startswith("ctx_mkt_") for c in model.feature_names_)
 
     scored = score_bars("bars.csv", "momentum", H, params, all_rows=True)

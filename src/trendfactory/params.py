@@ -118,7 +118,7 @@ class SplitConfig:
     # retrained on everything before it; fixed: one train / val / test split (train_end, val_end).
     scheme: str = field(default="walk_forward", metadata=_choice("walk_forward", "fixed"))
     test_start: str = "2007-01-01"  # walk_forward: first day of the first test block
-    fold: int = _pos_field(3, "an integer >= 1 (years per test block)")  # walk_forward: test block length, years
+    fold: int = _pos_field(4, "an integer >= 1 (years per test block)")  # walk_forward: test block length, years
     val_years: int = _pos_field(2, "an integer >= 1 (years)")  # walk_forward: validation block just before each test block
     train_years: int | None = field(default=None, metadata=_check(_positive, "null (expanding) or an integer >= 1 (years)"))
     train_end: str = "2010-12-31"  # fixed: last date of train
@@ -364,7 +364,7 @@ class TrainConfig:
     lr: float = field(default=1e-3, metadata=_POSITIVE)
     batch_size: int = _pos_field(512)
     max_epochs: int = _pos_field(20)
-    patience: int = _pos_field(2)
+    patience: int = _pos_field(1)
     # what early stopping and the kept checkpoint follow: validation log loss, or the validation
     # daily Rank IC of the score (what the comparison ranks models by)
     monitor: str = field(default="loss", metadata=_choice("loss", "rank_ic"))
@@ -380,6 +380,9 @@ class TrainConfig:
     precision: str = field(default="auto", metadata=_choice("auto", "fp32", "bf16", "fp16"))
     eval_batch_size: int = _pos_field(4096)
     resume: bool = True
+    # processes fitting a network's folds x seeds side by side on the CPU (null: one per CPU core;
+    # on CUDA they run one after another); each uses one torch thread, so results do not depend on it
+    workers: int | None = field(default=None, metadata=_check(_positive, "null (one per CPU core) or an integer >= 1"))
 
 
 @dataclass(frozen=True)
@@ -400,6 +403,8 @@ class EvaluateConfig:
     bars_per_year: float = field(default=252.0, metadata=_POSITIVE)
     # Resamples of the comparison's block bootstraps (intervals, SPA test, model confidence set).
     bootstrap_reps: int = field(default=1000, metadata=_check(lambda v: v >= 100, "an integer >= 100"))
+    # Seeds each stochastic model is fitted with in every fold (metrics: mean and spread over seeds).
+    seeds: int = _pos_field(2)
 
 
 @dataclass(frozen=True)

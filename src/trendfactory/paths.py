@@ -35,3 +35,15 @@ def model_dir(model: str, horizon: int, joint: bool = False) -> Path:
     """Where a trained model lives: models/<model>-h<h>/, or models/<model>/ for a model
     trained once for every horizon jointly."""
     return MODELS_DIR / (model if joint else item_id(model, horizon))
+
+
+def seed_name(seed_index: int) -> str:
+    """``seed_00``: the folder of a fold's fit with seed number ``seed_index``."""
+    return f"seed_{int(seed_index):02d}"
+
+
+def fitted_model_dir(item_dir: Path, fold: int, seed_index: int = 0) -> Path:
+    """One fit of an item: <item_dir>/fold_XX/seed_YY (deterministic models have seed_00 only)."""
+    from trendfactory.features.splits import fold_name  # a light module; no cycle at import time
+
+    return Path(item_dir) / fold_name(fold) / seed_name(seed_index)

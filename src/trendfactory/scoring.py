@@ -11,8 +11,8 @@ New bars go through the pipeline's own code, never a copy of it:
      features.splits.apply_scaler; never refit)
   -> exactly the model's feature columns, windowed by windows.store.build_split (no labels) with
      the trained window store's seq_len (data/windows/meta.json, not params.yaml)
-  -> Samples(..., labelled=False) -> the last fold's model (trained on the most recent data,
-     models/<model>-h<h>/fold_XX/) .predict -> the predictions data contract.
+  -> Samples(..., labelled=False) -> the last fold's first-seed model (trained on the most recent data,
+     models/<model>-h<h>/fold_XX/seed_00/) .predict -> the predictions data contract.
 
 What is taken from the trained pipeline rather than from params.yaml, so an edited params.yaml
 cannot silently mismatch the model: the window length, the scaler, the feature columns, the
@@ -38,14 +38,14 @@ from trendfactory.data.csv_source import load_csv_bars
 from trendfactory.data.validation import combine
 from trendfactory.errors import DataValidationError, TrendfactoryError
 from trendfactory.features.build import compute_raw_features
-from trendfactory.features.splits import apply_scaler, fold_name
+from trendfactory.features.splits import apply_scaler
 from trendfactory.features.stock import compute_stock_features, warmup_bars
 from trendfactory.io import atomic_path, read_json
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.models.base import METADATA_FILE, PREDICTION_COLUMNS
 from trendfactory.params import Params, config_to_dict
 from trendfactory.models.registry import train_stage
-from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, item_id, model_dir
+from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, fitted_model_dir, item_id, model_dir
 from trendfactory.windows.reader import WindowSplit
 from trendfactory.windows.store import build_split
 
@@ -104,7 +104,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     schema_path = root / FEATURES_DIR / "schema.json"
     folds_path = root / FEATURES_DIR / "folds.json"
     folds = _need(folds_path, "featurize", "walk-forward folds and their train-fitted scalers")
-    saved = root / model_dir(cls.name, h, cls.joint) / fold_name(len(folds) - 1)
+    saved = fitted_model_dir(root / model_dir(cls.name, h, cls.joint), len(folds) - 1, 0)  # the last fold's first seed
     if not (saved / METADATA_FILE).is_file():
         trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
         if trained_h is not None and h not in trained_h:
@@ -117,7 +117,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
         if params is not None and cls.name not in getattr(params.run, run_list):
             hint = f" after adding {cls.name} to run.{run_list} in params.yaml"
         raise TrendfactoryError(
-            f"{saved.parent}: no trained {cls.name} model for horizon {h} (its last fold, {saved.name}); run `dvc repro {stage}`{hint} (or `dvc pull` it)"
+            f"{saved.parent.parent}: no trained {cls.name} model for horizon {h} (its last fold's first seed, {saved.parent.name}/{saved.name}); run `dvc repro {stage}`{hint} (or `dvc pull` it)"
         )
     fitted = TrendModel.load(saved)
     served = getattr(fitted, "horizons_", [fitted.horizon]) if cls.joint else [fitted.horizon]

@@ -25,7 +25,7 @@ def _item(model, family, h, val_ric, test_ric, seed, val_f1=0.36, val_sharpe=0.5
         "test": {"rank_ic": None if test_ric is None else float(daily["rank_ic"].mean()),
                  "sharpe": None if test_ric is None else float(daily["net"].mean() / daily["net"].std() * np.sqrt(252))},
     }
-    return Item(model=model, family=family, horizon=h, metrics=metrics, daily={"test": daily}, fit_seconds=1.0)
+    return Item(model=model, family=family, horizon=h, metrics=metrics, daily={"test": daily})
 
 
 def _rows(items):

@@ -122,9 +122,11 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
         + ["train_joint@dual_tower"] + [f"evaluate_joint@dual_tower-{h}" for h in HORIZONS]
         + [f"ensemble@{h}" for h in HORIZONS] + ["compare"]
     )
-    for fold in ("fold_00", "fold_01"):  # one joint fit per fold serves both horizons
-        assert (work / "models/dual_tower" / fold / "model.json").is_file()
-        assert (work / "models/mlp" / fold / "model.json").is_file()  # a network: one head per horizon
+    for fold in ("fold_00", "fold_01"):  # one joint fit per fold and seed serves both horizons
+        for seed in ("seed_00", "seed_01"):  # evaluate.seeds: 2 (the default) for the stochastic models
+            assert (work / "models/dual_tower" / fold / seed / "model.json").is_file()
+            assert (work / "models/mlp" / fold / seed / "model.json").is_file()  # a network: one head per horizon
+    assert not (work / "models/logistic-h5/fold_00/seed_01").exists()  # deterministic: one fit per fold
     assert (work / "metrics/eval/dual_tower-h5/plots/images/context_embedding.png").is_file()
     for m in MODELS + NEURAL:
         for h in HORIZONS:
@@ -135,14 +137,18 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             assert set(metrics["test_by_fold"]) == {"0", "1"}
             test = pd.read_parquet(work / "data/predictions" / trained / f"test_h{h}.parquet")
             assert sorted(test["fold"].unique()) == [0, 1]  # the out-of-sample series joins both folds
-            assert (work / "models" / trained / "fold_01" / "model.json").is_file()
+            assert (work / "models" / trained / "fold_01" / "seed_00" / "model.json").is_file()
+            seeds = 2 if m in ("xgboost", "mlp") else 1
+            assert metrics["seeds"] == seeds and sorted(test["seed"].unique()) == list(range(seeds))
+            assert ("test_seed_std" in metrics) == (seeds > 1)
             assert (work / "metrics/train" / trained / "metrics.json").is_file()
             assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
     compare = json.loads((work / "metrics/compare.json").read_text())
     assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower", "rank_avg", "stack"] for h in HORIZONS}
     assert set(compare["summary"]) == {f"h{h}" for h in HORIZONS}
+    assert compare["items"]["xgboost-h5"]["seeds"] == 2 and compare["items"]["xgboost-h5"]["test_rank_ic_seed_std"] is not None
     epochs = (work / "metrics/train/mlp/plots/metrics/val/loss.tsv").read_text().splitlines()
-    assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch of the last fold, logged live
+    assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch of the last fold's first seed
     md = (work / "metrics/comparison.md").read_text()
     assert md.index("## Verdict") < md.index("## Horizon 5 bars") < md.index("## Horizon 20 bars")
     assert "selected on validation" in md

@@ -52,7 +52,6 @@ class Item:
     horizon: int
     metrics: dict
     daily: dict[str, pd.DataFrame] = field(default_factory=dict)
-    fit_seconds: float | None = None
     test_predictions: pd.DataFrame | None = None  # symbol, datetime, score of the test series
 
     @property
@@ -88,7 +87,10 @@ def item_row(it: Item, bars_per_year: float, reps: int, seed: int) -> dict:
     lo, hi = sig.bootstrap_ci(net, lambda x: sig.annualised_sharpe(x, bars_per_year), it.horizon, level=CI_LEVEL, reps=reps, seed=seed)
     row["test_sharpe_lo"], row["test_sharpe_hi"] = _num(lo, 4), _num(hi, 4)
     row["test_dates"] = int(np.isfinite(ric).sum())
-    row["fit_seconds"] = _num(it.fit_seconds, 2)
+    # qlib-style spread: the metric's std across the seeds each stochastic model was fitted with
+    row["seeds"] = int(it.metrics.get("seeds", 1))
+    for split, key in (("val", "rank_ic"), ("test", "rank_ic"), ("test", "sharpe")):
+        row[f"{split}_{key}_seed_std"] = _num(it.metrics.get(f"{split}_seed_std", {}).get(key))
     return row
 
 
@@ -171,6 +173,10 @@ def _fmt(v, fmt: str) -> str:
     return "n/a" if v is None else fmt.format(v)
 
 
+def _sd(v, fmt: str) -> str:
+    return "" if v is None else " ± " + fmt.format(v)
+
+
 def _ci(lo, hi, fmt: str) -> str:
     return "" if lo is None or hi is None else f" [{fmt.format(lo)}, {fmt.format(hi)}]"
 
@@ -211,9 +217,11 @@ def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
 TABLE = (  # (title, cell) of the per-horizon table: at most 10 columns
     ("model", None),
     ("val Rank IC", lambda r: _fmt(r["val_rank_ic"], "{:+.4f}")),
-    ("test Rank IC [90 % CI]", lambda r: _fmt(r["test_rank_ic"], "{:+.4f}") + _ci(r["test_rank_ic_lo"], r["test_rank_ic_hi"], "{:+.3f}")),
+    ("test Rank IC ± seed sd [90 % CI]", lambda r: _fmt(r["test_rank_ic"], "{:+.4f}") + _sd(r.get("test_rank_ic_seed_std"), "{:.4f}")
+     + _ci(r["test_rank_ic_lo"], r["test_rank_ic_hi"], "{:+.3f}")),
     ("t (p)", lambda r: f"{_fmt(r['test_rank_ic_t'], '{:+.2f}')} ({_fmt(r['test_rank_ic_p'], '{:.3f}')})"),
-    ("Sharpe net [90 % CI]", lambda r: _fmt(r["test_sharpe"], "{:+.2f}") + _ci(r["test_sharpe_lo"], r["test_sharpe_hi"], "{:+.2f}")),
+    ("Sharpe net ± seed sd [90 % CI]", lambda r: _fmt(r["test_sharpe"], "{:+.2f}") + _sd(r.get("test_sharpe_seed_std"), "{:.2f}")
+     + _ci(r["test_sharpe_lo"], r["test_sharpe_hi"], "{:+.2f}")),
     ("Δ vs best baseline", None),
     ("val macro F1", lambda r: _fmt(r["val_macro_f1"], "{:.3f}")),
     ("in MCS", None),
@@ -221,9 +229,10 @@ TABLE = (  # (title, cell) of the per-horizon table: at most 10 columns
 )
 
 DETAILS = (
-    ("IC", "test_ic", "{:+.4f}"), ("IC t (NW)", "test_ic_tstat_nw", "{:+.2f}"), ("Rank IC t (NW)", "test_rank_ic_tstat_nw", "{:+.2f}"),
+    ("IC", "test_ic", "{:+.4f}"), ("Rank IC t (NW)", "test_rank_ic_tstat_nw", "{:+.2f}"),
     ("ann. return", "test_annual_return", "{:+.2%}"), ("max DD", "test_max_drawdown", "{:.1%}"), ("turnover/day", "test_turnover", "{:.3f}"),
-    ("bal. acc", "test_balanced_accuracy", "{:.4f}"), ("log loss", "test_log_loss", "{:.4f}"), ("fit s (all folds)", "fit_seconds", "{:.0f}"),
+    ("bal. acc", "test_balanced_accuracy", "{:.4f}"), ("log loss", "test_log_loss", "{:.4f}"), ("seeds", "seeds", "{:d}"),
+    ("val Rank IC seed sd", "val_rank_ic_seed_std", "{:.4f}"),
 )
 
 
@@ -243,7 +252,9 @@ def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates:
               "test (for reference only). *t (p)*: calibrated HAR t-test (equal-weighted cosine long-run variance, Student-t "
               f"reference) of the mean daily Rank IC; intervals: {CI_LEVEL:.0%} stationary block bootstrap. *in MCS*: in the "
               f"{1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val macro F1 > {GATE_F1:g} and val Sharpe > "
-              f"{GATE_SHARPE:g} at some horizon. Baselines in *italics*."]
+              f"{GATE_SHARPE:g} at some horizon. Baselines in *italics*. A stochastic model (networks, dual tower, "
+              "subsampling trees) is fitted with several seeds in every fold: its metrics are the mean over seeds, *± seed sd* "
+              "their standard deviation across seeds, and its t, intervals and tests use the seeds' mean daily series."]
     for h in sorted(verdicts):
         v = verdicts[h]
         hr = sorted((r for r in rows.values() if int(r["horizon"]) == h), key=lambda r: -(r["val_rank_ic"] if r["val_rank_ic"] is not None else -math.inf))

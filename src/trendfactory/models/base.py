@@ -1,6 +1,6 @@
 """The model contract every registered model follows, and the predictions they all return.
 
-Contract (DESIGN.md, "Models"):
+Contract (the README, "Models"):
 
 - the constructor stores params only (``config``, ``horizon``, ``seed``); fitted state ends in ``_``;
 - ``fit(train, val) -> self`` on :class:`~trendfactory.models.data.Samples`;
@@ -10,7 +10,8 @@ Contract (DESIGN.md, "Models"):
   predictions. No pickle, no joblib.
 
 A model implements the four hooks ``_fit``, ``_predict``, ``_save_state`` and ``_load_state``;
-everything else (checks, timing, metadata) lives here once.
+everything else (checks, timing, metadata) lives here once. A stochastic model (``stochastic``:
+its fit depends on the seed) is refitted with ``evaluate.seeds`` seeds by the train stage.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class TrendModel:
     can_use_gpu: ClassVar[bool] = False
     uses_trainer: ClassVar[bool] = False  # trains through the shared torch trainer (reads `train`)
     joint: ClassVar[bool] = False  # one fit serves every horizon (saved once, not per horizon)
+    # its fit depends on the seed (random init, dropout, row/feature subsampling): the train stage
+    # refits it with `evaluate.seeds` seeds per fold; deterministic models are fitted once
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
         self.config = config if config is not None else parse_model_config(self.name, {})
@@ -173,7 +177,6 @@ class TrendModel:
             "seed": self.seed,
             "config": config_to_dict(self.config),
             "feature_names": self.feature_names_,
-            "fit_seconds": round(self.fit_seconds_, 3),
             "best_iteration": self.best_iteration_,
             "state": self._state_meta(),
         }
@@ -196,7 +199,7 @@ class TrendModel:
         model = model_cls(parse_model_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
         model.history_ = {}
         model.best_iteration_ = meta.get("best_iteration")
-        model.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
+        model.fit_seconds_ = 0.0  # timings are logged, never saved: the saved model is hashed by DVC
         model._load_state(directory, meta.get("state", {}))
         model.feature_names_ = list(meta["feature_names"])
         return model

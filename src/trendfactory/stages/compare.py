@@ -1,7 +1,8 @@
 """Stage `compare`: every model × horizon in one table, the selection on validation, the verdict.
 
-Reads metrics/eval/<model>-h<h>/metrics.json, each item's walk-forward predictions (val and
-the out-of-sample test series) and fit times for the items of (``run.models`` +
+Reads metrics/eval/<model>-h<h>/metrics.json and each item's out-of-sample test predictions
+(with several seeds: the seeds' mean daily Rank IC and net return, which the tests use) for the
+items of (``run.models`` +
 ``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes
 metrics/compare.json (``summary``: per horizon the selected model and its verdict; ``items``:
 one row per item; git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and
@@ -24,9 +25,10 @@ from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
-from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, TRAIN_LOGS_DIR, item_id, model_dir
+from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.evaluate import read_predictions
+from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
+from trendfactory.stages.evaluate import read_predictions, seed_books
 
 def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
@@ -35,19 +37,20 @@ def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:
-    """An item's evaluate metrics, fit time and out-of-sample daily series (and its test book)."""
+    """An item's evaluate metrics and out-of-sample daily series (the seeds' mean of each) and
+    its test book (the seeds' mean)."""
     name = item_id(model, horizon)
     metrics_path = EVAL_DIR / name / "metrics.json"
     if not metrics_path.is_file():
         raise TrendfactoryError(f"{metrics_path}: missing; run `dvc repro {train_stage(model, horizon).replace('train', 'evaluate', 1)}` first")
     cls = get_model_class(model)
-    train_summary = TRAIN_LOGS_DIR / model_dir(model, horizon, cls.joint).name / "metrics.json"
-    fit = read_json(train_summary).get("fit_seconds") if train_summary.is_file() else None
     frame = read_predictions(model, horizon, "test")
-    book = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
-    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), fit_seconds=fit,
-                daily={"test": _daily(frame, book)}, test_predictions=frame)
-    return item, book
+    seeds = seed_frames(frame)
+    books = seed_books(frame, horizon, next_returns, entry_lag, params.evaluate.cost_bps)
+    daily = mean_daily([_daily(f, b) for f, b in zip(seeds, books)])
+    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path),
+                daily={"test": daily}, test_predictions=mean_predictions(frame))
+    return item, mean_daily(books)
 
 
 def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:

@@ -3,7 +3,8 @@ walk-forward predictions (see :mod:`trendfactory.evaluation.ensemble`).
 
     python -m trendfactory.stages.ensemble --horizon 5
 
-Reads every non-baseline model's predictions in the run lists; writes each ensemble's test
+Reads every non-baseline model's predictions in the run lists (a model fitted with several
+seeds enters with its seeds' averaged predictions); writes each ensemble's test
 predictions to data/ensembles/<ensemble>-h<h>/test_h<h>.parquet and its out-of-sample metrics
 (the same as evaluate's for test, plus per year and per fold) to
 metrics/ensembles/<ensemble>-h<h>/metrics.json.
@@ -38,7 +39,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     schema = read_json(FEATURES_DIR / "schema.json")
     folds = schema["split"]["folds"]
     entry_lag = int(schema["label"]["entry_lag"])
-    members = [Member(m, read_predictions(m, h, "val"), read_predictions(m, h, "test")) for m in models]
+    members = [Member(m, read_predictions(m, h, "val", seed_mean=True), read_predictions(m, h, "test", seed_mean=True)) for m in models]
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
     next_returns = next_bar_returns(bars)
     k = min(params.ensemble.top_k, len(members))

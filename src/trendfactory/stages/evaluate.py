@@ -2,13 +2,16 @@
 
     python -m trendfactory.stages.evaluate --model xgboost --horizon 5
 
-Reads data/predictions/<model>-h<h>/{val,test}_h<h>.parquet (each fold's model on its own blocks,
-written by the train stage) and writes a DVCLive dir metrics/eval/<model>-h<h>/ with
+Reads data/predictions/<model>-h<h>/{val,test}_h<h>.parquet (each fold's fits on their own
+blocks, written by the train stage) and writes a DVCLive dir metrics/eval/<model>-h<h>/ with
 metrics.json: for ``val`` (the folds' validation blocks pooled) and ``test`` (the joined
 out-of-sample series), classification, IC and trading metrics; ``test_by_year`` and
 ``test_by_fold`` (Rank IC, IC, Sharpe); the confusion matrices (DVCLive's sklearn plot), the
 long/short book's cumulative return against equal-weight buy-and-hold, and feature importance of
 the last fold's model (its own, or permutation importance per feature group on its val block).
+With several seeds every metric is measured per seed and reported as the mean over seeds
+(``seeds``: how many), with the std across seeds in ``<split>_seed_std``; the equity curve is
+the seeds' mean book, the confusion matrix and importance the first seed's.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import pandas as pd
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.importance import context_projection, feature_importance
 from trendfactory.evaluation.metrics import classification_metrics, daily_ic, ic_metrics, long_short_book, next_bar_returns, trading_metrics
-from trendfactory.features.splits import fold_name
+from trendfactory.evaluation.seeds import mean_daily, mean_metrics, mean_predictions, n_seeds, seed_frames
 from trendfactory.io import atomic_dir, read_json
 from trendfactory.models import TrendModel, get_model_class
 from trendfactory.params import Params
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.registry import train_stage
-from trendfactory.paths import EVAL_DIR, FEATURES_DIR, RAW_DIR, item_id, model_dir, predictions_file
+from trendfactory.paths import EVAL_DIR, FEATURES_DIR, RAW_DIR, fitted_model_dir, item_id, model_dir, predictions_file
 from trendfactory.stages.common import log, stage_main
 from trendfactory.stages.train import add_args, load_split, open_store
 
@@ -35,19 +38,29 @@ SPLITS = ("val", "test")
 TOP_FEATURES = 25  # features shown in the importance plot
 
 
-def read_predictions(model: str, horizon: int, split: str) -> pd.DataFrame:
-    """One item's walk-forward predictions of a split; val rows scored by two folds (when
-    split.val_years > split.fold) keep the later fold's."""
+def read_predictions(model: str, horizon: int, split: str, seed_mean: bool = False) -> pd.DataFrame:
+    """One item's walk-forward predictions of a split, one row per (symbol, datetime, seed); val
+    rows scored by two folds (when split.val_years > split.fold) keep the later fold's.
+    ``seed_mean``: one row per (symbol, datetime), the seeds' averaged predictions."""
     path = predictions_file(model, horizon, split, get_model_class(model).joint)
     if not path.is_file():
         raise TrendfactoryError(f"{path}: missing; run `dvc repro {train_stage(model, horizon)}` first")
     frame = pd.read_parquet(path)
-    frame = frame.sort_values(["fold", "symbol", "datetime"], kind="stable")
-    return frame.drop_duplicates(["symbol", "datetime"], keep="last").sort_values(["symbol", "datetime"], kind="stable").reset_index(drop=True)
+    if "seed" not in frame.columns:
+        raise TrendfactoryError(f"{path}: written by an older version (no seed column); rerun `dvc repro {train_stage(model, horizon)}`")
+    keys = ["seed", "symbol", "datetime"]
+    frame = frame.sort_values(["fold", *keys], kind="stable")
+    frame = frame.drop_duplicates(keys, keep="last").sort_values(keys, kind="stable").reset_index(drop=True)
+    return mean_predictions(frame) if seed_mean else frame
+
+
+def seed_books(frame: pd.DataFrame, horizon: int, next_returns: pd.DataFrame, entry_lag: int, cost_bps: float) -> list[pd.DataFrame]:
+    """The long/short book of each seed's predictions."""
+    return [long_short_book(f, next_returns, horizon, entry_lag, cost_bps) for f in seed_frames(frame)]
 
 
 def split_metrics(frame: pd.DataFrame, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[dict, pd.DataFrame]:
-    """(metrics, daily book) of one split's predictions."""
+    """(metrics, daily book) of one seed's predictions of a split."""
     book = long_short_book(frame, next_returns, horizon, entry_lag, params.evaluate.cost_bps)
     proba = frame[["p_down", "p_flat", "p_up"]].to_numpy()
     metrics = {
@@ -87,35 +100,48 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
 
     from dvclive import Live
 
-    results = {}
+    # Every metric is measured on each seed's predictions, then averaged over seeds (std beside).
+    results, spread = {}, {}
+    by_year_seeds, by_fold_seeds = [], []
+    bpy = params.evaluate.bars_per_year
     for split in SPLITS:
         frame = read_predictions(cls.name, h, split)
-        metrics, book = split_metrics(frame, h, next_returns, entry_lag, params)
-        results[split] = (frame, metrics, book)
+        per_seed = [split_metrics(f, h, next_returns, entry_lag, params) for f in seed_frames(frame)]
+        metrics, spread[split] = mean_metrics([m for m, _ in per_seed])
+        results[split] = (frame, metrics, mean_daily([b for _, b in per_seed]))
+        if split == "test":
+            for f, (_, book) in zip(seed_frames(frame), per_seed):
+                by_year_seeds.append(by_period(f, book, f["datetime"].dt.year, bpy))
+                by_fold_seeds.append(by_period(f, book, f["fold"], bpy))
         log.info(
-            "%s %s (%d folds, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s (NW t %s), Sharpe %s after %g bp",
-            name, split, frame["fold"].nunique(), f"{len(frame):,}", metrics["balanced_accuracy"], metrics["macro_f1"],
-            _fmt(metrics["rank_ic"]), _fmt(metrics["rank_ic_tstat_nw"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
+            "%s %s (%d folds, %d seed%s, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s%s (NW t %s), Sharpe %s after %g bp",
+            name, split, frame["fold"].nunique(), len(per_seed), "s" if len(per_seed) > 1 else "", f"{len(frame):,}",
+            metrics["balanced_accuracy"], metrics["macro_f1"], _fmt(metrics["rank_ic"]),
+            f" ± {spread[split]['rank_ic']:.4f}" if spread[split].get("rank_ic") is not None else "",
+            _fmt(metrics["rank_ic_tstat_nw"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
         )
-    test, _, test_book = results["test"]
-    by_year = by_period(test, test_book, test["datetime"].dt.year, params.evaluate.bars_per_year)
-    by_fold = by_period(test, test_book, test["fold"], params.evaluate.bars_per_year)
+    n = n_seeds(results["test"][0])
+    by_year, by_fold = mean_metrics(by_year_seeds)[0], mean_metrics(by_fold_seeds)[0]
 
     # Importance and embeddings: the last fold's model (trained on the most recent data).
     store = open_store()
     last = store.n_folds - 1
-    model = TrendModel.load(model_dir(cls.name, h, cls.joint) / fold_name(last))
+    model = TrendModel.load(fitted_model_dir(model_dir(cls.name, h, cls.joint), last, 0))
     importance = feature_importance(model, load_split("val", h, last), schema["feature_groups"], params.seed)
 
     with atomic_dir(EVAL_DIR / name) as live_dir:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+            live.summary["seeds"] = n
             for split, (frame, metrics, book) in results.items():
                 live.summary[split] = metrics
+                if n > 1:
+                    live.summary[f"{split}_seed_std"] = spread[split]
+                first = seed_frames(frame)[0]  # the confusion matrix of the first seed's fits
                 live.log_sklearn_plot(
-                    "confusion_matrix", frame["label"].to_numpy(), frame["pred"].to_numpy(),
+                    "confusion_matrix", first["label"].to_numpy(), first["pred"].to_numpy(),
                     name=f"confusion_matrix_{split}", title=f"{name} {split}: true vs predicted class",
                 )
-                fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split} (all folds)")
+                fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split} (all folds, mean of {n} seed{'s' if n > 1 else ''})")
                 live.log_image(f"equity_{split}.png", fig)
                 plots.close(fig)
             live.summary["test_by_year"] = by_year

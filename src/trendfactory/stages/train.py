@@ -1,32 +1,48 @@
 """Stage `train@<model>-<h>`: fit one registered model at one horizon in every walk-forward
-fold, and score each fold's validation and test blocks with that fold's model.
+fold (with every seed, for a stochastic model), and score each fold's validation and test
+blocks with that fold's fits.
 
     python -m trendfactory.stages.train --model xgboost --horizon 5
 
 Reads the window store data/windows/ (one store; each fold reads it through its own
-train-fitted scaler) and the model's own params section (``models.<name>``) plus ``seed``
-(and, for neural models, the shared ``train`` section). For fold k it fits on the fold's
-train rows (validation rows for early stopping only), then predicts the fold's val and test
-rows. Writes:
+train-fitted scaler), the model's own params section (``models.<name>``), ``seed`` and
+``evaluate.seeds`` (and, for neural models, the shared ``train`` section). For fold k and seed
+number s it fits with seed ``seed + s`` on the fold's train rows (validation rows for early
+stopping only), then predicts the fold's val and test rows. A stochastic model (networks, the
+dual tower, subsampling trees) gets ``evaluate.seeds`` fits per fold, a deterministic one a
+single fit. Writes:
 
-- models/<model>-h<h>/fold_XX/ -- each fold's fitted model (safe formats);
-- data/predictions/<model>-h<h>/{val,test}_h<h>.parquet -- every fold's predictions with a ``fold``
-  column: test is the out-of-sample series (folds' test blocks do not overlap);
-- metrics/train/<model>-h<h>/ -- DVCLive: the last fold's learning curves, per-fold summary.
+- models/<model>-h<h>/fold_XX/seed_YY/ -- each fit (safe formats);
+- data/predictions/<model>-h<h>/{val,test}_h<h>.parquet -- every fit's predictions with ``fold``
+  and ``seed`` columns: per seed, test is the out-of-sample series (folds' test blocks do not
+  overlap);
+- metrics/train/<model>-h<h>/ -- DVCLive: the last fold's first-seed learning curves, a
+  per-fit summary. No timings: they change from run to run, and these outputs are hashed by DVC
+  (fit times go to the log).
 
+A network's fits run side by side in ``train.workers`` processes on the CPU, one torch thread
+each, so every fit gives the same numbers whether it ran alone or beside others.
 Everything is built in temp dirs and renamed into place at the end, so an interrupted run never
-leaves half-written outputs; a neural fit keeps checkpoints in .checkpoints/<model>-h<h>/fold_XX/
-meanwhile, and with ``train.resume`` an interrupted one continues from its last epoch.
-A joint model (dual_tower) is trained once per fold for every horizon and writes each
-horizon's predictions.
+leaves half-written outputs; a neural fit keeps checkpoints in
+.checkpoints/<model>-h<h>/fold_XX/seed_YY/ meanwhile, and with ``train.resume`` an interrupted
+one continues from its last epoch. A joint model (dual_tower) is trained once per fold and seed
+for every horizon and writes each horizon's predictions.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import multiprocessing
+import os
 import shutil
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,8 +53,8 @@ from trendfactory.io import atomic_dir, write_parquet
 from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.params import Params, config_to_dict
-from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, model_dir, predictions_file
-from trendfactory.stages.common import log, stage_main
+from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
+from trendfactory.stages.common import log, seed_everything, stage_main
 from trendfactory.windows.reader import WindowSplit
 
 ROLES = ("val", "test")  # what each fold's model scores
@@ -74,14 +90,82 @@ def load_split(role: str, horizon: int, fold: int) -> Samples:
         raise TrendfactoryError(f"--horizon {horizon}: the window store {WINDOWS_DIR} has horizons {have}; use one of them or add it to label.horizons") from None
 
 
-def prediction_frame(model: TrendModel, samples: Samples, fold: int) -> pd.DataFrame:
+def prediction_frame(model: TrendModel, samples: Samples, fold: int, seed_index: int = 0) -> pd.DataFrame:
     """The predictions data contract for ``samples``, plus label, ret (the realised forward
-    return) and the fold that made them."""
+    return), the fold that made them and the seed number of the fit."""
     frame = model.predict(samples).to_frame(samples.keys(), samples.horizon)
     frame["label"] = samples.labels()
     frame["ret"] = samples.returns().astype(np.float64)
     frame["fold"] = np.int16(fold)
+    frame["seed"] = np.int16(seed_index)
     return frame
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fit of a train stage: a model in fold ``fold`` with seed number ``seed_index`` (the
+    fit's seed is ``params.seed + seed_index``). Everything a worker process needs, picklable."""
+
+    name: str  # the stage's item (for log lines)
+    model: str
+    config: Any
+    train: Any
+    horizon: int
+    horizons: tuple[int, ...]
+    fold: int
+    seed_index: int
+    seed: int
+    out_dir: Path
+    checkpoint_dir: Path | None
+    one_thread: bool  # torch on one thread: the same numbers whether run alone or beside others
+
+
+def run_job(job: Job) -> dict:
+    """Fit one (fold, seed), save the model under ``out_dir/fold_XX/seed_YY`` and return its
+    predictions (``preds[h][role]``) and a summary. Seeded from the job alone, so the result does
+    not depend on which process runs it or what ran before."""
+    if job.one_thread:
+        import torch
+
+        torch.set_num_threads(1)
+    seed_everything(job.seed)
+    train, val = (load_split(r, job.horizon, job.fold) for r in ("train", "val"))
+    model = create(job.model, job.config, horizon=job.horizon, seed=job.seed, train=job.train)
+    model.fit(train, val, FitContext(checkpoint_dir=job.checkpoint_dir))
+    model.save(fitted_model_dir(job.out_dir, job.fold, job.seed_index))
+    preds = {h: {role: prediction_frame(model, load_split(role, h, job.fold), job.fold, job.seed_index) for role in ROLES}
+             for h in job.horizons}
+    log.info("%s fold %d seed %d: fitted in %.1fs (best iteration %s)", job.name, job.fold, job.seed,
+             model.fit_seconds_, model.best_iteration_)
+    return {"preds": preds, "history": model.history_, "fit_seconds": model.fit_seconds_,
+            "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)}}
+
+
+def _init_worker(stage: str) -> None:
+    """A worker process logs like its stage."""
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
+
+
+def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
+    """Every job's result, in the jobs' order: in this process (``workers`` 1) or in a pool of
+    ``workers`` spawned processes (fork is unsafe once torch's thread pools exist)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [run_job(j) for j in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=("train",)) as pool:
+        return list(pool.map(run_job, jobs))
+
+
+def worker_count(cls: type[TrendModel], params: Params) -> int:
+    """Processes for the stage's fits: trainer models on the CPU fan out (one torch thread each);
+    tree libraries already use ``n_jobs`` threads, and a GPU is shared, so those run in turn."""
+    if not cls.uses_trainer:
+        return 1
+    from trendfactory.device import resolve_device
+
+    if resolve_device(params.train.device).type != "cpu":
+        return 1
+    return params.train.workers or (os.cpu_count() or 1)
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
@@ -96,68 +180,50 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     else:
         horizon, horizons = args.horizon, [args.horizon]
     n_folds = store.n_folds
+    n_seeds = params.evaluate.seeds if cls.stochastic else 1
     name = model_dir(cls.name, horizon, cls.joint).name
+    workers = worker_count(cls, params)
 
     from dvclive import Live  # after the cheap checks: importing dvclive imports dvc
 
-    preds: dict[int, dict[str, list[pd.DataFrame]]] = {h: {r: [] for r in ROLES} for h in horizons}
-    summary: list[dict] = []
     t_all = time.perf_counter()
     with contextlib.ExitStack() as stack:
         live_dir = stack.enter_context(atomic_dir(TRAIN_LOGS_DIR / name))
         out_dir = stack.enter_context(atomic_dir(MODELS_DIR / name))
         pred_dir = stack.enter_context(atomic_dir(PREDICTIONS_DIR / name))
         live = stack.enter_context(Live(str(live_dir), dvcyaml=False, save_dvc_exp=False))
-        logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed, **config_to_dict(config)}
+        logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed,
+                  "seeds": n_seeds, **config_to_dict(config)}
         if cls.uses_trainer:
             logged["train"] = config_to_dict(params.train)
         live.log_params(logged)
         for k in range(n_folds):
-            last = k == n_folds - 1
-            train, val = (load_split(r, horizon, k) for r in ("train", "val"))
+            train, val = (load_split(r, horizon, k) for r in ("train", "val"))  # sizes, and errors before any fit
             f = store.meta["folds"][k]
             log.info("%s fold %d of 0..%d (test %s..%s): %s train / %s val samples, %d features", name, k, n_folds - 1,
                      f["test_start"], f["test_end"] or "end", f"{len(train):,}", f"{len(val):,}", train.n_features)
-            model = create(cls.name, config, horizon=horizon, seed=params.seed, train=params.train)
-            checkpoints = CHECKPOINTS_DIR / name / fold_name(k) if cls.uses_trainer else None
-            # The last fold's curves (the model closest to today) go to DVCLive step by step.
-            on_epoch = _Logger(live) if last else None
-            model.fit(train, val, FitContext(on_epoch=on_epoch, checkpoint_dir=checkpoints))
-            if on_epoch is not None and on_epoch.steps == 0:  # models that do not report live
-                _log_history(live, model)
-            model.save(out_dir / fold_name(k))
-            for h in horizons:
-                for role in ROLES:
-                    preds[h][role].append(prediction_frame(model, load_split(role, h, k), k))
-            summary.append({"fold": k, "fit_seconds": round(model.fit_seconds_, 3), "best_iteration": model.best_iteration_,
-                            "n_train": len(train), "n_val": len(val)})
-            log.info("%s fold %d: fitted in %.1fs (best iteration %s)", name, k, model.fit_seconds_, model.best_iteration_)
-        live.summary["fit_seconds"] = round(sum(s["fit_seconds"] for s in summary), 3)
-        live.summary["folds"] = summary
+        jobs = [Job(name, cls.name, config, params.train, horizon, tuple(horizons), k, s, params.seed + s, out_dir,
+                    CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None, cls.uses_trainer)
+                for k in range(n_folds) for s in range(n_seeds)]
+        log.info("%s: %d fits (%d folds x %d seeds) in %d process%s", name, len(jobs), n_folds, n_seeds, min(workers, len(jobs)),
+                 "es" if min(workers, len(jobs)) > 1 else "")
+        results = run_jobs(jobs, workers)
+        # The last fold's first seed (the model closest to today) gives the DVCLive curves.
+        _log_history(live, results[(n_folds - 1) * n_seeds]["history"])
+        live.summary["folds"] = [r["summary"] for r in results]
         for h in horizons:
             for role in ROLES:
-                write_parquet(pd.concat(preds[h][role], ignore_index=True), pred_dir / predictions_file(cls.name, h, role, cls.joint).name)
+                frame = pd.concat([r["preds"][h][role] for r in results], ignore_index=True)
+                write_parquet(frame, pred_dir / predictions_file(cls.name, h, role, cls.joint).name)
+        fit_seconds = sum(r["fit_seconds"] for r in results)
     if cls.uses_trainer:
         shutil.rmtree(CHECKPOINTS_DIR / name, ignore_errors=True)  # finished: the best weights are in models/
-    log.info("%s: %d folds fitted in %.1fs -> %s", name, n_folds, time.perf_counter() - t_all, MODELS_DIR / name)
+    log.info("%s: %d fits (%.0fs of fitting) done in %.1fs -> %s", name, len(jobs), fit_seconds, time.perf_counter() - t_all, MODELS_DIR / name)
 
 
-class _Logger:
-    """FitContext.on_epoch for DVCLive: one step per epoch, counted."""
-
-    def __init__(self, live) -> None:
-        self.live, self.steps = live, 0
-
-    def __call__(self, metrics: dict[str, float]) -> None:
-        for key, value in metrics.items():
-            self.live.log_metric(key, value)
-        self.live.next_step()
-        self.steps += 1
-
-
-def _log_history(live, model: TrendModel) -> None:
-    """Curves of models that do not report live, logged after the fact (train_loss -> train/loss)."""
-    curves = {k.replace("_", "/", 1): v for k, v in model.history_.items() if v}
+def _log_history(live, history: dict[str, list[float]]) -> None:
+    """A fit's curves, logged after the fact, one DVCLive step per epoch/iteration (train_loss -> train/loss)."""
+    curves = {k.replace("_", "/", 1): v for k, v in history.items() if v}
     for step in range(max((len(v) for v in curves.values()), default=0)):
         for key, values in curves.items():
             if step < len(values):

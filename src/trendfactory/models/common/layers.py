@@ -67,3 +67,17 @@ class Dropout(nn.Module):
         mask *= np.float32(self.scale)
         m = torch.from_numpy(mask).view(x.shape)  # [*x.shape]; a constant: backward is grad * m
         return x * (m if x.dtype == torch.float32 else m.to(x.dtype))
+
+
+class RNNNet(nn.Module):
+    """LSTM or GRU encoder (batch first) + head on the last time step."""
+
+    def __init__(self, cell: type[nn.RNNBase], n_features: int, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.rnn = cell(n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = Dropout(dropout)
+        self.head = TrendHead(hidden)
+
+    def forward(self, x):  # x: [B, L, F]
+        out, _ = self.rnn(x)  # [B, L, H]
+        return self.head(self.drop(out[:, -1]))  # [B, H] at the window's end row

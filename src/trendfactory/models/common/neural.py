@@ -41,6 +41,7 @@ class NeuralModel(TrendModel):
     """A network trained by :class:`~trendfactory.models.common.trainer.Trainer`, one head per horizon."""
 
     uses_trainer: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = True
     joint: ClassVar[bool] = True
     #: "window": x is [B, seq_len, F]; "tabular": x is [B, F*(1+len(lags))] (the last row + lags)
     input_kind: ClassVar[str] = "window"

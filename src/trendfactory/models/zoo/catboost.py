@@ -7,6 +7,7 @@ iteration.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -39,6 +40,8 @@ def catboost_params(config, seed: int, device: str) -> dict:
 @register("boosting", "catboost", can_use_gpu=True)
 class CatBoost(BoostingModel):
     """CatBoost multiclass symmetric trees with early stopping on validation log loss."""
+
+    stochastic: ClassVar[bool] = True  # Bayesian bootstrap, random split strength
 
     def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         from catboost import CatBoostClassifier, Pool

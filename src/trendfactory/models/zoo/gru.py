@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from trendfactory.models.common.layers import RNNNet
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
-from trendfactory.models.zoo.lstm import RNNNet
 
 
 @register("neural", "gru", needs_sequences=True, can_use_gpu=True)

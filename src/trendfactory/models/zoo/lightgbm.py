@@ -7,6 +7,7 @@ has no CUDA learner, so ``device: auto`` means CPU; ``cuda`` needs a CUDA build 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
@@ -42,6 +43,8 @@ def lgb_params(config, seed: int, device: str) -> dict:
 @register("boosting", "lightgbm", can_use_gpu=True)
 class LightGBM(BoostingModel):
     """LightGBM multiclass trees with early stopping on validation log loss."""
+
+    stochastic: ClassVar[bool] = True  # bagging and feature fraction
 
     def _device(self) -> str:
         # auto: the CPU learner (PyPI wheels have no CUDA one); cuda only when asked for

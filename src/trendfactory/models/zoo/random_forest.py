@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from trendfactory.models.registry import register
 @register("classical", "random_forest")
 class RandomForest(SklearnModel):
     """Random forest on bootstrapped row subsets; impurity-based feature importance."""
+
+    stochastic: ClassVar[bool] = True  # bootstrap rows, random feature subsets
 
     def _make_estimator(self) -> Any:
         from sklearn.ensemble import RandomForestClassifier

@@ -6,6 +6,7 @@ Saved as XGBoost JSON; predictions use the trees up to the best validation itera
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
@@ -38,6 +39,8 @@ def xgb_params(config, seed: int, device: str) -> dict:
 @register("boosting", "xgboost", can_use_gpu=True)
 class XGBoost(BoostingModel):
     """XGBoost multiclass trees with early stopping on validation log loss."""
+
+    stochastic: ClassVar[bool] = True  # row and column subsampling
 
     def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         import xgboost as xgb

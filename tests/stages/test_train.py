@@ -1,0 +1,63 @@
+"""The train stage's fits: one per fold for a deterministic model, one per fold and seed for a
+stochastic one, and the same numbers whether a network's fits run in one process or side by
+side in worker processes."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.pipeline_helpers import build_stores, tiny_params
+from trendfactory.models import TrendModel
+from trendfactory.stages.train import main_body
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_stage")
+    params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,),
+                         models={"mlp": {"hidden": [8]}, "xgboost": {"n_estimators": 15}, "logistic": {"max_iter": 50}},
+                         train={"max_epochs": 2, "batch_size": 128}, evaluate={"seeds": 2})
+    build_stores(root, params)
+    return root, params
+
+
+def _train(root, monkeypatch, params, model: str, horizon: int | None = 5) -> dict[str, pd.DataFrame]:
+    monkeypatch.chdir(root)
+    main_body(params, argparse.Namespace(model=model, horizon=horizon))
+    item = model if model == "mlp" else f"{model}-h{horizon}"
+    return {r: pd.read_parquet(root / "data/predictions" / item / f"{r}_h5.parquet") for r in ("val", "test")}
+
+
+def test_a_deterministic_model_is_fitted_once_per_fold(project, monkeypatch):
+    root, params = project
+    preds = _train(root, monkeypatch, params, "logistic")
+    assert sorted(p.name for p in (root / "models/logistic-h5/fold_00").iterdir()) == ["seed_00"]
+    assert set(preds["test"]["seed"]) == {0}
+
+
+def test_a_stochastic_model_is_fitted_with_every_seed(project, monkeypatch):
+    root, params = project
+    preds = _train(root, monkeypatch, params, "xgboost")
+    fits = root / "models/xgboost-h5/fold_00"
+    assert sorted(p.name for p in fits.iterdir()) == ["seed_00", "seed_01"]
+    assert [TrendModel.load(fits / s).seed for s in ("seed_00", "seed_01")] == [params.seed, params.seed + 1]
+    test = preds["test"]
+    assert set(test["seed"]) == {0, 1}
+    a, b = (test[test["seed"] == s].reset_index(drop=True) for s in (0, 1))
+    pd.testing.assert_frame_equal(a[["symbol", "datetime", "label"]], b[["symbol", "datetime", "label"]])  # same rows
+    assert not np.allclose(a["score"], b["score"])  # subsampling with another seed: another model
+
+
+def test_worker_processes_give_the_same_numbers(project, monkeypatch):
+    import dataclasses
+
+    root, params = project
+    alone = _train(root, monkeypatch, dataclasses.replace(params, train=dataclasses.replace(params.train, workers=1)), "mlp", None)
+    pooled = _train(root, monkeypatch, dataclasses.replace(params, train=dataclasses.replace(params.train, workers=2)), "mlp", None)
+    for role in ("val", "test"):
+        assert set(pooled[role]["seed"]) == {0, 1}
+        pd.testing.assert_frame_equal(alone[role], pooled[role])
