@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up everything trendfactory needs from the project's own files: a virtualenv in .venv
-# with the CPU build of PyTorch and the package (plus test tools) installed editable.
-# Idempotent: a second run only checks that everything is there.
+# Set up everything trendfactory needs from the project's own files: a virtualenv in .venv with
+# the locked environment (requirements.lock: exact versions and sha256 of every package, torch's
+# CPU build included) and the package itself installed editable. Fails, naming the packages,
+# when the environment differs from the lock. Idempotent: a second run only checks.
+# Update the lock with scripts/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +13,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build, 2.13.0 to the CPU one.
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  echo "[setup] installing torch==2.13.0 (CPU build)"
-  "${PIP[@]}" "torch==2.13.0" 2> >(grep -v "is ignored" >&2)
-fi
-echo "[setup] installing trendfactory and its dependencies"
-"${PIP[@]}" -e ".[dev]" 2> >(grep -v "is ignored" >&2)
+echo "[setup] installing the locked environment (requirements.lock)"
+"${PIP[@]}" --require-hashes -r requirements.lock 2> >(grep -v "is ignored" >&2)
+echo "[setup] installing trendfactory (editable)"
+"${PIP[@]}" --no-deps -e . 2> >(grep -v "is ignored" >&2)
+.venv/bin/python scripts/lock.py check requirements.lock
+# `dvc plots show` pages that work offline: vega, vega-lite and vega-embed from the npm registry,
+# inlined into the template .dvc/config names (build/plots_template.html)
+bash scripts/vega.sh
 .venv/bin/python -c "import trendfactory, torch, dvc, talib; print('[setup] ok: torch', torch.__version__)"

@@ -171,11 +171,11 @@ def test_directory_of_per_symbol_files(in_project, params, tmp_path):
 
 
 def test_cli_predict_writes_the_contract(in_project, capsys):
-    out = in_project / "predictions-xgboost-h5.csv"
+    out = in_project / "scored" / "predictions-xgboost-h5.csv"
     out.unlink(missing_ok=True)
     main(["predict", "--model", "xgboost", "--horizon", str(H), "--input", "bars.csv"])
     assert "ok: 4 predictions" in capsys.readouterr().out
-    assert default_output("xgboost", H) == Path(out.name)
+    assert default_output("xgboost", H) == Path("scored/predictions-xgboost-h5.csv")  # git-ignored: never committed by accident
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(PREDICTION_COLUMNS)
     assert len(frame) == N_SYMBOLS and set(frame["pred"]) <= {-1, 0, 1}

@@ -1,4 +1,5 @@
-"""PR report: real `dvc metrics/params diff` in a small temp git + dvc repo."""
+"""PR checks: the report (real `dvc metrics/params diff` in a small temp git + dvc repo, and a
+diff the size of a full rerun through a fake runner) and the stale-lock check."""
 
 from __future__ import annotations
 
@@ -10,112 +11,146 @@ from pathlib import Path
 
 import pytest
 
-from trendfactory.report import MARKER, main, pr_report
+from trendfactory.report import COMMENT_LIMIT, MARKER, build_report, check_lock, main, stale_stages
 
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+DVC = (sys.executable, "-m", "dvc")
 
 
 def _sh(repo: Path, *cmd: str) -> None:
     subprocess.run(cmd, cwd=repo, env=ENV, check=True, capture_output=True, text=True)
 
 
-def _write(repo: Path, compare: dict, max_depth: int) -> None:
-    (repo / "metrics").mkdir(exist_ok=True)
-    (repo / "metrics" / "compare.json").write_text(json.dumps(compare))
+def _write(repo: Path, xgb_ric: float, xgb_t: float, selected: str, max_depth: int) -> None:
+    """The layout of a run: one headline file per item, one summary per horizon."""
+    (repo / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
+    for m, ric, t in (("xgboost", xgb_ric, xgb_t), ("lstm", 0.01, 0.5)):
+        (repo / "metrics" / "eval" / f"{m}-h5.json").write_text(json.dumps(
+            {"rank_ic": ric, "rank_ic_t": t, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
+    (repo / "metrics" / "summary-h5.json").write_text(json.dumps(
+        {"selected": selected, "rank_ic": xgb_ric, "rank_ic_t": 1.0, "survives": False}))
     (repo / "params.yaml").write_text(f"seed: 42\nmodels:\n  xgboost:\n    max_depth: {max_depth}\n")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """Branch `main` with one metrics file and params; branch `pr` changes one metric and one param."""
+    """Branch `main`; branch `pr` moves xgboost's test Rank IC (and its significance) and one param."""
     repo = tmp_path_factory.mktemp("prrepo")
-    dvc = (sys.executable, "-m", "dvc")
     _sh(repo, "git", "init", "-q", "-b", "main")
     _sh(repo, "git", "config", "user.name", "test")
     _sh(repo, "git", "config", "user.email", "test@example.com")
     _sh(repo, "git", "config", "commit.gpgsign", "false")
-    _sh(repo, *dvc, "init", "-q")
-    _sh(repo, *dvc, "config", "core.analytics", "false")
+    _sh(repo, *DVC, "init", "-q")
+    _sh(repo, *DVC, "config", "core.analytics", "false")
+    (repo / "src.py").write_text("print('train')\n")
     (repo / "dvc.yaml").write_text(
-        "metrics:\n  - metrics/compare.json\n"
-        "stages:\n  train:\n    cmd: echo train\n    params:\n      - seed\n      - models.xgboost\n"
+        "metrics:\n  - metrics/eval\n  - metrics/summary-h5.json\n"
+        "stages:\n  train:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n    deps:\n      - src.py\n"
+        "    params:\n      - models.xgboost\n    outs:\n      - out.txt\n"
     )
-    _write(repo, {"accuracy": 0.5, "sharpe": {"h5": 1.25}}, max_depth=4)
+    _write(repo, 0.010, 1.2, "lstm", max_depth=4)
+    _sh(repo, *DVC, "repro", "-q")
+    (repo / ".gitignore").write_text("out.txt\n")
     _sh(repo, "git", "add", ".")
     _sh(repo, "git", "commit", "-q", "-m", "base")
     _sh(repo, "git", "checkout", "-q", "-b", "pr")
-    _write(repo, {"accuracy": 0.625, "sharpe": {"h5": 1.25}}, max_depth=6)
+    _write(repo, 0.030, 2.5, "xgboost", max_depth=6)
     _sh(repo, "git", "commit", "-q", "-am", "change")
     return repo
 
 
 def _rows(text: str, key: str) -> list[list[str]]:
-    lines = [line for line in text.splitlines() if f"| {key} " in line]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith(f"| {key} ")]
 
 
-def test_changed_metric_and_param(repo):
-    text = pr_report(base="main", repo=repo)
-    assert text.startswith(MARKER)
-    assert "trendfactory: metrics and params vs main" in text
-    assert _rows(text, "accuracy") == [["metrics/compare.json", "accuracy", "0.5", "0.625", "0.125"]]
-    assert _rows(text, "models.xgboost.max_depth") == [["params.yaml", "models.xgboost.max_depth", "4", "6"]]
-    assert "sharpe.h5" not in text  # unchanged rows only with show_all
-    assert "failed" not in text and "No metrics changes." not in text and "> dvc:" not in text
-
-
-def test_show_all_lists_unchanged_metrics(repo):
-    text = pr_report(base="main", repo=repo, show_all=True)
-    assert _rows(text, "sharpe.h5") == [["metrics/compare.json", "sharpe.h5", "1.25", "1.25", "0.0"]]
-    assert _rows(text, "seed") == []  # params stay changes-only
+def test_headline_table_verdict_and_params(repo):
+    text, ok = build_report(base="main", repo=repo)
+    assert ok and text.startswith(MARKER)
+    assert _rows(text, "h5") == [["h5", "lstm → xgboost", "+0.0100 → +0.0300", "+1.00", "False"]]
+    assert _rows(text, "xgboost-h5") == [["xgboost-h5", "+0.0100 → +0.0300", "+1.20 → +2.50", "+0.0200", "+0.50", "+0.0200",
+                                          "⚑ t now beyond ±1.96"]]
+    assert _rows(text, "lstm-h5") == []  # its headline numbers did not move
+    assert _rows(text, "params.yaml") == [["params.yaml", "models.xgboost.max_depth", "4", "6"]]
+    assert "| metrics/eval/xgboost-h5.json | rank_ic | 0.01 | 0.03 |" in text  # the details
+    assert "Cut here" not in text
 
 
 def test_no_changes(repo):
-    text = pr_report(base="pr", repo=repo)
-    assert MARKER in text
-    assert "No metrics changes." in text and "No params changes." in text
-    assert "|" not in text  # dvc's header-only tables are dropped
+    text, ok = build_report(base="pr", repo=repo)
+    assert ok and "No model's headline numbers moved." in text and "No params changes." in text and "No metrics changes." in text
 
 
 def test_bad_base_fails_clearly(repo, tmp_path, monkeypatch):
-    text = pr_report(base="no-such-branch", repo=repo)
-    assert "**`dvc metrics diff no-such-branch --md` failed:**" in text
-    assert "**`dvc params diff no-such-branch --md` failed:**" in text
-    assert "unknown Git revision 'no-such-branch'" in text
-
+    text, ok = build_report(base="no-such-branch", repo=repo)
+    assert not ok
+    assert "`dvc metrics diff no-such-branch --all --json` failed:" in text and "unknown Git revision 'no-such-branch'" in text
     monkeypatch.chdir(repo)
     out = tmp_path / "report.md"
     with pytest.raises(SystemExit) as exc:
         main(["--base", "no-such-branch", "--output", str(out)])
-    assert exc.value.code == 1
-    assert "unknown Git revision" in out.read_text()
+    assert exc.value.code == 1 and "unknown Git revision" in out.read_text()
 
 
-def test_main_writes_report(repo, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(repo)
-    out = tmp_path / "report.md"
-    main(["--base", "main", "--output", str(out)])
-    assert out.read_text() == pr_report(base="main", repo=repo)
-    main(["--base", "main", "--all"])
-    assert "sharpe.h5" in capsys.readouterr().out
+def _full_rerun_diff(n_items: int = 34, n_keys: int = 400) -> dict:
+    """A metrics diff like a change that moves every result: each item's headline file and
+    hundreds of further changed keys per item (as per-year and per-fold detail would give)."""
+    diff: dict = {}
+    for i in range(n_items):
+        item = f"model_{i:02d}-h{5 if i % 2 else 20}"
+        diff[f"metrics/eval/{item}.json"] = {k: {"old": 0.01 * i, "new": 0.01 * i + 0.001 * (i % 7 + 1), "diff": 0.001}
+                                             for k in ("rank_ic", "rank_ic_t", "val_rank_ic", "sharpe", "ic", "log_loss")}
+        diff[f"metrics/detail/{item}.json"] = {
+            f"test_by_year.{2000 + j // 20}.metric_{j % 20}": {"old": j * 1e-4, "new": j * 1.1e-4, "diff": j * 1e-5} for j in range(n_keys)}
+    for h in ("h5", "h20"):
+        diff[f"metrics/summary-{h}.json"] = {"selected": {"old": "model_01", "new": "model_03"}}
+    return diff
+
+
+def test_a_full_rerun_still_fits_in_a_comment(tmp_path):
+    diff = _full_rerun_diff()
+    assert len(json.dumps(diff)) > 1_000_000  # as large as a real rerun's (1.3 MB as dvc's Markdown)
+
+    def fake_run(cmd, **kwargs):
+        out = diff if "metrics" in cmd else {"params.yaml": {"train.lr": {"old": 0.001, "new": 0.0005}}}
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(out), "")
+
+    text, ok = build_report(base="main", repo=tmp_path, run=fake_run)
+    assert ok and len(text) <= COMMENT_LIMIT
+    assert len(_rows(text, "model_33-h5")) == 1 and "**Cut here:**" in text and "job summary" in text
+    lines = [line for line in text.splitlines() if line.startswith("| model_")]
+    deltas = [abs(float(line.split("|")[6])) for line in lines]
+    assert deltas == sorted(deltas, reverse=True)  # largest moves first
+    full, _ = build_report(base="main", repo=tmp_path, run=fake_run, limit=10_000_000)
+    assert "Cut here" not in full and full.count("| metrics/detail/") == 34 * 399  # key 0 is unchanged (0 -> 0)
 
 
 def test_failure_uses_stderr_last_line():
     def fake_run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 255, "", "noise\nERROR: something broke\n\n")
 
-    text = pr_report(base="main", repo=Path("."), run=fake_run)
-    assert text.count("failed:** ERROR: something broke") == 2
-    assert "noise" not in text
+    text, ok = build_report(base="main", repo=Path("."), run=fake_run)
+    assert not ok and text.count("failed: ERROR: something broke") == 2 and "noise" not in text
 
 
-def test_rows_sorted_and_warning_kept():
-    table = "| Path | Metric |\n|---|---|\n| z.json | b |\n| a.json | a |\n"
+def test_stale_stages_from_dvc_status():
+    status = {
+        "ingest": [{"changed outs": {"data/raw/bars.parquet": "deleted"}}],  # a clone without data: fine
+        "train@xgboost-5": [{"changed deps": {"data/windows": "deleted", "src/trendfactory/models/zoo/xgboost.py": "modified"}}],
+        "train@lstm": [{"changed deps": {"params.yaml": {"train.lr": "modified"}}}],
+        "compare": ["changed command"],
+        "evaluate@xgboost-5": [{"changed deps": {"models/xgboost-h5": "deleted"}}, {"changed outs": {"x": "deleted"}}],
+    }
+    assert stale_stages(status) == ["compare", "train@lstm", "train@xgboost-5"]
 
-    def fake_run(cmd, **kwargs):
-        warning = "DVC failed to load some metrics for following revisions: 'workspace'.\n"
-        return subprocess.CompletedProcess(cmd, 0, table, warning)
 
-    text = pr_report(base="main", repo=Path("."), run=fake_run)
-    assert text.index("| a.json | a |") < text.index("| z.json | b |")
-    assert "> dvc: DVC failed to load some metrics" in text
+def test_check_lock_on_a_real_repo(repo):
+    """Without the stage's output (a bare clone) the lock is fresh; a code edit makes it stale."""
+    _sh(repo, "git", "checkout", "-q", "main")
+    (repo / "out.txt").unlink(missing_ok=True)
+    assert check_lock(repo) == ([], None)
+    (repo / "src.py").write_text("print('changed')\n")
+    try:
+        assert check_lock(repo) == (["train"], None)
+    finally:
+        _sh(repo, "git", "checkout", "-q", "--", "src.py")
+        _sh(repo, "git", "checkout", "-q", "pr")

@@ -1,4 +1,8 @@
-"""`trendfactory` console command."""
+"""trendfactory: a reproducible model factory for multi-horizon stock-trend prediction.
+
+The pipeline itself runs with DVC (`dvc repro`, `dvc exp run -S key=value`, `dvc metrics diff`);
+this command is the tool around it: check your own bar files before running the pipeline on
+them, list the models it can train, and score new bars with a trained model."""
 
 from __future__ import annotations
 
@@ -61,27 +65,32 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("validate", help="validate a CSV/Parquet file or a directory of per-symbol files")
+    parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run `trendfactory COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("validate", help="check a CSV/Parquet file (or a folder of per-symbol files) of bars with the rules ingest applies",
+                       description="Check a CSV/Parquet file, or a directory with one file per symbol, with the same rules the ingest "
+                                   "stage applies to data.source: csv; prints what it found, or one line naming the problem and the fix.")
     p.add_argument("--input", required=True, help="file or directory of bars")
     p.set_defaults(func=_validate)
-    p = sub.add_parser("models", help="list the registered models (family:name, flags)")
+    p = sub.add_parser("models", help="list the registered models: family, whether they read sequences or can use a GPU",
+                       description="List every registered model (family:name), whether it reads whole windows (sequences) and "
+                                   "whether it can train on a CUDA GPU, with its one-line description.")
     p.set_defaults(func=_models)
     p = sub.add_parser(
         "predict",
-        help="score new bars with a trained model",
+        help="score new bars with a trained model (writes scored/predictions-<model>-h<h>.csv by default)",
         description=(
             "Score new bars with a trained model through the pipeline's own featurize/window code and the "
             "train-fitted scaler. By default writes one prediction per symbol, for its latest bar (the call a "
             "user scoring new bars acts on); --all-rows writes every bar that has a complete window. Run from "
-            "the project root (it reads models/, data/features/, data/windows/train/meta.json, data/raw/manifest.json)."
+            "the project root (it reads models/, data/features/, data/windows/meta.json, data/raw/manifest.json)."
         ),
     )
     p.add_argument("--model", required=True, help="registered model name, e.g. xgboost (as trained by train@<model>-<h>)")
     p.add_argument("--horizon", type=int, required=True, help="label horizon in bars the model was trained for")
     p.add_argument("--input", required=True, help="CSV/Parquet file of bars, or a directory with one file per symbol (what data.source: csv accepts)")
-    p.add_argument("--output", default=None, help="output file (default: predictions-<model>-h<h>.csv; a .parquet suffix writes Parquet)")
+    p.add_argument("--output", default=None, help="output file (default: scored/predictions-<model>-h<h>.csv, a git-ignored folder; a .parquet suffix writes Parquet)")
     p.add_argument("--params", default="params.yaml", help="params file the model was trained with (default: %(default)s)")
     p.add_argument(
         "--all-rows", action="store_true",

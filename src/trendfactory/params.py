@@ -167,7 +167,7 @@ class LogisticConfig:
 
 @dataclass(frozen=True)
 class RandomForestConfig:
-    n_estimators: int = _pos_field(100)
+    n_estimators: int = _pos_field(60)
     max_depth: int = _pos_field(8)
     min_samples_leaf: int = _pos_field(100)
     max_features: float = field(default=0.3, metadata=_FRACTION)

@@ -14,6 +14,7 @@ EVAL_DIR = Path("metrics/eval")
 ENSEMBLE_PREDICTIONS_DIR = Path("data/ensembles")  # not under data/predictions: the ensemble stage reads that
 ENSEMBLE_EVAL_DIR = Path("metrics/ensembles")
 COMPARE_JSON = Path("metrics/compare.json")
+SUMMARY_DIR = Path("metrics/summary")  # the verdict per horizon, h<h>.json: the compact DVC metric
 COMPARISON_MD = Path("metrics/comparison.md")
 COMPARE_PLOTS_DIR = Path("plots/compare")
 CHECKPOINTS_DIR = Path(".checkpoints")  # neural fits in progress (not a DVC output)

@@ -1,21 +1,64 @@
-"""Pull-request report: `dvc metrics diff` and `dvc params diff` against a base revision as one
-Markdown comment body (the `pr-metrics` GitHub workflow posts it).
+"""Pull-request checks: the metrics report a PR comment can carry, and the stale-lock check.
 
-    python -m trendfactory.report [--base main] [--all] [--output FILE]
+    python -m trendfactory.report [--base main] [--output FILE] [--full FILE] [--limit 60000]
+    python -m trendfactory.report --check-lock
 
-Exits 1 when a dvc command failed; the report (still written) says which one and why.
+The report compares this checkout's git-tracked metrics and params with ``--base``
+(``dvc metrics diff --all --json``, ``dvc params diff --json``) and writes Markdown that always
+fits in one GitHub comment (at most ``--limit`` characters, whatever the change):
+
+1. the verdict per horizon before -> after (``metrics/summary-h<h>.json``: the model selected
+   on validation, its out-of-sample Rank IC and t, whether it survives);
+2. one row per model x horizon whose headline numbers moved (``metrics/eval/<item>.json``: test
+   and validation Rank IC, the Newey-West t, net Sharpe), largest move of test Rank IC first,
+   with a flag where the change matters: t crossed ±1.96, or the item is new or gone;
+3. the params that changed;
+4. every changed metric, folded in ``<details>`` and cut where the limit would be passed, with a
+   pointer to the job summary (``--full`` writes the uncut report there).
+
+``--check-lock`` fails in seconds, without any data, when ``dvc.lock`` is stale for the code or
+params of this checkout: a stage whose code or params changed but whose results were not
+regenerated and committed (``dvc status`` lists its code or params as modified; the data
+outputs, absent in a bare clone, are ignored).
+
+Exits 1 when a dvc command failed (the report, still written, says which one and why) or when
+the lock is stale.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "<!-- trendfactory-pr-report -->"  # lets the workflow find and update its own comment
+COMMENT_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
+SUMMARY_LIMIT = 900_000  # a job summary may hold up to 1 MiB
+ITEM_FILE = re.compile(r"^metrics/eval/(?P<item>[^/]+)\.json$")  # an item's headline numbers
+SUMMARY_FILE = re.compile(r"^metrics/summary-(?P<h>h\d+)\.json$")  # the verdict of one horizon
+T_CRITICAL = 1.96
+HEADLINE = (  # (column title, key in metrics/eval/<item>.json, format)
+    ("test Rank IC", "rank_ic", "{:+.4f}"),
+    ("NW t", "rank_ic_t", "{:+.2f}"),
+    ("val Rank IC", "val_rank_ic", "{:+.4f}"),
+    ("Sharpe net", "sharpe", "{:+.2f}"),
+)
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass
+class Diff:
+    """One dvc diff: ``{file: {key: {"old": .., "new": ..}}}``, or the error that stopped it."""
+
+    data: dict
+    error: str | None = None
 
 
 def _last_line(text: str) -> str:
@@ -23,70 +66,194 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _section(
-    title: str, args: list[str], repo: Path, run: Callable[..., subprocess.CompletedProcess]
-) -> tuple[str, bool]:
-    """Run one `dvc ... diff --md`; return its Markdown section and whether the command succeeded."""
+def _dvc_json(args: list[str], repo: Path, run: Runner) -> Diff:
     cmd = [sys.executable, "-m", "dvc", *args]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
         proc = run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
     except OSError as exc:
-        return f"### {title}\n\n**`dvc {' '.join(args)}` failed:** {exc}\n", False
+        return Diff({}, f"`dvc {' '.join(args)}` failed: {exc}")
     if proc.returncode != 0:
-        why = _last_line(proc.stderr or "") or f"exit code {proc.returncode}"
-        return f"### {title}\n\n**`dvc {' '.join(args)}` failed:** {why}\n", False
-    # dvc prints a header-only table (not nothing) when no row differs.
-    rows = [line for line in (proc.stdout or "").splitlines() if line.startswith("|")]
-    # Its row order varies from run to run; sort so an updated comment only changes with the data.
-    body = "\n".join(rows[:2] + sorted(rows[2:])) if len(rows) > 2 else f"No {title.lower()} changes."
-    # Exit 0 can still carry a warning, e.g. "DVC failed to load some metrics ..." (bad JSON).
-    warning = _last_line(proc.stderr or "")
-    if warning:
-        body += f"\n\n> dvc: {warning}"
-    return f"### {title}\n\n{body}\n", True
+        return Diff({}, f"`dvc {' '.join(args)}` failed: {_last_line(proc.stderr or '') or f'exit code {proc.returncode}'}")
+    try:
+        return Diff(json.loads(proc.stdout or "{}") or {})
+    except json.JSONDecodeError:
+        return Diff({}, f"`dvc {' '.join(args)}` printed no JSON: {_last_line(proc.stdout or '')[:200]}")
 
 
-def build_report(
-    base: str = "main",
-    repo: Path = Path("."),
-    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-    show_all: bool = False,
-) -> tuple[str, bool]:
-    """The Markdown report and whether both dvc commands succeeded."""
-    metrics_args = ["metrics", "diff", base, "--md"] + (["--all"] if show_all else [])
-    metrics, ok_m = _section("Metrics", metrics_args, repo, run)
-    params, ok_p = _section("Params", ["params", "diff", base, "--md"], repo, run)
-    head = (
-        f"{MARKER}\n## trendfactory: metrics and params vs {base}\n\n"
-        f"Old values are from `{base}`, new ones from this checkout (dvc's `workspace` column).\n"
-    )
-    return "\n".join([head, metrics, params]), ok_m and ok_p
+def _changed(entry: dict) -> bool:
+    return entry.get("old") != entry.get("new")
 
 
-def pr_report(
-    base: str = "main",
-    repo: Path = Path("."),
-    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-    *,
-    show_all: bool = False,
-) -> str:
-    """Markdown comment body comparing `repo`'s metrics and params with git revision `base`.
+def _fmt(v, fmt: str = "{}") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    try:
+        return fmt.format(v)
+    except (TypeError, ValueError):
+        return str(v)
 
-    Only changed metrics are listed unless `show_all`; params always show only changes.
-    """
-    return build_report(base, repo, run, show_all)[0]
+
+def _cell(old, new, fmt: str) -> str:
+    return _fmt(new, fmt) if old == new else f"{_fmt(old, fmt)} → {_fmt(new, fmt)}"
+
+
+def _significant(t) -> bool | None:
+    return None if not isinstance(t, (int, float)) else abs(t) >= T_CRITICAL
+
+
+def verdict_section(metrics: dict) -> list[str]:
+    """The per-horizon verdict before -> after, from metrics/summary-h<h>.json."""
+    summaries = {m["h"]: keys for f, keys in metrics.items() if (m := SUMMARY_FILE.match(f))}
+    if not summaries:
+        return []
+    lines = ["### Verdict", "", "| horizon | selected on validation | its test Rank IC | HAR t | survives |", "|---|---|---|---|---|"]
+    for h in sorted(summaries, key=lambda h: int(h[1:])):
+        get = summaries[h].get
+        cells = [_cell((get(k) or {}).get("old"), (get(k) or {}).get("new"), f) for k, f in
+                 (("selected", "{}"), ("rank_ic", "{:+.4f}"), ("rank_ic_t", "{:+.2f}"), ("survives", "{}"))]
+        lines.append(f"| {h} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def headline_section(metrics: dict) -> list[str]:
+    """One row per model x horizon whose headline numbers moved, largest |Δ test Rank IC| first."""
+    rows = []
+    for f, keys in metrics.items():
+        m = ITEM_FILE.match(f)
+        if not m:
+            continue
+        entries = [keys.get(k, {}) for _, k, _ in HEADLINE]
+        if not any(_changed(e) for e in entries if e):
+            continue
+        ric, t = keys.get("rank_ic", {}), keys.get("rank_ic_t", {})
+        old, new = ric.get("old"), ric.get("new")
+        delta = new - old if isinstance(old, (int, float)) and isinstance(new, (int, float)) else None
+        flags = []
+        if all(e.get("old") is None for e in entries):
+            flags.append("new")
+        elif all(e.get("new") is None for e in entries):
+            flags.append("gone")
+        elif _significant(t.get("old")) != _significant(t.get("new")):
+            flags.append(f"⚑ t {'now' if _significant(t.get('new')) else 'no longer'} beyond ±{T_CRITICAL}")
+        rows.append((abs(delta) if delta is not None else math.inf, m["item"], entries, delta, flags))
+    if not rows:
+        return ["### Models", "", "No model's headline numbers moved.", ""]
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    head = "| item | " + " | ".join(t for t, _, _ in HEADLINE) + " | Δ test Rank IC | flag |"
+    lines = ["### Models: headline numbers before → after (largest moves first)", "", head, "|" + "---|" * (len(HEADLINE) + 3)]
+    for _, item, entries, delta, flags in rows:
+        cells = [_cell(e.get("old"), e.get("new"), f) for e, (_, _, f) in zip(entries, HEADLINE)]
+        lines.append(f"| {item} | " + " | ".join(cells) + f" | {_fmt(delta, '{:+.4f}')} | {', '.join(flags)} |")
+    return lines + [""]
+
+
+def params_section(params: Diff) -> list[str]:
+    if params.error:
+        return ["### Params", "", f"**{params.error}**", ""]
+    rows = [(f, k, e) for f, keys in sorted(params.data.items()) for k, e in sorted(keys.items()) if _changed(e)]
+    if not rows:
+        return ["### Params", "", "No params changes.", ""]
+    lines = ["### Params", "", "| file | param | old | new |", "|---|---|---|---|"]
+    lines += [f"| {f} | {k} | {_fmt(e.get('old'))} | {_fmt(e.get('new'))} |" for f, k, e in rows]
+    return lines + [""]
+
+
+def detail_rows(metrics: dict) -> list[str]:
+    """Every changed metric as a table row, sorted by file and key."""
+    rows = []
+    for f in sorted(metrics):
+        for k in sorted(metrics[f]):
+            e = metrics[f][k]
+            if _changed(e):
+                rows.append(f"| {f} | {k} | {_fmt(e.get('old'))} | {_fmt(e.get('new'))} | {_fmt(e.get('diff'))} |")
+    return rows
+
+
+def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run,
+                 limit: int = COMMENT_LIMIT) -> tuple[str, bool]:
+    """The Markdown report (at most ``limit`` characters) and whether both dvc diffs succeeded."""
+    metrics = _dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run)
+    params = _dvc_json(["params", "diff", base, "--json"], repo, run)
+    head = [MARKER, f"## trendfactory: this change vs `{base}`", "",
+            f"Old values are from `{base}`, new ones from this checkout: the verdict from `metrics/summary-h<h>.json`, "
+            "each model's headline numbers from `metrics/eval/<item>.json`; every changed metric is in the details below.", ""]
+    body = verdict_section(metrics.data) + headline_section(metrics.data) if not metrics.error else ["### Metrics", "", f"**{metrics.error}**", ""]
+    body += params_section(params)
+    rows = detail_rows(metrics.data)
+    text = "\n".join(head + body)
+    if rows:
+        open_ = f"<details><summary>All {len(rows):,} changed metrics</summary>\n\n| file | metric | old | new | Δ |\n|---|---|---|---|---|\n"
+        close = "\n</details>\n"
+        cut_note = ("\n</details>\n\n**Cut here:** {n:,} more changed metrics did not fit in a comment; the job summary has them "
+                    f"all, or run `dvc metrics diff {base}`.\n")
+        budget = limit - len(text) - len(open_) - len(cut_note) - 20
+        kept, used = [], 0
+        for r in rows:
+            if used + len(r) + 1 > budget:
+                break
+            kept.append(r)
+            used += len(r) + 1
+        text += "\n" + open_ + "\n".join(kept) + (close if len(kept) == len(rows) else cut_note.format(n=len(rows) - len(kept)))
+    elif not metrics.error:
+        text += "\nNo metrics changes.\n"
+    if len(text) > limit:  # the fixed sections alone are over (thousands of items): cut them too
+        note = "\n\n**Cut here:** the report is longer than a comment may be; the job summary has it all.\n"
+        text = text[: limit - len(note)] + note
+    return text, metrics.error is None and params.error is None
+
+
+def stale_stages(status: dict) -> list[str]:
+    """Stages of ``dvc status --json`` whose code, params or command changed since dvc.lock was
+    written.
+
+    A dependency or output that is merely absent (a clone without ``dvc pull``: "deleted") does
+    not count; a dependency that is "modified" or "new", any change of a params file's values
+    (dvc nests those as ``{"params.yaml": {"train.lr": "modified"}}``) or a changed command does."""
+    stale = []
+    for stage, changes in status.items():
+        for change in changes if isinstance(changes, list) else []:
+            if change == "changed command":
+                stale.append(stage)
+                break
+            deps = change.get("changed deps", {}) if isinstance(change, dict) else {}
+            if any(isinstance(state, dict) and state or state in ("modified", "new") for state in deps.values()):
+                stale.append(stage)
+                break
+    return sorted(stale)
+
+
+def check_lock(repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[list[str], str | None]:
+    """(stale stages, error) of this checkout's dvc.lock."""
+    status = _dvc_json(["status", "--json"], repo, run)
+    return (stale_stages(status.data), status.error)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m trendfactory.report", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m trendfactory.report",
+                                     description="Pull-request checks: a metrics report that fits in one comment, and the stale dvc.lock check.")
     parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
-    parser.add_argument("--all", action="store_true", help="list unchanged metrics too")
-    parser.add_argument("--output", type=Path, help="write the Markdown here instead of printing it")
+    parser.add_argument("--output", type=Path, help="write the comment-sized report here instead of printing it")
+    parser.add_argument("--full", type=Path, help="also write the uncut report here (for the job summary)")
+    parser.add_argument("--limit", type=int, default=COMMENT_LIMIT, help="characters at most in --output (default: %(default)s)")
+    parser.add_argument("--check-lock", action="store_true", help="fail when dvc.lock is stale for this checkout's code or params")
     args = parser.parse_args(argv)
-    text, ok = build_report(args.base, Path("."), show_all=args.all)
+    if args.check_lock:
+        stale, error = check_lock()
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1)
+        if stale:
+            print(f"error: dvc.lock is stale for {len(stale)} stage(s) whose code or params changed: {', '.join(stale[:10])}"
+                  f"{' …' if len(stale) > 10 else ''}; run `dvc repro` and commit dvc.lock and the metrics", file=sys.stderr)
+            raise SystemExit(1)
+        print("dvc.lock is up to date with the code and params")
+        return
+    text, ok = build_report(args.base, Path("."), limit=args.limit)
+    if args.full:
+        args.full.write_text(build_report(args.base, Path("."), limit=SUMMARY_LIMIT)[0], encoding="utf-8")
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:

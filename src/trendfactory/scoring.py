@@ -64,9 +64,13 @@ _SETTLE_TOL = 1e-3
 _LOCK_IGNORED = ("device", "dtype")
 
 
+SCORED_DIR = Path("scored")  # predict's default folder: git-ignored, so scores never land in a commit
+
+
 def default_output(model: str, horizon: int) -> Path:
-    """``predictions-<model>-h<h>.csv`` in the current directory (``model``: the registered short name)."""
-    return Path(f"predictions-{item_id(get_model_class(model).name, horizon)}.csv")
+    """``scored/predictions-<model>-h<h>.csv`` under the current directory (``model``: the
+    registered short name); the folder is git-ignored."""
+    return SCORED_DIR / f"predictions-{item_id(get_model_class(model).name, horizon)}.csv"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,20 +1,27 @@
 """End to end with DVC on a tiny synthetic profile, in a temp copy of the project (a git repo):
 
 1. `dvc repro window` builds the data layer (two walk-forward folds); 2. `dvc repro` trains
-every fold, evaluates and compares; 3. a second `dvc repro` is a no-op; 4. `dvc exp run -S
-models.xgboost.max_depth=2` reruns only XGBoost's stages and compare; 5. `dvc metrics diff`
-shows what it changed; 6. `dvc exp run -S train.lr=0.0005` reruns only the neural stages and
-compare; 7. `dvc exp run -S split.scheme=fixed` runs the single split of old.
+every fold, evaluates and compares; 3. a second `dvc repro` is a no-op; 4. `dvc push` to a real
+SSH remote (Debian's sshd, started on localhost by the test), then in a fresh `git clone`:
+`dvc pull`, a clean `dvc status`, and `dvc exp run -S models.xgboost.max_depth=2` rerunning only
+XGBoost's stages; 5. in the project, `dvc exp run -S models.xgboost.max_depth=2` reruns only
+XGBoost's stages and compare; 6. `dvc metrics diff` shows what it changed; 7. `dvc exp run -S
+train.lr=0.0005` reruns only the neural stages and compare; 8. `dvc exp run -S
+split.scheme=fixed` runs the single split of old.
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +66,45 @@ def _ran(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
+SSHD = Path("/usr/sbin/sshd")  # Debian's openssh-server (.ci/run installs it)
+
+
+@contextlib.contextmanager
+def ssh_server(root: Path):
+    """A real sshd on 127.0.0.1 (a free port, key login only, SFTP), as DVC's SSH remote talks
+    to any storage host; yields (port, client key file). Stopped on exit."""
+    root.mkdir(parents=True)
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
+        f"PidFile {root / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            assert proc.poll() is None, f"sshd exited: {proc.stderr.read()}"
+            time.sleep(0.1)
+        yield port, root / "client_key"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _use_remote(repo: Path, url: str, key: Path, env) -> None:
+    """Point the repo's default remote at the test server (config.local: never committed)."""
+    _run([sys.executable, "-m", "dvc", "remote", "add", "--local", "-f", "-d", "storage", url], repo, env)
+    _run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "storage", "keyfile", str(key)], repo, env)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("project")
@@ -89,8 +135,21 @@ def project(tmp_path_factory):
     out["again"] = _run(dvc + ["repro"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(git + ["commit", "-qm", "baseline"], work, env)
+    if SSHD.is_file():  # the remote round trip: push here, pull into a fresh clone, experiment there
+        with ssh_server(work.parent / "sshd") as (port, key):
+            url = f"ssh://{getpass.getuser()}@127.0.0.1:{port}{work.parent / 'storage'}"
+            _use_remote(work, url, key, env)
+            out["push"] = _run(dvc + ["push"], work, env)
+            clone = work.parent / "clone"
+            _run(["git", "clone", "-q", str(work), str(clone)], work.parent, env)
+            _use_remote(clone, url, key, env)
+            out["pull"] = _run(dvc + ["pull"], clone, env)
+            out["clone_status"] = _run(dvc + ["status"], clone, env)
+            out["clone_exp"] = _run(dvc + ["exp", "run", "-S", "models.xgboost.max_depth=2"], clone, env)
     out["exp"] = _run(dvc + ["exp", "run", "-S", "models.xgboost.max_depth=2"], work, env)
     out["diff"] = _run(dvc + ["metrics", "diff", "--md"], work, env)
+    out["show"] = _run(dvc + ["metrics", "show"], work, env)
+    out["exp_show"] = _run(dvc + ["exp", "show", "--only-changed", "--csv"], work, env)
     out["exp_lr"] = _run(dvc + ["exp", "run", "-S", "train.lr=0.0005"], work, env)
     out["exp_ablation"] = _run(dvc + ["exp", "run", "-S", "models.dual_tower.heads_see=context"], work, env)
     out["exp_fixed"] = _run(dvc + ["exp", "run", "-S", "split.scheme=fixed"], work, env)
@@ -132,7 +191,10 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
         for h in HORIZONS:
             name = f"{m}-h{h}"
             trained = m if m in NEURAL else name
-            metrics = json.loads((work / "metrics/eval" / name / "metrics.json").read_text())
+            metrics = json.loads((work / "metrics/eval" / name / "detail.json").read_text())
+            headline = json.loads((work / "metrics/eval" / f"{name}.json").read_text())
+            assert set(headline) == {"rank_ic", "rank_ic_t", "ic", "sharpe", "f1", "bal_acc", "log_loss", "max_dd", "val_rank_ic", "val_rank_ic_t"}
+            assert headline["rank_ic"] == pytest.approx(metrics["test"]["rank_ic"], abs=1e-6)
             assert {"val", "test", "test_by_year", "test_by_fold"} <= set(metrics) and 0 <= metrics["test"]["balanced_accuracy"] <= 1
             assert set(metrics["test_by_fold"]) == {"0", "1"}
             test = pd.read_parquet(work / "data/predictions" / trained / f"test_h{h}.parquet")
@@ -142,7 +204,13 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             assert metrics["seeds"] == seeds and sorted(test["seed"].unique()) == list(range(seeds))
             assert ("test_seed_std" in metrics) == (seeds > 1)
             assert (work / "metrics/train" / trained / "metrics.json").is_file()
-            assert (work / "metrics/eval" / name / "plots/sklearn/confusion_matrix_test.json").is_file()
+            confusion = json.loads((work / "metrics/eval" / name / "plots/custom/confusion_test.json").read_text())
+            rows = confusion["confusion_test"] if isinstance(confusion, dict) else confusion
+            assert {(r["actual"], r["predicted"]) for r in rows} == {(a, b) for a in ("down", "flat", "up") for b in ("down", "flat", "up")}
+            assert sum(r["count"] for r in rows) == (test["seed"] == 0).sum()  # counts, not one row per sample
+    for h in HORIZONS:
+        summary = json.loads((work / f"metrics/summary/h{h}.json").read_text())
+        assert {"selected", "rank_ic", "rank_ic_t", "lead", "spa_p", "survives"} <= set(summary)
     compare = json.loads((work / "metrics/compare.json").read_text())
     assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower", "rank_avg", "stack"] for h in HORIZONS}
     assert set(compare["summary"]) == {f"h{h}" for h in HORIZONS}
@@ -161,6 +229,20 @@ def test_second_repro_is_up_to_date(project):
     _, out = project
     assert _ran(out["again"]) == []
     assert "up to date" in out["again"].lower()
+
+
+def test_push_and_pull_through_an_ssh_remote(project):
+    """A fresh clone gets every output from the remote: nothing to rerun, and an experiment on
+    one model reruns only that model's stages (not the 18-minute pipeline)."""
+    if not SSHD.is_file():
+        pytest.skip("needs Debian's openssh-server (/usr/sbin/sshd); .ci/run installs it")
+    _, out = project
+    assert re.search(r"\d+ files? pushed", out["push"]), out["push"]
+    assert re.search(r"\d+ files? (fetched|added)", out["pull"]), out["pull"]
+    assert "up to date" in out["clone_status"].lower(), out["clone_status"]
+    assert sorted(_ran(out["clone_exp"])) == [
+        "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
+    ]
 
 
 def test_exp_run_reruns_only_the_changed_model(project):
@@ -189,13 +271,23 @@ def test_metrics_diff_shows_the_changed_model(project):
     _, out = project
     rows = [line for line in out["diff"].splitlines() if line.startswith("| metrics/")]
     assert rows, out["diff"]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in rows]
-    items = [c[1] for c in cells if c[0] == "metrics/compare.json" and c[1].startswith("items.")]
-    # xgboost's rows move, and the ensembles' (xgboost is one of their members); of the other
-    # models only their membership of the model confidence set may (it is a joint test)
-    assert any(k.startswith("items.xgboost-") for k in items), items
-    assert all(k.startswith(("items.xgboost-", "items.rank_avg-", "items.stack-")) or k.endswith(".in_mcs") for k in items), items
-    assert any(line.startswith("| metrics/eval/xgboost-h5/metrics.json") for line in rows)
+    paths = {line.strip("|").split("|")[0].strip() for line in rows}
+    # xgboost's headline files move, and the ensembles' (xgboost is one of their members) and
+    # possibly the verdict; no other model's
+    assert "metrics/eval/xgboost-h5.json" in paths, paths
+    assert all(p.startswith(("metrics/eval/xgboost-", "metrics/eval/rank_avg-", "metrics/eval/stack-", "metrics/summary/")) for p in paths), paths
+
+
+def test_metrics_fit_in_a_terminal(project):
+    """`dvc metrics show` (every item and the verdict) fits in 200 columns; so does `dvc exp
+    show --only-changed` after a one-parameter experiment, narrowed to the changed model."""
+    _, out = project
+    lines = [line for line in out["show"].splitlines() if line.strip()]
+    assert any(line.startswith("metrics/eval/xgboost-h5.json") for line in lines)
+    assert any(line.startswith("metrics/summary/h5.json") for line in lines)
+    assert max(len(line) for line in lines) <= 200, out["show"]
+    header = out["exp_show"].splitlines()[0].split(",")
+    assert "models.xgboost.max_depth" in header and "train.lr" not in header, header
 
 
 def test_fixed_scheme_is_the_single_split(project):

@@ -1,12 +1,14 @@
 """Stage `compare`: every model × horizon in one table, the selection on validation, the verdict.
 
-Reads metrics/eval/<model>-h<h>/metrics.json and each item's out-of-sample test predictions
+Reads metrics/eval/<model>-h<h>/detail.json and each item's out-of-sample test predictions
 (with several seeds: the seeds' mean daily Rank IC and net return, which the tests use) for the
 items of (``run.models`` +
 ``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes
-metrics/compare.json (``summary``: per horizon the selected model and its verdict; ``items``:
-one row per item; git-tracked so `dvc metrics diff` shows it), metrics/comparison.md and
-plots/compare/ (Rank IC by year, cumulative Rank IC, equity curves, score correlation).
+metrics/summary/h<h>.json (the verdict per horizon: a DVC metric), metrics/compare.json
+(``summary`` and ``items``: one row per item with every number the page shows; git-tracked, not a
+DVC metric), metrics/comparison.md and plots/compare/ (Rank IC by year, cumulative Rank IC, equity
+curves, score correlation). It also deletes the git-tracked metrics of items no longer in the run
+lists.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from trendfactory.evaluation import plots
 from trendfactory.evaluation.ensemble import ENSEMBLES
 from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
+from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
-from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, item_id
+from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, SUMMARY_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
-from trendfactory.stages.evaluate import read_predictions, seed_books
+from trendfactory.stages.evaluate import DETAIL_FILE, read_predictions, seed_books
 
 def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
@@ -40,7 +42,7 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
     """An item's evaluate metrics and out-of-sample daily series (the seeds' mean of each) and
     its test book (the seeds' mean)."""
     name = item_id(model, horizon)
-    metrics_path = EVAL_DIR / name / "metrics.json"
+    metrics_path = EVAL_DIR / name / DETAIL_FILE
     if not metrics_path.is_file():
         raise TrendfactoryError(f"{metrics_path}: missing; run `dvc repro {train_stage(model, horizon).replace('train', 'evaluate', 1)}` first")
     cls = get_model_class(model)
@@ -55,7 +57,7 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
 
 def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_lag: int, params: Params) -> tuple[Item, pd.DataFrame]:
     item = item_id(name, horizon)
-    paths = (ENSEMBLE_EVAL_DIR / item / "metrics.json", ENSEMBLE_PREDICTIONS_DIR / item / f"test_h{horizon}.parquet")
+    paths = (ENSEMBLE_EVAL_DIR / item / DETAIL_FILE, ENSEMBLE_PREDICTIONS_DIR / item / f"test_h{horizon}.parquet")
     for path in paths:
         if not path.is_file():
             raise TrendfactoryError(f"{path}: missing; run `dvc repro ensemble@{horizon}` first")
@@ -123,6 +125,10 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         write_json({"summary": summary, "items": rows}, COMPARE_JSON)
         with atomic_path(COMPARISON_MD) as tmp:
             tmp.write_text(md)
+    with atomic_dir(SUMMARY_DIR) as out:
+        for h, v in verdicts.items():
+            write_json(_summary(v, rows), out / f"h{h}.json")
+    _prune_stale_metrics({it.key for h in horizons for it in items[h]})
     log.info("compared %d items; see %s", len(rows), COMPARISON_MD)
     for h, v in verdicts.items():
         s = rows.get(f"{v['selected']}-h{h}") if v["selected"] else None
@@ -138,20 +144,39 @@ def _f(v, digits: int = 2) -> str:
 
 
 def _summary(v: dict, rows: dict[str, dict]) -> dict:
-    """The compact per-horizon metric: what was selected and whether it survives."""
+    """The compact per-horizon metric (metrics/summary/h<h>.json): what was selected on
+    validation, its out-of-sample Rank IC with the calibrated t, its lead over the baselines, the
+    snooping tests and whether it survives. Keys shared with metrics/eval/<item>.json mean the
+    same, so `dvc metrics show` stays one narrow table."""
     s = rows.get(f"{v['selected']}-h{v['horizon']}") if v["selected"] else {}
     return {
         "selected": v["selected"],
-        "test_rank_ic": s.get("test_rank_ic"),
-        "test_rank_ic_t": s.get("test_rank_ic_t"),
-        "test_sharpe": s.get("test_sharpe"),
-        "lead_over_baselines": v.get("selected_lead"),
+        "rank_ic": s.get("test_rank_ic"),
+        "rank_ic_t": s.get("test_rank_ic_t"),  # the HAR t here (the verdict's), Newey-West in the items' files
+        "sharpe": s.get("test_sharpe"),
+        "lead": v.get("selected_lead"),
         "spa_p": v["spa_p"],
         "dsr": v["dsr"],
-        "in_mcs": v["selected"] in v["mcs"],
         "survives": v["survives"],
-        "test_best": v["test_best"],
     }
+
+
+def _prune_stale_metrics(current: set[str]) -> None:
+    """Delete the git-tracked metrics of items no longer in the run lists (a model taken out of
+    run.models, a horizon dropped): metrics/eval/<item>.json and metrics/eval/<item>/ would
+    otherwise linger in the repository."""
+    import shutil
+
+    if not EVAL_DIR.is_dir():
+        return
+    for path in sorted(EVAL_DIR.iterdir()):
+        item = path.stem if path.is_file() else path.name
+        if (path.is_dir() or path.suffix == ".json") and item not in current:
+            log.info("removing %s: %s is no longer in the run lists", path, item)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def main() -> None:

@@ -5,9 +5,10 @@ walk-forward predictions (see :mod:`trendfactory.evaluation.ensemble`).
 
 Reads every non-baseline model's predictions in the run lists (a model fitted with several
 seeds enters with its seeds' averaged predictions); writes each ensemble's test
-predictions to data/ensembles/<ensemble>-h<h>/test_h<h>.parquet and its out-of-sample metrics
-(the same as evaluate's for test, plus per year and per fold) to
-metrics/ensembles/<ensemble>-h<h>/metrics.json.
+predictions to data/ensembles/<ensemble>-h<h>/test_h<h>.parquet, its headline numbers to
+metrics/eval/<ensemble>-h<h>.json (beside the models', the same keys) and all its out-of-sample
+metrics (the same as evaluate's for test, plus per year and per fold) to
+metrics/ensembles/<ensemble>-h<h>/detail.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trendfactory.models import get_model_class
 from trendfactory.params import Params
 from trendfactory.paths import ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, FEATURES_DIR, RAW_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.evaluate import by_period, read_predictions, split_metrics
+from trendfactory.stages.evaluate import DETAIL_FILE, by_period, headline_file, headline_metrics, read_predictions, split_metrics
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,8 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         with atomic_dir(ENSEMBLE_PREDICTIONS_DIR / item) as out:
             write_parquet(frame, out / f"test_h{h}.parquet")
         with atomic_dir(ENSEMBLE_EVAL_DIR / item) as out:
-            write_json(summary, out / "metrics.json")
+            write_json(summary, out / DETAIL_FILE)
+        write_json(headline_metrics(metrics), headline_file(item))
         log.info("%s: Rank IC %+.4f (NW t %+.2f), Sharpe %+.2f net over %d folds", item, metrics["rank_ic"] or float("nan"),
                  metrics["rank_ic_tstat_nw"] or float("nan"), metrics["sharpe"] or float("nan"), frame["fold"].nunique())
 

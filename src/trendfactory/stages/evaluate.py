@@ -3,29 +3,37 @@
     python -m trendfactory.stages.evaluate --model xgboost --horizon 5
 
 Reads data/predictions/<model>-h<h>/{val,test}_h<h>.parquet (each fold's fits on their own
-blocks, written by the train stage) and writes a DVCLive dir metrics/eval/<model>-h<h>/ with
-metrics.json: for ``val`` (the folds' validation blocks pooled) and ``test`` (the joined
-out-of-sample series), classification, IC and trading metrics; ``test_by_year`` and
-``test_by_fold`` (Rank IC, IC, Sharpe); the confusion matrices (DVCLive's sklearn plot), the
-long/short book's cumulative return against equal-weight buy-and-hold, and feature importance of
-the last fold's model (its own, or permutation importance per feature group on its val block).
+blocks, written by the train stage) and writes:
+
+- metrics/eval/<model>-h<h>.json -- the headline numbers (a DVC metric, git-tracked): out of
+  sample Rank IC and its Newey-West t, IC, net Sharpe, macro F1, balanced accuracy, log loss, max
+  drawdown; validation Rank IC and t;
+- metrics/eval/<model>-h<h>/detail.json -- everything (git-tracked, not a DVC metric): for
+  ``val`` (the folds' validation blocks pooled) and ``test`` (the joined out-of-sample series)
+  the classification, IC and trading metrics; ``test_by_year`` and ``test_by_fold`` (Rank IC, IC,
+  Sharpe);
+- metrics/eval/<model>-h<h>/plots/ (DVCLive) -- the confusion matrices as counts with class names,
+  the out-of-sample long/short book against equal-weight buy-and-hold, and feature importance of
+  the last fold's model (its own, or permutation importance per feature group on its val block).
+
 With several seeds every metric is measured per seed and reported as the mean over seeds
-(``seeds``: how many), with the std across seeds in ``<split>_seed_std``; the equity curve is
-the seeds' mean book, the confusion matrix and importance the first seed's.
+(``seeds``: how many), with the std across seeds in detail.json's ``<split>_seed_std``; the
+equity curve is the seeds' mean book, the confusion matrix and importance the first seed's.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.importance import context_projection, feature_importance
-from trendfactory.evaluation.metrics import classification_metrics, daily_ic, ic_metrics, long_short_book, next_bar_returns, trading_metrics
+from trendfactory.evaluation.metrics import classification_metrics, confusion, daily_ic, ic_metrics, long_short_book, next_bar_returns, trading_metrics
 from trendfactory.evaluation.seeds import mean_daily, mean_metrics, mean_predictions, n_seeds, seed_frames
-from trendfactory.io import atomic_dir, read_json
+from trendfactory.io import atomic_dir, read_json, write_json
 from trendfactory.models import TrendModel, get_model_class
 from trendfactory.params import Params
 from trendfactory.errors import TrendfactoryError
@@ -36,6 +44,17 @@ from trendfactory.stages.train import add_args, load_split, open_store
 
 SPLITS = ("val", "test")
 TOP_FEATURES = 25  # features shown in the importance plot
+CLASS_NAMES = ("down", "flat", "up")  # the labels -1, 0, +1
+DETAIL_FILE = "detail.json"  # every metric of an item (not a DVC metric: too many keys to read)
+HEADLINE_KEYS = (  # (key in metrics/eval/<item>.json, key in the test metrics)
+    ("rank_ic", "rank_ic"), ("rank_ic_t", "rank_ic_tstat_nw"), ("ic", "ic"), ("sharpe", "sharpe"), ("f1", "macro_f1"),
+    ("bal_acc", "balanced_accuracy"), ("log_loss", "log_loss"), ("max_dd", "max_drawdown"),
+)
+
+
+def headline_file(item: str) -> Path:
+    """metrics/eval/<item>.json: an item's headline numbers (a DVC metric, git-tracked)."""
+    return EVAL_DIR / f"{item}.json"
 
 
 def read_predictions(model: str, horizon: int, split: str, seed_mean: bool = False) -> pd.DataFrame:
@@ -129,23 +148,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     model = TrendModel.load(fitted_model_dir(model_dir(cls.name, h, cls.joint), last, 0))
     importance = feature_importance(model, load_split("val", h, last), schema["feature_groups"], params.seed)
 
+    detail = {"seeds": n, **{split: m for split, (_, m, _) in results.items()}, "test_by_year": by_year, "test_by_fold": by_fold}
+    if n > 1:
+        detail.update({f"{split}_seed_std": spread[split] for split in SPLITS})
     with atomic_dir(EVAL_DIR / name) as live_dir:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-            live.summary["seeds"] = n
             for split, (frame, metrics, book) in results.items():
-                live.summary[split] = metrics
-                if n > 1:
-                    live.summary[f"{split}_seed_std"] = spread[split]
                 first = seed_frames(frame)[0]  # the confusion matrix of the first seed's fits
-                live.log_sklearn_plot(
-                    "confusion_matrix", first["label"].to_numpy(), first["pred"].to_numpy(),
-                    name=f"confusion_matrix_{split}", title=f"{name} {split}: true vs predicted class",
-                )
-                fig = plots.equity_figure({model.name: book}, {model.name: model.family}, f"{name}, {split} (all folds, mean of {n} seed{'s' if n > 1 else ''})")
-                live.log_image(f"equity_{split}.png", fig)
-                plots.close(fig)
-            live.summary["test_by_year"] = by_year
-            live.summary["test_by_fold"] = by_fold
+                live.log_plot(f"confusion_{split}", confusion_counts(first["label"].to_numpy(), first["pred"].to_numpy()),
+                              x="actual", y="predicted", template="confusion_counts", title=f"{name} {split}: true vs predicted class")
+            fig = plots.equity_figure({model.name: results["test"][2]}, {model.name: model.family},
+                                      f"{name}, out of sample (all folds, mean of {n} seed{'s' if n > 1 else ''})")
+            live.log_image("equity_test.png", fig)
+            plots.close(fig)
             projection = context_projection(model, load_split("test", h, last))
             if projection is not None:
                 points, regime, feature = projection
@@ -158,6 +173,27 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 "importance", [{"feature": k, "importance": round(v, 6)} for k, v in top], x="importance", y="feature",
                 template="bar_horizontal_sorted", title=f"{name}: feature importance, last fold ({importance['kind']})",
             )
+        write_json(detail, live_dir / DETAIL_FILE)
+    write_json(headline_metrics(results["test"][1], results["val"][1]), headline_file(name))
+
+
+def headline_metrics(test: dict, val: dict | None = None) -> dict:
+    """The dozen numbers of an item's git-tracked metrics file (metrics/eval/<item>.json):
+    out-of-sample Rank IC and its Newey-West t, IC, net Sharpe, macro F1, balanced accuracy,
+    log loss, max drawdown, and the validation Rank IC and t the selection uses. Short flat keys,
+    so `dvc metrics show` of every item fits in a terminal; the rest is in detail.json."""
+    out = {key: test.get(src) for key, src in HEADLINE_KEYS}
+    if val is not None:
+        out["val_rank_ic"], out["val_rank_ic_t"] = val.get("rank_ic"), val.get("rank_ic_tstat_nw")
+    return {k: (round(float(v), 6) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None) for k, v in out.items()}
+
+
+def confusion_counts(y_true: np.ndarray, pred: np.ndarray) -> list[dict]:
+    """The confusion matrix as 9 rows of counts with class names (down / flat / up), for the
+    `confusion_counts` plot template (.dvc/plots/): kilobytes, not one row per sample."""
+    counts = confusion(y_true, pred)  # [true class, predicted class] in LABELS order
+    return [{"actual": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": int(counts[i, j])}
+            for i in range(len(CLASS_NAMES)) for j in range(len(CLASS_NAMES))]
 
 
 def _fmt(v, digits: int = 4) -> str:

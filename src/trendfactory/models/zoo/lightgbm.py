@@ -40,7 +40,7 @@ def lgb_params(config, seed: int, device: str) -> dict:
     }
 
 
-@register("boosting", "lightgbm", can_use_gpu=True)
+@register("boosting", "lightgbm", can_use_gpu=False)  # PyPI LightGBM has no CUDA learner
 class LightGBM(BoostingModel):
     """LightGBM multiclass trees with early stopping on validation log loss."""
 
