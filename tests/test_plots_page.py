@@ -40,12 +40,7 @@ stages:
           y: loss
 plots:
   - confusion_counts:
-      template: confusion
-      x: actual
-      y:
-        eval/confusion.json: predicted
-  - confusion_share:
-      template: confusion_normalized
+      template: confusion_counts
       x: actual
       y:
         eval/confusion.json: predicted
@@ -55,7 +50,8 @@ plots:
       y: feature
   - plots/compare
 """
-VEGA_IDS = {"confusion_counts", "confusion_share", "eval_importance_json", "logs_loss_tsv"}
+VEGA_IDS = {"confusion_counts", "eval_importance_json", "logs_loss_tsv"}
+COUNTS_TEMPLATE = ROOT / ".dvc" / "plots" / "confusion_counts.json"  # the project's confusion-as-counts template
 IMAGE_IDS = {"plots_compare_equity_h5_png"}
 
 # The .dvc/config entry the project uses: relative paths are taken from .dvc/.
@@ -80,10 +76,8 @@ def _png(width: int, height: int) -> bytes:
 
 
 def _write_project(root: Path) -> None:
-    labels = ["-1", "0", "1"]
-    confusion = [
-        {"actual": labels[i % 3], "predicted": labels[(i * 7 // 5) % 3]} for i in range(60)
-    ]
+    names = ["down", "flat", "up"]  # what evaluate writes: 9 rows of counts
+    confusion = [{"actual": a, "predicted": p, "count": 3 * i + j} for i, a in enumerate(names) for j, p in enumerate(names)]
     importance = [{"feature": f"f{i}", "importance": round(1 / (i + 1), 4)} for i in range(6)]
     loss = "step\tloss\n" + "".join(f"{i}\t{1 / (i + 1):.4f}\n" for i in range(20))
     for rel, content in {
@@ -94,6 +88,8 @@ def _write_project(root: Path) -> None:
     }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(content)
+    (root / ".dvc/plots").mkdir(parents=True, exist_ok=True)
+    shutil.copy(COUNTS_TEMPLATE, root / ".dvc/plots/confusion_counts.json")
     (root / "plots/compare").mkdir(parents=True)
     (root / "plots/compare/equity_h5.png").write_bytes(_png(8, 6))
 
