@@ -173,6 +173,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 "importance", [{"feature": k, "importance": round(v, 6)} for k, v in top], x="importance", y="feature",
                 template="bar_horizontal_sorted", title=f"{name}: feature importance, last fold ({importance['kind']})",
             )
+        (live_dir / "metrics.json").unlink(missing_ok=True)  # DVCLive's empty summary: the metrics are the files below
         write_json(detail, live_dir / DETAIL_FILE)
     write_json(headline_metrics(results["test"][1], results["val"][1]), headline_file(name))
 
