@@ -111,7 +111,8 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     )
     n_models = len([m for m in families if families[m] != "baseline"])  # models and ensembles tried
     md = comparison_markdown(rows, verdicts, gates, header, n_models)
-    summary = {f"h{h}": _summary(v, rows) for h, v in verdicts.items()}
+    summary = {f"h{h}": {**_summary(v, rows), "dsr": v["dsr"], "in_mcs": v["selected"] in v["mcs"], "test_best": v["test_best"]}
+               for h, v in verdicts.items()}
 
     with atomic_dir(COMPARE_PLOTS_DIR) as plot_dir:
         for h in horizons:
@@ -146,7 +147,7 @@ def _f(v, digits: int = 2) -> str:
 def _summary(v: dict, rows: dict[str, dict]) -> dict:
     """The compact per-horizon metric (metrics/summary/h<h>.json): what was selected on
     validation, its out-of-sample Rank IC with the calibrated t, its lead over the baselines, the
-    snooping tests and whether it survives. Keys shared with metrics/eval/<item>.json mean the
+    SPA p and whether it survives (all checks). Keys shared with metrics/eval/<item>.json mean the
     same, so `dvc metrics show` stays one narrow table."""
     s = rows.get(f"{v['selected']}-h{v['horizon']}") if v["selected"] else {}
     return {
@@ -156,8 +157,7 @@ def _summary(v: dict, rows: dict[str, dict]) -> dict:
         "sharpe": s.get("test_sharpe"),
         "lead": v.get("selected_lead"),
         "spa_p": v["spa_p"],
-        "dsr": v["dsr"],
-        "survives": v["survives"],
+        "survives": v["survives"],  # the deflated Sharpe ratio and the MCS are in compare.json's summary
     }
 
 
