@@ -139,12 +139,17 @@ def test_stale_stages_from_dvc_status():
         "train@lstm": [{"changed deps": {"params.yaml": {"train.lr": "modified"}}}],
         "compare": ["changed command"],
         "evaluate@xgboost-5": [{"changed deps": {"models/xgboost-h5": "deleted"}}, {"changed outs": {"x": "deleted"}}],
+        # a folder of git-tracked metrics beside cached plots, in a clone without data: "modified"
+        "ensemble@5": [{"changed deps": {"metrics/eval": "modified", "src/trendfactory/stages/ensemble.py": "new"}}],
+        "report@5": [{"changed deps": {"metrics/eval": "modified", "models": "modified"}}],
     }
-    assert stale_stages(status) == ["compare", "train@lstm", "train@xgboost-5"]
+    outputs = {"metrics/eval/xgboost-h5/plots", "metrics/eval/xgboost-h5.json", "models/xgboost-h5", "data/windows"}
+    assert stale_stages(status, outputs) == ["compare", "ensemble@5", "train@lstm", "train@xgboost-5"]
 
 
 def test_check_lock_on_a_real_repo(repo):
-    """Without the stage's output (a bare clone) the lock is fresh; a code edit makes it stale."""
+    """Without the stage's output (a bare clone) the lock is fresh; a code edit makes it stale.
+    (The project's own bare clone is checked too: .ci/run's clone has no data.)"""
     _sh(repo, "git", "checkout", "-q", "main")
     (repo / "out.txt").unlink(missing_ok=True)
     assert check_lock(repo) == ([], None)
@@ -154,3 +159,15 @@ def test_check_lock_on_a_real_repo(repo):
     finally:
         _sh(repo, "git", "checkout", "-q", "--", "src.py")
         _sh(repo, "git", "checkout", "-q", "pr")
+
+
+def test_the_projects_own_lock_is_fresh_in_a_bare_clone(tmp_path):
+    """The committed dvc.lock matches the committed code and params, checked as the PR job does:
+    in a clone with no data at all."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    _sh(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    stale, error = check_lock(clone)
+    assert error is None and stale == [], f"dvc.lock is stale for {stale}: run `dvc repro` and commit dvc.lock"

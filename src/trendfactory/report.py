@@ -205,13 +205,20 @@ def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subpr
     return text, metrics.error is None and params.error is None
 
 
-def stale_stages(status: dict) -> list[str]:
+def stale_stages(status: dict, outputs: set[str] = frozenset()) -> list[str]:
     """Stages of ``dvc status --json`` whose code, params or command changed since dvc.lock was
     written.
 
-    A dependency or output that is merely absent (a clone without ``dvc pull``: "deleted") does
-    not count; a dependency that is "modified" or "new", any change of a params file's values
-    (dvc nests those as ``{"params.yaml": {"train.lr": "modified"}}``) or a changed command does."""
+    Data does not count: a dependency that is, contains or lies inside a stage output
+    (``outputs``: their paths) is absent or partly present in a clone without ``dvc pull``
+    (a folder of git-tracked metrics beside cached plots reads as "modified"), and a real change
+    to it shows up as its producing stage's change. Counted: a code dependency "modified" or
+    "new", any change of a params file's values (dvc nests those as
+    ``{"params.yaml": {"train.lr": "modified"}}``), a changed command."""
+    def is_data(path: str) -> bool:
+        path = path.rstrip("/")
+        return any(path == o or path.startswith(o + "/") or o.startswith(path + "/") for o in outputs)
+
     stale = []
     for stage, changes in status.items():
         for change in changes if isinstance(changes, list) else []:
@@ -219,16 +226,33 @@ def stale_stages(status: dict) -> list[str]:
                 stale.append(stage)
                 break
             deps = change.get("changed deps", {}) if isinstance(change, dict) else {}
-            if any(isinstance(state, dict) and state or state in ("modified", "new") for state in deps.values()):
+            if any((isinstance(state, dict) and state) or (state in ("modified", "new") and not is_data(path))
+                   for path, state in deps.items()):
                 stale.append(stage)
                 break
     return sorted(stale)
 
 
+def lock_outputs(repo: Path = Path(".")) -> set[str]:
+    """Every stage output path recorded in dvc.lock."""
+    lock = Path(repo) / "dvc.lock"
+    if not lock.is_file():
+        return set()
+    try:
+        import yaml
+
+        data = yaml.safe_load(lock.read_text())
+    except ImportError:  # the lock job installs only DVC, which brings ruamel.yaml
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe").load(lock.read_text())
+    return {o["path"].rstrip("/") for st in (data or {}).get("stages", {}).values() for o in st.get("outs", [])}
+
+
 def check_lock(repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[list[str], str | None]:
     """(stale stages, error) of this checkout's dvc.lock."""
     status = _dvc_json(["status", "--json"], repo, run)
-    return (stale_stages(status.data), status.error)
+    return (stale_stages(status.data, lock_outputs(repo)), status.error)
 
 
 def main(argv: list[str] | None = None) -> None:
