@@ -27,7 +27,8 @@ def _write(repo: Path, xgb_ric: float, xgb_t: float, selected: str, max_depth: i
     for m, ric, t in (("xgboost", xgb_ric, xgb_t), ("lstm", 0.01, 0.5)):
         (repo / "metrics" / "eval" / f"{m}-h5.json").write_text(json.dumps(
             {"rank_ic": ric, "rank_ic_t": t, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
-    (repo / "metrics" / "summary-h5.json").write_text(json.dumps(
+    (repo / "metrics" / "summary").mkdir(exist_ok=True)
+    (repo / "metrics" / "summary" / "h5.json").write_text(json.dumps(
         {"selected": selected, "rank_ic": xgb_ric, "rank_ic_t": 1.0, "survives": False}))
     (repo / "params.yaml").write_text(f"seed: 42\nmodels:\n  xgboost:\n    max_depth: {max_depth}\n")
 
@@ -44,7 +45,7 @@ def repo(tmp_path_factory) -> Path:
     _sh(repo, *DVC, "config", "core.analytics", "false")
     (repo / "src.py").write_text("print('train')\n")
     (repo / "dvc.yaml").write_text(
-        "metrics:\n  - metrics/eval\n  - metrics/summary-h5.json\n"
+        "metrics:\n  - metrics/eval\n  - metrics/summary\n"
         "stages:\n  train:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n    deps:\n      - src.py\n"
         "    params:\n      - models.xgboost\n    outs:\n      - out.txt\n"
     )
@@ -102,7 +103,7 @@ def _full_rerun_diff(n_items: int = 34, n_keys: int = 400) -> dict:
         diff[f"metrics/detail/{item}.json"] = {
             f"test_by_year.{2000 + j // 20}.metric_{j % 20}": {"old": j * 1e-4, "new": j * 1.1e-4, "diff": j * 1e-5} for j in range(n_keys)}
     for h in ("h5", "h20"):
-        diff[f"metrics/summary-{h}.json"] = {"selected": {"old": "model_01", "new": "model_03"}}
+        diff[f"metrics/summary/{h}.json"] = {"selected": {"old": "model_01", "new": "model_03"}}
     return diff
 
 

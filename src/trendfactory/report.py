@@ -7,7 +7,7 @@ The report compares this checkout's git-tracked metrics and params with ``--base
 (``dvc metrics diff --all --json``, ``dvc params diff --json``) and writes Markdown that always
 fits in one GitHub comment (at most ``--limit`` characters, whatever the change):
 
-1. the verdict per horizon before -> after (``metrics/summary-h<h>.json``: the model selected
+1. the verdict per horizon before -> after (``metrics/summary/h<h>.json``: the model selected
    on validation, its out-of-sample Rank IC and t, whether it survives);
 2. one row per model x horizon whose headline numbers moved (``metrics/eval/<item>.json``: test
    and validation Rank IC, the Newey-West t, net Sharpe), largest move of test Rank IC first,
@@ -42,7 +42,7 @@ MARKER = "<!-- trendfactory-pr-report -->"  # lets the workflow find and update 
 COMMENT_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
 SUMMARY_LIMIT = 900_000  # a job summary may hold up to 1 MiB
 ITEM_FILE = re.compile(r"^metrics/eval/(?P<item>[^/]+)\.json$")  # an item's headline numbers
-SUMMARY_FILE = re.compile(r"^metrics/summary-(?P<h>h\d+)\.json$")  # the verdict of one horizon
+SUMMARY_FILE = re.compile(r"^metrics/summary/(?P<h>h\d+)\.json$")  # the verdict of one horizon
 T_CRITICAL = 1.96
 HEADLINE = (  # (column title, key in metrics/eval/<item>.json, format)
     ("test Rank IC", "rank_ic", "{:+.4f}"),
@@ -105,7 +105,7 @@ def _significant(t) -> bool | None:
 
 
 def verdict_section(metrics: dict) -> list[str]:
-    """The per-horizon verdict before -> after, from metrics/summary-h<h>.json."""
+    """The per-horizon verdict before -> after, from metrics/summary/h<h>.json."""
     summaries = {m["h"]: keys for f, keys in metrics.items() if (m := SUMMARY_FILE.match(f))}
     if not summaries:
         return []
@@ -172,13 +172,16 @@ def detail_rows(metrics: dict) -> list[str]:
     return rows
 
 
-def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run,
-                 limit: int = COMMENT_LIMIT) -> tuple[str, bool]:
-    """The Markdown report (at most ``limit`` characters) and whether both dvc diffs succeeded."""
-    metrics = _dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run)
-    params = _dvc_json(["params", "diff", base, "--json"], repo, run)
+def collect(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[Diff, Diff]:
+    """The metrics diff (every key, changed or not) and the params diff against ``base``."""
+    return (_dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run),
+            _dvc_json(["params", "diff", base, "--json"], repo, run))
+
+
+def render(metrics: Diff, params: Diff, base: str, limit: int = COMMENT_LIMIT) -> str:
+    """The Markdown report of two diffs, at most ``limit`` characters."""
     head = [MARKER, f"## trendfactory: this change vs `{base}`", "",
-            f"Old values are from `{base}`, new ones from this checkout: the verdict from `metrics/summary-h<h>.json`, "
+            f"Old values are from `{base}`, new ones from this checkout: the verdict from `metrics/summary/h<h>.json`, "
             "each model's headline numbers from `metrics/eval/<item>.json`; every changed metric is in the details below.", ""]
     body = verdict_section(metrics.data) + headline_section(metrics.data) if not metrics.error else ["### Metrics", "", f"**{metrics.error}**", ""]
     body += params_section(params)
@@ -202,7 +205,14 @@ def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subpr
     if len(text) > limit:  # the fixed sections alone are over (thousands of items): cut them too
         note = "\n\n**Cut here:** the report is longer than a comment may be; the job summary has it all.\n"
         text = text[: limit - len(note)] + note
-    return text, metrics.error is None and params.error is None
+    return text
+
+
+def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run,
+                 limit: int = COMMENT_LIMIT) -> tuple[str, bool]:
+    """The Markdown report (at most ``limit`` characters) and whether both dvc diffs succeeded."""
+    metrics, params = collect(base, repo, run)
+    return render(metrics, params, base, limit), metrics.error is None and params.error is None
 
 
 def stale_stages(status: dict, outputs: set[str] = frozenset()) -> list[str]:
@@ -275,9 +285,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(1)
         print("dvc.lock is up to date with the code and params")
         return
-    text, ok = build_report(args.base, Path("."), limit=args.limit)
+    metrics, params = collect(args.base, Path("."))  # once, for the comment and the uncut summary
+    text, ok = render(metrics, params, args.base, args.limit), metrics.error is None and params.error is None
     if args.full:
-        args.full.write_text(build_report(args.base, Path("."), limit=SUMMARY_LIMIT)[0], encoding="utf-8")
+        args.full.write_text(render(metrics, params, args.base, SUMMARY_LIMIT), encoding="utf-8")
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
