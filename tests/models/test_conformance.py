@@ -76,9 +76,17 @@ def test_save_load_round_trip_is_identical(fitted, data, tmp_path):
     assert not [f for f in (tmp_path / "m").iterdir() if f.suffix in (".pkl", ".pickle", ".joblib")]
 
 
-def test_same_seed_same_predictions(fitted, data):
+def test_same_seed_same_predictions_and_same_bytes(fitted, data, tmp_path):
     again = fast_model(fitted.name).fit(data["train"], data["val"])
     np.testing.assert_array_equal(again.predict(data["test"]).proba, fitted.predict(data["test"]).proba)
+    # DVC hashes the saved model: a refit with the same seed must write the same bytes, or every
+    # rerun of a train stage rewrites dvc.lock (timings, timestamps, object ids must stay out)
+    fitted.save(tmp_path / "a")
+    again.save(tmp_path / "b")
+    files = sorted(f.name for f in (tmp_path / "a").iterdir())
+    assert files == sorted(f.name for f in (tmp_path / "b").iterdir())
+    differ = [f for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
+    assert not differ, f"{fitted.name}: saved files differ between two identical fits: {differ}"
 
 
 @pytest.mark.parametrize("name", list_models())

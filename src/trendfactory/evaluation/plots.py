@@ -3,6 +3,7 @@ correlations, one set per horizon. Baselines are drawn in grey so the eye finds 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,29 @@ def _plt():
 
 def close(fig) -> None:
     _plt().close(fig)
+
+
+DPI = 110
+
+
+def to_image(fig):
+    """The figure as a 256-colour palette image (a PIL ``Image``).
+
+    Line plots and heatmaps need far fewer than 256 colours; the palette PNG is about a third of
+    matplotlib's RGBA one, which keeps the ``dvc plots show`` page small (no dithering: crisp
+    lines compress better and read better)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+
+
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` as a palette PNG (see ``to_image``) and close it."""
+    to_image(fig).save(path, format="PNG", optimize=True)
+    close(fig)
 
 
 def _colors(families: list[str]) -> list[str]:
@@ -43,8 +67,7 @@ def by_year_heatmap(daily_rank_ic: pd.DataFrame, families: dict[str, str], horiz
     fig.colorbar(im, ax=ax, fraction=0.03, label="mean daily Rank IC")
     ax.set_title(f"Out-of-sample Rank IC by year (x100), h={horizon}; rows sorted by validation Rank IC", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selected: str | None, horizon: int, path: Path) -> None:
@@ -66,8 +89,7 @@ def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selecte
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def equity_figure(books: dict[str, pd.DataFrame], families: dict[str, str], title: str):
@@ -94,8 +116,7 @@ def equity_figure(books: dict[str, pd.DataFrame], families: dict[str, str], titl
 def equity_curves(books: dict[str, pd.DataFrame], families: dict[str, str], horizon: int, path: Path) -> None:
     """Every model's book at one horizon in one PNG."""
     fig = equity_figure(books, families, f"Out of sample (all folds), horizon {horizon}")
-    fig.savefig(path, dpi=110)
-    close(fig)
+    save_png(fig, path)
 
 
 def correlation_heatmap(corr: pd.DataFrame, horizon: int, path: Path) -> None:
@@ -114,8 +135,7 @@ def correlation_heatmap(corr: pd.DataFrame, horizon: int, path: Path) -> None:
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(f"Score correlation between models (test, h={horizon})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def embedding_figure(points: np.ndarray, color: np.ndarray, title: str, color_label: str):

@@ -29,6 +29,13 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def configure_logging(stage: str) -> None:
+    """INFO lines prefixed with the stage's name on stderr (also in a stage's worker processes)."""
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
+    for noisy in ("matplotlib", "PIL", "dvclive", "dvc"):  # their INFO lines are not ours
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], add_args=None) -> None:
     """Parse --params, load and validate them, run `body`; a TrendfactoryError exits 1 with one line."""
     parser = argparse.ArgumentParser(prog=f"python -m trendfactory.stages.{name}")
@@ -36,9 +43,7 @@ def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], ad
     if add_args:
         add_args(parser)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stderr)
-    for noisy in ("matplotlib", "PIL", "dvclive", "dvc"):  # their INFO lines are not ours
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(name)
     try:
         params = load_params(args.params)
         seed_everything(params.seed)

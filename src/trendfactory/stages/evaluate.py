@@ -32,7 +32,7 @@ import pandas as pd
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.importance import context_projection, feature_importance
 from trendfactory.evaluation.metrics import classification_metrics, confusion, daily_ic, ic_metrics, long_short_book, next_bar_returns, trading_metrics
-from trendfactory.evaluation.seeds import mean_daily, mean_metrics, mean_predictions, n_seeds, seed_frames
+from trendfactory.evaluation.seeds import mean_daily, mean_metrics, mean_predictions, seed_frames
 from trendfactory.io import atomic_dir, read_json, write_json
 from trendfactory.models import TrendModel, get_model_class
 from trendfactory.params import Params
@@ -125,11 +125,12 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     bpy = params.evaluate.bars_per_year
     for split in SPLITS:
         frame = read_predictions(cls.name, h, split)
-        per_seed = [split_metrics(f, h, next_returns, entry_lag, params) for f in seed_frames(frame)]
+        frames = seed_frames(frame)
+        per_seed = [split_metrics(f, h, next_returns, entry_lag, params) for f in frames]
         metrics, spread[split] = mean_metrics([m for m, _ in per_seed])
-        results[split] = (frame, metrics, mean_daily([b for _, b in per_seed]))
+        results[split] = (frames, metrics, mean_daily([b for _, b in per_seed]))
         if split == "test":
-            for f, (_, book) in zip(seed_frames(frame), per_seed):
+            for f, (_, book) in zip(frames, per_seed):
                 by_year_seeds.append(by_period(f, book, f["datetime"].dt.year, bpy))
                 by_fold_seeds.append(by_period(f, book, f["fold"], bpy))
         log.info(
@@ -139,7 +140,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             f" ± {spread[split]['rank_ic']:.4f}" if spread[split].get("rank_ic") is not None else "",
             _fmt(metrics["rank_ic_tstat_nw"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
         )
-    n = n_seeds(results["test"][0])
+    n = len(results["test"][0])
     by_year, by_fold = mean_metrics(by_year_seeds)[0], mean_metrics(by_fold_seeds)[0]
 
     # Importance and embeddings: the last fold's model (trained on the most recent data).
@@ -153,19 +154,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         detail.update({f"{split}_seed_std": spread[split] for split in SPLITS})
     with atomic_dir(EVAL_DIR / name) as live_dir:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-            for split, (frame, metrics, book) in results.items():
-                first = seed_frames(frame)[0]  # the confusion matrix of the first seed's fits
+            for split, (frames, metrics, book) in results.items():
+                first = frames[0]  # the confusion matrix of the first seed's fits
                 live.log_plot(f"confusion_{split}", confusion_counts(first["label"].to_numpy(), first["pred"].to_numpy()),
                               x="actual", y="predicted", template="confusion_counts", title=f"{name} {split}: true vs predicted class")
             fig = plots.equity_figure({model.name: results["test"][2]}, {model.name: model.family},
                                       f"{name}, out of sample (all folds, mean of {n} seed{'s' if n > 1 else ''})")
-            live.log_image("equity_test.png", fig)
+            live.log_image("equity_test.png", plots.to_image(fig))
             plots.close(fig)
             projection = context_projection(model, load_split("test", h, last))
             if projection is not None:
                 points, regime, feature = projection
                 fig = plots.embedding_figure(points, regime, f"{name}: context embeddings of the last fold's test dates", f"{feature} (trailing market log return)")
-                live.log_image("context_embedding.png", fig)
+                live.log_image("context_embedding.png", plots.to_image(fig))
                 plots.close(fig)
             ranked = importance["features"] or importance["groups"]
             top = sorted(ranked.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]

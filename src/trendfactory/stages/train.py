@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -54,7 +52,7 @@ from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
-from trendfactory.stages.common import log, seed_everything, stage_main
+from trendfactory.stages.common import configure_logging, log, seed_everything, stage_main
 from trendfactory.windows.reader import WindowSplit
 
 ROLES = ("val", "test")  # what each fold's model scores
@@ -141,18 +139,13 @@ def run_job(job: Job) -> dict:
             "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)}}
 
 
-def _init_worker(stage: str) -> None:
-    """A worker process logs like its stage."""
-    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
-
-
 def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
     """Every job's result, in the jobs' order: in this process (``workers`` 1) or in a pool of
     ``workers`` spawned processes (fork is unsafe once torch's thread pools exist)."""
     if workers <= 1 or len(jobs) <= 1:
         return [run_job(j) for j in jobs]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=("train",)) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=configure_logging, initargs=("train",)) as pool:
         return list(pool.map(run_job, jobs))
 
 

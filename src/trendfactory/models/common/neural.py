@@ -121,7 +121,6 @@ class NeuralModel(TrendModel):
         result = trainer.fit(net, self._batches(train, tr_ends, True, device), self._batches(val, va_ends, False, device), self.param_groups(net), task)
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch
-        self.train_samples_per_second_ = result.samples_per_second
         self._log_history(train_loss=result.history.get("train/loss", []), val_loss=result.history.get("val/loss", []))
         log.info("%s %s: best epoch %d of %d, val log loss %.5f, %.0f train samples/s", self.name, "+".join(f"h{h}" for h in self.horizons_),
                  result.best_epoch + 1, result.epochs, result.best_val_loss, result.samples_per_second)
@@ -151,8 +150,8 @@ class NeuralModel(TrendModel):
         return Predictions.from_proba(proba, np.concatenate(scores) if self.train_config.aux_weight > 0 else None)
 
     def _state_meta(self) -> dict:
-        return {"shape": list(self.shape_), "horizons": list(self.horizons_), "train": config_to_dict(self.train_config),
-                "train_samples_per_second": round(self.train_samples_per_second_, 1)}
+        # no throughput or timings here: DVC hashes this file, and they change on every run
+        return {"shape": list(self.shape_), "horizons": list(self.horizons_), "train": config_to_dict(self.train_config)}
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.net_.state_dict(), directory / WEIGHTS_FILE)
@@ -163,7 +162,6 @@ class NeuralModel(TrendModel):
         self.train_config = _build(TrainConfig, state["train"], "train")
         self.shape_ = tuple(state["shape"])
         self.horizons_ = [int(h) for h in state.get("horizons", [self.horizon])]
-        self.train_samples_per_second_ = float(state.get("train_samples_per_second", 0.0))
         net = self.network(len(self.horizons_))
         net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.net_ = net.eval()

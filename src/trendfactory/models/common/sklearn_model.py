@@ -6,6 +6,9 @@ scikit-learn or numpy type, otherwise loading stops with the offending type name
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,46 @@ MODEL_FILE = "model.skops"
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.")
 
 
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
 def dump_sklearn(estimator: Any, path: Path) -> None:
+    """Save with skops, rewritten so that the same estimator always gives the same bytes.
+
+    skops names objects (``__id__``, and the ``<id>.npy`` members) by ``id()`` and stamps zip
+    entries with the wall clock; DVC hashes the file, so both would change ``dvc.lock`` on every
+    rerun. Ids are renumbered in the schema's own order (1, 2, …; shared objects keep sharing one
+    number) and every entry gets the same timestamp.
+    """
     import skops.io as sio
 
-    sio.dump(estimator, path)
+    src = zipfile.ZipFile(io.BytesIO(sio.dumps(estimator)))
+    renumbered: dict[int, int] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    value = renumbered.setdefault(value, len(renumbered) + 1)
+                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                    old = int(value[: -len(".npy")])
+                    value = f"{renumbered.setdefault(old, len(renumbered) + 1)}.npy"
+                out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(json.loads(src.read("schema.json")))
+    members = {"schema.json": json.dumps(schema, indent=2).encode()}
+    for info in src.infolist():
+        if info.filename != "schema.json":
+            old = int(info.filename[: -len(".npy")])
+            members[f"{renumbered[old]}.npy"] = src.read(info)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as dst:
+        for name in sorted(members):
+            dst.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), members[name])
 
 
 def load_sklearn(path: Path) -> Any:

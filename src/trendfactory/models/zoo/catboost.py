@@ -62,6 +62,12 @@ class CatBoost(BoostingModel):
         return Predictions.from_proba(self._proba(samples.tabular(self.config.lags)))
 
     def _save_state(self, directory: Path) -> None:
+        # the wall-clock finish time and a random GUID would make every refit a new file for
+        # DVC's hash; nothing reads them back
+        metadata = self.model_.get_metadata()
+        for volatile in ("train_finish_time", "model_guid"):
+            if volatile in metadata:
+                del metadata[volatile]
         self.model_.save_model(str(directory / MODEL_FILE), format="cbm")
 
     def _load_state(self, directory: Path, state: dict) -> None:

@@ -213,7 +213,7 @@ class DualTower(NeuralModel):
             raise TrendfactoryError(f"dual_tower: horizon {self.horizon} is not in the window store ({all_h})")
         # joint: one network, one head per horizon; otherwise one network per horizon
         self.groups_ = [all_h] if cfg.joint else [[h] for h in all_h]
-        self.nets_, self.train_samples_per_second_ = [], 0.0
+        self.nets_ = []
         histories = []
         for group in self.groups_:
             torch.manual_seed(self.seed)
@@ -230,7 +230,6 @@ class DualTower(NeuralModel):
             task = MultiHorizon(cfg.alpha, cfg.beta, cfg.gamma, self._class_weight(train.split, tr_ends, group))
             result = trainer.fit(net, *batches, self.param_groups(net), task)
             self.nets_.append(net.to("cpu").eval())
-            self.train_samples_per_second_ = max(self.train_samples_per_second_, result.samples_per_second)
             histories.append(result)
         self.horizons_ = all_h
         best = histories[0]
@@ -270,8 +269,7 @@ class DualTower(NeuralModel):
         return {
             "groups": self.groups_,
             "columns": self.columns_,
-            "train": config_to_dict(self.train_config),
-            "train_samples_per_second": round(self.train_samples_per_second_, 1),
+            "train": config_to_dict(self.train_config),  # no timings: DVC hashes this file
         }
 
     def _save_state(self, directory: Path) -> None:
@@ -285,7 +283,6 @@ class DualTower(NeuralModel):
         self.groups_ = [list(g) for g in state["groups"]]
         self.columns_ = list(state["columns"])
         self.horizons_ = sorted({h for g in self.groups_ for h in g})
-        self.train_samples_per_second_ = float(state.get("train_samples_per_second", 0.0))
         self.nets_ = []
         for i, group in enumerate(self.groups_):
             net = self._net(len(group))
