@@ -35,7 +35,7 @@ import torch
 from trendfactory.io import write_parquet
 from trendfactory.models import Samples, create
 from trendfactory.models.common.trainer import Trainer
-from trendfactory.params import TrainConfig, load_params, neural_model_names
+from trendfactory.params import TrainConfig, load_params
 from trendfactory.windows.store import build_split
 from trendfactory.windows.torch_data import BatchGatherer
 
@@ -77,7 +77,7 @@ def bare_loop(net: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tens
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=40960, help="training samples per measurement")
-    ap.add_argument("--models", default=",".join(neural_model_names()))
+    ap.add_argument("--models", default=",".join(load_params().run.neural_models))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=3.0, help="rough length of one measurement")
     args = ap.parse_args()

@@ -412,3 +412,20 @@ def test_all_rows_warns_about_a_symbol_with_no_scoreable_bar(in_project, params,
         scored = score_bars("lone.csv", "momentum", H, params, all_rows=True)
     assert sorted(scored["symbol"].unique()) == ["SYN000", "SYN001", "SYN002"]
     assert "1 symbol(s) have no bar that can be scored (SYN003): cross-sectional context" in caplog.text
+
+
+# ---- export: the trained network for production inference ----------------------------------
+
+
+def test_export_command_writes_a_checked_network_with_its_scaler(in_project, capsys):
+    from trendfactory.cli import main
+
+    main(["export", "--model", "dual_tower", "--horizon", str(H)])
+    out = capsys.readouterr().out
+    assert out.startswith("ok: dual_tower:dual_tower h5 -> exported/dual_tower-h5/model.onnx (onnx;"), out
+    meta = json.loads((in_project / "exported/dual_tower-h5/export.json").read_text())
+    assert meta["seq_len"] == SEQ_LEN and meta["parity"]["max_abs_diff"] <= 1e-5
+    assert set(meta["scaler"]) == set(meta["input"]["feature_names"]) and meta["clip"] > 0  # the order is input.feature_names
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "xgboost", "--horizon", str(H)])
+    assert "error: export: xgboost is a tabular model" in capsys.readouterr().err

@@ -1,14 +1,16 @@
 """trendfactory: a reproducible model factory for multi-horizon stock-trend prediction.
 
 The pipeline itself runs with DVC (`dvc repro`, `dvc exp run -S key=value`, `dvc metrics diff`);
-this command is the tool around it: check your own bar files before running the pipeline on
-them, list the models it can train, and score new bars with a trained model."""
+this command is the tool around it: check your own bar files and params before running the
+pipeline on them, list the models it can train, score new bars with a trained model, and export a
+trained network to ONNX for production inference."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from trendfactory.errors import TrendfactoryError
 
@@ -28,14 +30,44 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _models(args: argparse.Namespace) -> None:
-    """List the registered models with their family and capability flags."""
+    """List the registered models with their family, kind (which run list) and capability flags."""
     from trendfactory.models import model_info
+    from trendfactory.models.registry import RUN_LIST
 
     infos = model_info()
     width = max(len(i.full_name) for i in infos)
-    print(f"{'model':{width}s}  {'family':10s}  {'sequences':9s}  {'gpu':3s}  description")
+    print(f"{'model':{width}s}  {'family':10s}  {'run list':18s}  {'sequences':9s}  {'gpu':3s}  description")
     for i in infos:
-        print(f"{i.full_name:{width}s}  {i.family:10s}  {'yes' if i.needs_sequences else 'no':9s}  {'yes' if i.can_use_gpu else 'no':3s}  {i.doc}")
+        print(f"{i.full_name:{width}s}  {i.family:10s}  {'run.' + RUN_LIST[i.kind]:18s}  {'yes' if i.needs_sequences else 'no':9s}  "
+              f"{'yes' if i.can_use_gpu else 'no':3s}  {i.doc}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Validate the whole params file: every section, every model's section, every run list."""
+    from trendfactory.models.registry import RUN_LIST, get_model_class, validate_all
+    from trendfactory.params import load_params
+
+    params = load_params(args.params)
+    try:
+        validate_all(params)
+    except TrendfactoryError as exc:
+        raise TrendfactoryError(f"{args.params}: {exc}") from None
+    counts = {key: len(getattr(params.run, key)) for key in RUN_LIST.values()}
+    listed = [n for key in RUN_LIST.values() for n in getattr(params.run, key)]
+    seqs = sum(get_model_class(n).needs_sequences for n in listed)
+    print(f"ok: {args.params}: valid; runs {', '.join(f'{v} under run.{k}' for k, v in counts.items())} "
+          f"({seqs} reading sequences) at horizons {list(params.label.horizons)}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    """Export a trained network to ONNX (TorchScript where ONNX cannot express it), checked
+    against the PyTorch model (the work is in trendfactory.export)."""
+    from trendfactory.export import export_trained
+
+    out, meta = export_trained(args.model, args.horizon, args.output)
+    parity = meta["parity"]
+    print(f"ok: {meta['model']} h{meta['horizon']} -> {out / meta['file']} ({meta['format']}; input {meta['input']['shape']}); "
+          f"scores equal PyTorch's to {parity['max_abs_diff']:.1e} on {parity['rows']:,} test windows; feature list and scaler in {out / 'export.json'}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -73,9 +105,15 @@ def main(argv: list[str] | None = None) -> None:
                                    "stage applies to data.source: csv; prints what it found, or one line naming the problem and the fix.")
     p.add_argument("--input", required=True, help="file or directory of bars")
     p.set_defaults(func=_validate)
-    p = sub.add_parser("models", help="list the registered models: family, whether they read sequences or can use a GPU",
-                       description="List every registered model (family:name), whether it reads whole windows (sequences) and "
-                                   "whether it can train on a CUDA GPU, with its one-line description.")
+    p = sub.add_parser("check", help="validate params.yaml: every section, every model's section and the run lists",
+                       description="Validate a params file as the stages will read it: unknown keys, types and allowed values of "
+                                   "every section, each models.<name> section against the config its model declares, and that "
+                                   "each listed model sits in the run list of its kind. Prints ok, or one line naming the key and the fix.")
+    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    p.set_defaults(func=_check)
+    p = sub.add_parser("models", help="list the registered models: family, run list, whether they read sequences or can use a GPU",
+                       description="List every registered model (family:name), the run list its kind belongs in, whether it "
+                                   "reads whole windows (sequences) and whether it can train on a CUDA GPU, with its one-line description.")
     p.set_defaults(func=_models)
     p = sub.add_parser(
         "predict",
@@ -97,6 +135,20 @@ def main(argv: list[str] | None = None) -> None:
         help="write a prediction for every scoreable bar (default: only each symbol's latest bar)",
     )
     p.set_defaults(func=_predict)
+    p = sub.add_parser(
+        "export",
+        help="write a trained network to ONNX (exported/<model>-h<h>/ by default), checked against PyTorch",
+        description=(
+            "Write the trained network that `predict` uses (the last fold's first seed) for one horizon to ONNX, or "
+            "TorchScript where ONNX cannot express it, with export.json: its feature columns, window length, the "
+            "train-fitted scaler and the output layout. Fails unless ONNX Runtime's scores on the fold's test windows "
+            "equal the PyTorch model's to 1e-5. Run from the project root."
+        ),
+    )
+    p.add_argument("--model", required=True, help="a network, e.g. lstm (kinds network and joint; `trendfactory models`)")
+    p.add_argument("--horizon", type=int, required=True, help="label horizon in bars (one of the trained label.horizons)")
+    p.add_argument("--output", type=Path, default=None, help="output folder (default: exported/<model>-h<h>/, git-ignored)")
+    p.set_defaults(func=_export)
     args = parser.parse_args(argv)
     try:
         args.func(args)

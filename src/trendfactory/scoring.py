@@ -44,7 +44,7 @@ from trendfactory.io import atomic_path, read_json
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.models.base import METADATA_FILE, PREDICTION_COLUMNS
 from trendfactory.params import Params, config_to_dict
-from trendfactory.models.registry import train_stage
+from trendfactory.models.registry import RUN_LIST, train_stage
 from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, fitted_model_dir, item_id, model_dir
 from trendfactory.windows.reader import WindowSplit
 from trendfactory.windows.store import build_split
@@ -117,7 +117,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
                 f"(use one of them, or add {h} to label.horizons and run `dvc repro`)"
             )
         hint = ""
-        run_list = "joint_models" if cls.joint else "neural_models" if cls.uses_trainer else "models"
+        run_list = RUN_LIST[cls.kind]
         if params is not None and cls.name not in getattr(params.run, run_list):
             hint = f" after adding {cls.name} to run.{run_list} in params.yaml"
         raise TrendfactoryError(

@@ -14,6 +14,7 @@ from trendfactory.params import TrainConfig
 # Small and fast settings per model; everything else is its params.yaml default.
 FAST = {
     "random_forest": {"n_estimators": 20, "min_samples_leaf": 20},
+    "svm": {"n_components": 50},
     "xgboost": {"n_estimators": 40},
     "lightgbm": {"n_estimators": 40, "min_child_samples": 20},
     "catboost": {"iterations": 40, "depth": 4},
@@ -29,9 +30,16 @@ FAST_TRAIN = TrainConfig(max_epochs=3, batch_size=256, lr=3e-3, patience=2, warm
 H = 5
 
 
+def fast_config(name: str) -> dict | None:
+    """Small settings for tests: FAST, or the ``tiny_config`` a model file declares beside it."""
+    from trendfactory.models import get_model_class
+
+    return FAST.get(name.split(":")[-1], getattr(get_model_class(name), "tiny_config", None))
+
+
 def fast_model(name: str, horizon: int = H, seed: int = 3):
     """A registered model with its FAST settings (and the fast trainer for neural ones)."""
-    return create(name, FAST.get(name.split(":")[-1]), horizon=horizon, seed=seed, train=FAST_TRAIN)
+    return create(name, fast_config(name), horizon=horizon, seed=seed, train=FAST_TRAIN)
 
 
 @pytest.fixture(scope="module")

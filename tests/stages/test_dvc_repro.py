@@ -7,7 +7,9 @@ SSH remote (Debian's sshd, started on localhost by the test), then in a fresh `g
 XGBoost's stages; 5. in the project, `dvc exp run -S models.xgboost.max_depth=2` reruns only
 XGBoost's stages and compare; 6. `dvc metrics diff` shows what it changed; 7. `dvc exp run -S
 train.lr=0.0005` reruns only the neural stages and compare; 8. `dvc exp run -S
-split.scheme=fixed` runs the single split of old.
+split.scheme=fixed` runs the single split of old; 9. a new model is one new file in
+models/zoo/ plus its params section and its name in a run list: `dvc repro` then trains and
+evaluates it and reruns only the ensembles and compare.
 """
 
 from __future__ import annotations
@@ -35,6 +37,50 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = ["majority", "momentum", "logistic", "xgboost"]
 NEURAL = ["mlp"]
 HORIZONS = [5, 20]
+
+# A model added the documented way: this one file (declaration, config, the four hooks), its
+# params section and its name in run.models; nothing else in the project changes.
+ONE_FILE_MODEL = '''"""Tabular: softmax over the negative distances to each class's mean row (a test model)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trendfactory.models.base import FitContext, Predictions, TrendModel
+from trendfactory.models.data import Samples
+from trendfactory.models.registry import register
+from trendfactory.params import POSITIVE
+
+
+@dataclass(frozen=True)
+class CentroidConfig:
+    temperature: float = field(default=1.0, metadata=POSITIVE)
+
+
+@register("classical", "centroid", kind="tabular", config=CentroidConfig)
+class Centroid(TrendModel):
+    """Nearest class centroid with softmax probabilities."""
+
+    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
+        X, y = train.tabular(()), train.classes()
+        self.centroids_ = np.stack([X[y == c].mean(axis=0) if (y == c).any() else X.mean(axis=0) for c in range(3)])
+
+    def _predict(self, samples: Samples) -> Predictions:
+        d = ((samples.tabular(())[:, None, :] - self.centroids_[None]) ** 2).mean(axis=2)  # [n, 3]
+        z = -d / self.config.temperature
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return Predictions.from_proba(p / p.sum(axis=1, keepdims=True))
+
+    def _save_state(self, directory: Path) -> None:
+        (directory / "centroids.json").write_text(json.dumps(self.centroids_.tolist()))
+
+    def _load_state(self, directory: Path, state: dict) -> None:
+        self.centroids_ = np.asarray(json.loads((directory / "centroids.json").read_text()))
+'''
 
 TINY = {
     "data": {
@@ -120,8 +166,10 @@ def project(tmp_path_factory):
                 params[section][k] = v
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    # Stages run `python -m trendfactory...`: make that the interpreter running the tests.
+    # Stages run `python -m trendfactory...`: make that the interpreter running the tests, on
+    # this copy's code (so a file added to the copy is what the stages import).
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(work / "src")
     dvc = [sys.executable, "-m", "dvc"]
     git = ["git", "-c", "commit.gpgsign=false"]
     _run(["git", "init", "-q", "-b", "main"], work, env)
@@ -135,6 +183,16 @@ def project(tmp_path_factory):
     out["again"] = _run(dvc + ["repro"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(git + ["commit", "-qm", "baseline"], work, env)
+    # a new model, the documented way: one file, its params section, its name in the run list
+    (work / "src/trendfactory/models/zoo/centroid.py").write_text(ONE_FILE_MODEL)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["run"]["models"].append("centroid")
+    params["models"]["centroid"] = {"temperature": 0.5}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out["one_file_status"] = _run(["git", "status", "--porcelain"], work, env)
+    out["one_file"] = _run(dvc + ["repro"], work, env)
+    _run(["git", "add", "-A"], work, env)
+    _run(git + ["commit", "-qm", "a one-file model"], work, env)
     if SSHD.is_file():  # the remote round trip: push here, pull into a fresh clone, experiment there
         with ssh_server(work.parent / "sshd") as (port, key):
             url = f"ssh://{getpass.getuser()}@127.0.0.1:{port}{work.parent / 'storage'}"
@@ -158,6 +216,18 @@ def project(tmp_path_factory):
     _run(git + ["checkout", "-q", "--", "."], work, env)
     _run(dvc + ["checkout", "--force", "-q"], work, env)
     return work, out
+
+
+def test_a_new_model_is_one_file_plus_its_params(project):
+    work, out = project
+    changed = sorted(line[3:] for line in out["one_file_status"].splitlines())
+    assert changed == ["params.yaml", "src/trendfactory/models/zoo/centroid.py"], changed
+    assert sorted(_ran(out["one_file"])) == [
+        "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20", "train@centroid-5",
+    ]
+    headline = json.loads((work / "metrics/eval/centroid-h5.json").read_text())
+    assert -1 <= headline["rank_ic"] <= 1
+    assert "centroid-h20" in json.loads((work / "metrics/compare.json").read_text())["items"]
 
 
 def test_repro_window_builds_the_data_layer(project):
@@ -212,7 +282,7 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
         summary = json.loads((work / f"metrics/summary/h{h}.json").read_text())
         assert {"selected", "rank_ic", "rank_ic_t", "lead", "spa_p", "survives"} <= set(summary)
     compare = json.loads((work / "metrics/compare.json").read_text())
-    assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["dual_tower", "rank_avg", "stack"] for h in HORIZONS}
+    assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["centroid", "dual_tower", "rank_avg", "stack"] for h in HORIZONS}
     assert set(compare["summary"]) == {f"h{h}" for h in HORIZONS}
     assert compare["items"]["xgboost-h5"]["seeds"] == 2 and compare["items"]["xgboost-h5"]["test_rank_ic_seed_std"] is not None
     epochs = (work / "metrics/train/mlp/plots/metrics/val/loss.tsv").read_text().splitlines()

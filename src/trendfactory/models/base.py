@@ -28,7 +28,7 @@ import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.data import CLASSES, Samples
-from trendfactory.params import config_to_dict, parse_model_config
+from trendfactory.params import config_to_dict
 
 log = logging.getLogger("trendfactory")
 
@@ -108,6 +108,8 @@ class TrendModel:
 
     family: ClassVar[str] = ""
     name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""  # tabular | network | joint (see the registry)
+    config_class: ClassVar[type] = type(None)  # the models.<name> schema, declared at registration
     needs_sequences: ClassVar[bool] = False
     can_use_gpu: ClassVar[bool] = False
     uses_trainer: ClassVar[bool] = False  # trains through the shared torch trainer (reads `train`)
@@ -117,7 +119,7 @@ class TrendModel:
     stochastic: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
-        self.config = config if config is not None else parse_model_config(self.name, {})
+        self.config = config if config is not None else self.config_class()
         self.horizon = int(horizon)
         self.seed = int(seed)
 
@@ -196,7 +198,9 @@ class TrendModel:
         model_cls = get_model_class(meta["model"])
         if cls is not TrendModel and not issubclass(model_cls, cls):
             raise TrendfactoryError(f"{directory}: holds a {meta['model']} model, not {cls.family}:{cls.name}")
-        model = model_cls(parse_model_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
+        from trendfactory.models.registry import parse_config
+
+        model = model_cls(parse_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
         model.history_ = {}
         model.best_iteration_ = meta.get("best_iteration")
         model.fit_seconds_ = 0.0  # timings are logged, never saved: the saved model is hashed by DVC

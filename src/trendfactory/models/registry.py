@@ -3,22 +3,43 @@
 ``create_model`` / ``list_models``.
 
 Models are registered as ``family:name``; a bare ``name`` resolves when exactly one family
-has it. An unknown name raises an error that lists the available ones. Registration checks
-the contract (the four hooks exist) and that the model has a params section
-(``models.<name>`` in params.yaml), so a model can never be run without validated params.
+has it. An unknown name raises an error that lists the available ones.
+
+A model is declared once, in its own file ``models/zoo/<name>.py``: the decorator names its
+family, its **kind** and its **config** dataclass (the schema and defaults of its
+``models.<name>`` params section). Everything else derives from that declaration:
+
+- kind ``tabular``: one fit per horizon, stages ``train@<name>-<h>`` / ``evaluate@<name>-<h>``,
+  listed under ``run.models``; never imports torch;
+- kind ``network``: a network of the shared trainer with one head per horizon, stages
+  ``train_neural@<name>`` / ``evaluate_neural@<name>-<h>``, listed under ``run.neural_models``;
+  its stages also read the ``train`` section;
+- kind ``joint``: a multi-task network trained once for every horizon with its own objective
+  (the dual tower), stages ``train_joint@<name>`` / ``evaluate_joint@<name>-<h>``, listed under
+  ``run.joint_models``.
+
+Registration fails with a clear message when the declaration and the class disagree (a tabular
+model that trains through the torch trainer, a config that is not a frozen dataclass with
+defaults, a file name that is not the model name, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
-from trendfactory.errors import TrendfactoryError
+from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.models.base import REQUIRED_HOOKS, TrendModel
-from trendfactory.params import model_names, parse_model_config
+from trendfactory.params import build_config, model_names
 
 FAMILIES = ("baseline", "classical", "boosting", "neural", "dual_tower")
+KINDS = ("tabular", "network", "joint")
+#: per kind: the run list that holds its models and the stage that trains them
+RUN_LIST = {"tabular": "models", "network": "neural_models", "joint": "joint_models"}
+TRAIN_STAGE = {"tabular": "train", "network": "train_neural", "joint": "train_joint"}
+EVALUATE_STAGE = {"tabular": "evaluate", "network": "evaluate_neural", "joint": "evaluate_joint"}
 
 # Each built-in model lives in models/zoo/<name>.py (so a train stage can depend on exactly its
 # own file); importing it registers it. Heavy libraries load lazily inside the models.
@@ -42,29 +63,50 @@ class ModelInfo:
     full_name: str
     family: str
     name: str
+    kind: str
     needs_sequences: bool
     can_use_gpu: bool
     doc: str
 
 
-def register(family: str, name: str, *, needs_sequences: bool = False, can_use_gpu: bool = False):
-    """Class decorator: register a :class:`TrendModel` subclass as ``family:name``."""
+def register(family: str, name: str, *, kind: str, config: type, needs_sequences: bool = False, can_use_gpu: bool = False):
+    """Class decorator: register a :class:`TrendModel` subclass as ``family:name`` of ``kind``
+    (tabular | network | joint) with ``config`` (a frozen dataclass with a default for every
+    field) as the schema of its ``models.<name>`` section."""
+    full = f"{family}:{name}"
     if family not in FAMILIES:
-        raise ValueError(f"register: family {family!r} is not one of {', '.join(FAMILIES)}")
+        raise ValueError(f"register({full}): family {family!r} is not one of {', '.join(FAMILIES)}")
+    if kind not in KINDS:
+        raise ValueError(f"register({full}): kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not (dataclasses.is_dataclass(config) and isinstance(config, type) and config.__dataclass_params__.frozen):
+        raise TypeError(f"register({full}): config must be a frozen dataclass (@dataclass(frozen=True)), got {config!r}")
+    try:
+        config()
+    except TypeError as exc:
+        raise TypeError(f"register({full}): every field of {config.__name__} needs a default ({exc})") from None
 
     def decorator(cls: type[TrendModel]) -> type[TrendModel]:
-        full = f"{family}:{name}"
         if not (isinstance(cls, type) and issubclass(cls, TrendModel)):
             raise TypeError(f"register({full}): {cls!r} is not a TrendModel subclass")
         missing = [h for h in REQUIRED_HOOKS if getattr(cls, h) is getattr(TrendModel, h)]
         if missing:
             raise TypeError(f"register({full}): {cls.__name__} does not implement {', '.join(missing)}")
-        if name not in model_names():
-            raise TypeError(f"register({full}): no params section models.{name}; add a config dataclass to trendfactory.params.ModelsConfig")
+        module = cls.__module__
+        if module.startswith(f"{ZOO}.") and module != f"{ZOO}.{name}":
+            raise TypeError(f"register({full}): the model is in {module}; a model's file is models/zoo/{name}.py (the name is how stages find it)")
+        if kind == "tabular" and cls.uses_trainer:
+            raise TypeError(f"register({full}): declared kind 'tabular' but {cls.__name__} trains through the torch trainer; declare kind 'network'")
+        if kind != "tabular" and not cls.uses_trainer:
+            raise TypeError(f"register({full}): declared kind {kind!r} but {cls.__name__} does not train through the torch trainer "
+                            "(subclass models.common.neural.NeuralModel) ; declare kind 'tabular'")
+        if kind != "tabular" and not cls.joint:
+            raise TypeError(f"register({full}): a {kind} model serves every horizon from one fit (joint = True)")
+        if kind == "tabular" and cls.joint:
+            raise TypeError(f"register({full}): a tabular model is fitted per horizon (joint = False)")
         existing = _REGISTRY.get(full)
         if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"register({full}): already registered by {existing.__module__}.{existing.__qualname__}")
-        cls.family, cls.name = family, name
+        cls.family, cls.name, cls.kind, cls.config_class = family, name, kind, config
         cls.needs_sequences, cls.can_use_gpu = needs_sequences, can_use_gpu
         _REGISTRY[full] = cls
         return cls
@@ -99,7 +141,7 @@ def model_info() -> list[ModelInfo]:
     for full in list_models():
         cls = _REGISTRY[full]
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        out.append(ModelInfo(full, cls.family, cls.name, cls.needs_sequences, cls.can_use_gpu, doc))
+        out.append(ModelInfo(full, cls.family, cls.name, cls.kind, cls.needs_sequences, cls.can_use_gpu, doc))
     return out
 
 
@@ -125,25 +167,63 @@ def get_model_class(name: str) -> type[TrendModel]:
     return _REGISTRY[resolve(name)]
 
 
+def parse_config(name: str, raw: Mapping | None, seq_len: int | None = None) -> Any:
+    """The typed ``models.<name>`` section, validated against the config the model declares
+    (imports only that model's file); with ``seq_len``, every lag must stay inside the window."""
+    try:
+        cls = get_model_class(name)
+    except UnknownModelError as exc:
+        raise ParamsError(f"models.{name}: {exc}") from None
+    config = build_config(cls.config_class, raw or {}, f"models.{cls.name}")
+    for i, lag in enumerate(getattr(config, "lags", ()) or ()):
+        if seq_len is not None and lag >= seq_len:
+            raise ParamsError(f"models.{cls.name}.lags[{i}]: got {lag}, expected less than window.seq_len ({seq_len}) "
+                              "so the lagged row stays inside the window")
+    return config
+
+
+def check_listed(run: Any, cls: type[TrendModel]) -> None:
+    """``cls`` is not listed under another kind's run list (imports nothing else)."""
+    for key in RUN_LIST.values():
+        if key != RUN_LIST[cls.kind] and cls.name in getattr(run, key):
+            raise ParamsError(f"run.{key}: {cls.name!r} is a {cls.kind} model; it belongs under run.{RUN_LIST[cls.kind]}")
+
+
+def check_run_lists(run: Any) -> None:
+    """Every model in the run lists sits in the list of its kind (imports the listed models)."""
+    for key in RUN_LIST.values():
+        for i, name in enumerate(getattr(run, key)):
+            cls = get_model_class(name)
+            if RUN_LIST[cls.kind] != key:
+                raise ParamsError(f"run.{key}[{i}]: {name!r} is a {cls.kind} model; it belongs under run.{RUN_LIST[cls.kind]}")
+
+
+def validate_all(params: Any) -> None:
+    """Every ``models.<name>`` section and every run list, at once (imports every model)."""
+    for name in model_names():
+        params.models.get(name)
+    check_run_lists(params.run)
+
+
 def create(name: str, config: Any = None, *, horizon: int = 5, seed: int = 0, train: Any = None, **overrides: Any) -> TrendModel:
     """A new, unfitted model. ``config``: its ``models.<name>`` section (a dataclass or a
     mapping; defaults when None); ``overrides`` replace single keys, validated like params.yaml;
     ``train``: the shared trainer's section, for models that train through it."""
     cls = get_model_class(name)
     if config is None or isinstance(config, dict):
-        config = parse_model_config(cls.name, {**(config or {}), **overrides})
+        config = parse_config(cls.name, {**(config or {}), **overrides})
     elif overrides:
         from trendfactory.params import config_to_dict
 
-        config = parse_model_config(cls.name, {**config_to_dict(config), **overrides})
+        config = parse_config(cls.name, {**config_to_dict(config), **overrides})
     if cls.uses_trainer:
         return cls(config, horizon=horizon, seed=seed, train=train)
     return cls(config, horizon=horizon, seed=seed)
 
 
 def train_stage(name: str, horizon: int) -> str:
-    """The DVC stage that trains a model at a horizon: train@, train_neural@ or train_joint@."""
+    """The DVC stage that trains a model at a horizon: train@<m>-<h>, train_neural@<m> or train_joint@<m>."""
     cls = get_model_class(name)
     if cls.joint:  # one fit for every horizon: one stage per model
-        return f"{'train_neural' if cls.family == 'neural' else 'train_joint'}@{cls.name}"
-    return f"{'train_neural' if cls.uses_trainer else 'train'}@{cls.name}-{int(horizon)}"
+        return f"{TRAIN_STAGE[cls.kind]}@{cls.name}"
+    return f"{TRAIN_STAGE[cls.kind]}@{cls.name}-{int(horizon)}"

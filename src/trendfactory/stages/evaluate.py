@@ -40,7 +40,7 @@ from trendfactory.errors import TrendfactoryError
 from trendfactory.models.registry import train_stage
 from trendfactory.paths import EVAL_DIR, FEATURES_DIR, RAW_DIR, fitted_model_dir, item_id, model_dir, predictions_file
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.train import add_args, load_split, open_store
+from trendfactory.stages.store import add_args, load_split, open_store
 
 SPLITS = ("val", "test")
 TOP_FEATURES = 25  # features shown in the importance plot

@@ -50,42 +50,13 @@ from trendfactory.features.splits import fold_name
 from trendfactory.io import atomic_dir, write_parquet
 from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
+from trendfactory.models.registry import check_listed
 from trendfactory.params import Params, config_to_dict
-from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, WINDOWS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
+from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
 from trendfactory.stages.common import configure_logging, log, seed_everything, stage_main
-from trendfactory.windows.reader import WindowSplit
+from trendfactory.stages.store import add_args, load_split, open_store
 
 ROLES = ("val", "test")  # what each fold's model scores
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="registered model name (see `trendfactory models`)")
-    parser.add_argument(
-        "--horizon", type=int, default=None,
-        help="label horizon in bars (one of label.horizons); models trained for every horizon jointly (dual_tower) take none",
-    )
-
-
-def open_store() -> WindowSplit:
-    """The unscaled walk-forward window store, or a one-line error naming the fix."""
-    try:
-        store = WindowSplit.open(WINDOWS_DIR)
-    except (FileNotFoundError, ValueError) as exc:
-        raise TrendfactoryError(f"{exc}") from None
-    if store.n_folds == 0:
-        raise TrendfactoryError(f"{WINDOWS_DIR}: a window store without folds; rerun `dvc repro window`")
-    return store
-
-
-def load_split(role: str, horizon: int, fold: int) -> Samples:
-    """Labelled samples of one fold's ``role`` ('train' | 'val' | 'test'), or a one-line error."""
-    try:
-        return Samples.open(WINDOWS_DIR, horizon, fold, role)
-    except (FileNotFoundError, ValueError) as exc:
-        raise TrendfactoryError(f"{exc}") from None
-    except KeyError:
-        have = WindowSplit.open(WINDOWS_DIR).horizons
-        raise TrendfactoryError(f"--horizon {horizon}: the window store {WINDOWS_DIR} has horizons {have}; use one of them or add it to label.horizons") from None
 
 
 def prediction_frame(model: TrendModel, samples: Samples, fold: int, seed_index: int = 0) -> pd.DataFrame:
@@ -163,6 +134,7 @@ def worker_count(cls: type[TrendModel], params: Params) -> int:
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     cls = get_model_class(args.model)
+    check_listed(params.run, cls)
     config = getattr(params.models, cls.name)
     store = open_store()
     if cls.joint:  # one fit per fold for every horizon of the store; `horizon` is where it starts

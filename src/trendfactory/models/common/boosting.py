@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from trendfactory.device import resolve_device
 from trendfactory.models.base import TrendModel
 from trendfactory.models.data import Samples, class_weights
+from trendfactory.params import CLASS_WEIGHT, DEVICE, LAGS, pos_field
+
+
+@dataclass(frozen=True)
+class BoostingConfig:
+    """The keys every boosting model's section has (each model's config adds its library's)."""
+
+    early_stopping_rounds: int = pos_field(50)
+    class_weight: str = field(default="none", metadata=CLASS_WEIGHT)
+    device: str = field(default="auto", metadata=DEVICE)
+    n_jobs: int = pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=LAGS)
 
 log = logging.getLogger("trendfactory")
 

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from torch import nn
+
+from trendfactory.params import DROPOUT, pos_field
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """The section of a recurrent network (LSTM, GRU): its size only; training is `train`."""
+
+    hidden: int = pos_field(64)
+    layers: int = pos_field(1)
+    dropout: float = field(default=0.1, metadata=DROPOUT)
 
 
 class TrendHead(nn.Module):
@@ -23,7 +36,8 @@ class TrendHead(nn.Module):
         return TrendHead(self.d_in, n_heads)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.proj(z).view(len(z), self.n_heads, 4)  # [B, 4H] -> [B, H, 4]
+        # unflatten, not view(len(z), ...): a traced export keeps the batch size free
+        out = self.proj(z).unflatten(1, (self.n_heads, 4))  # [B, 4H] -> [B, H, 4]
         return out[..., :3], torch.tanh(out[..., 3])  # logits [B, H, 3], score [B, H]
 
 

@@ -37,6 +37,20 @@ log = logging.getLogger("trendfactory")
 WEIGHTS_FILE = "weights.pt"
 
 
+class _Scorer(nn.Module):
+    """A trained network reduced to one horizon's scoring: x -> (probabilities [B, 3], score [B])."""
+
+    def __init__(self, net: nn.Module, head: int, use_score_head: bool) -> None:
+        super().__init__()
+        self.net, self.head, self.use_score_head = net, head, use_score_head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, score = self.net(x)  # [B, H, 3], [B, H]
+        proba = torch.softmax(logits[:, self.head].float(), dim=1)  # [B, 3]
+        # without an auxiliary score loss the score head is untrained: predict uses p_up - p_down
+        return proba, score[:, self.head].float() if self.use_score_head else proba[:, 2] - proba[:, 0]
+
+
 class NeuralModel(TrendModel):
     """A network trained by :class:`~trendfactory.models.common.trainer.Trainer`, one head per horizon."""
 
@@ -149,6 +163,17 @@ class NeuralModel(TrendModel):
         # the score head is trained only with an auxiliary score loss; otherwise p_up - p_down
         return Predictions.from_proba(proba, np.concatenate(scores) if self.train_config.aux_weight > 0 else None)
 
+    # ---- export ------------------------------------------------------------------------------
+    def scoring_module(self, horizon: int) -> nn.Module:
+        """The fitted network as it scores ``horizon``: inputs -> (probabilities [B, 3], score
+        [B]), the function ``predict`` computes; what `trendfactory export` writes."""
+        self._check_fitted("export")
+        return _Scorer(self.net_.eval(), self._head_of(horizon), self.train_config.aux_weight > 0)
+
+    def scoring_inputs(self, samples: Samples, part: slice) -> np.ndarray:
+        """The network's inputs for ``samples[part]``: windows [n, L, F] or tabular rows [n, F']."""
+        return samples.tabular(self.lags)[part] if self.input_kind == "tabular" else samples.windows(part)
+
     def _state_meta(self) -> dict:
         # no throughput or timings here: DVC hashes this file, and they change on every run
         return {"shape": list(self.shape_), "horizons": list(self.horizons_), "train": config_to_dict(self.train_config)}
@@ -157,9 +182,9 @@ class NeuralModel(TrendModel):
         torch.save(self.net_.state_dict(), directory / WEIGHTS_FILE)
 
     def _load_state(self, directory: Path, state: dict) -> None:
-        from trendfactory.params import _build  # the params loader's own validation
+        from trendfactory.params import build_config  # the params loader's own validation
 
-        self.train_config = _build(TrainConfig, state["train"], "train")
+        self.train_config = build_config(TrainConfig, state["train"], "train")
         self.shape_ = tuple(state["shape"])
         self.horizons_ = [int(h) for h in state.get("horizons", [self.horizon])]
         net = self.network(len(self.horizons_))

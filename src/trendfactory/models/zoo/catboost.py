@@ -6,15 +6,17 @@ iteration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from trendfactory.models.base import FitContext, Predictions
-from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
+from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.params import NON_NEGATIVE, POSITIVE, check, pos_field
 
 MODEL_FILE = "model.cbm"
 
@@ -37,7 +39,15 @@ def catboost_params(config, seed: int, device: str) -> dict:
     }
 
 
-@register("boosting", "catboost", can_use_gpu=True)
+@dataclass(frozen=True)
+class CatBoostConfig(BoostingConfig):
+    iterations: int = pos_field(1000)
+    learning_rate: float = field(default=0.05, metadata=POSITIVE)
+    depth: int = field(default=6, metadata=check(lambda v: 1 <= v <= 16, "an integer in 1..16"))
+    l2_leaf_reg: float = field(default=3.0, metadata=NON_NEGATIVE)
+
+
+@register("boosting", "catboost", kind="tabular", config=CatBoostConfig, can_use_gpu=True)
 class CatBoost(BoostingModel):
     """CatBoost multiclass symmetric trees with early stopping on validation log loss."""
 

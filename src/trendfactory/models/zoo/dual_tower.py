@@ -20,6 +20,7 @@ Multi-task for real: every horizon's head trains jointly in one network, in one 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,11 +32,11 @@ from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.layers import Dropout
-from trendfactory.models.common.neural import NeuralModel, _train_key
+from trendfactory.models.common.neural import NeuralModel, _Scorer, _train_key
 from trendfactory.models.common.trainer import Task, Trainer, fingerprint, macro_f1
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
-from trendfactory.params import config_to_dict
+from trendfactory.params import DROPOUT, NON_NEGATIVE, POS_LIST, POSITIVE, choice, config_to_dict, pos_field
 from trendfactory.windows.torch_data import BatchGatherer
 
 
@@ -78,7 +79,7 @@ class Heads(nn.Module):
         return self.n_heads
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: [B, d] -> [B, H, 4]
-        h = torch.relu(self.first(z)).view(len(z), self.n_heads, self.hidden).transpose(0, 1)  # [H, B, hidden]
+        h = torch.relu(self.first(z)).unflatten(1, (self.n_heads, self.hidden)).transpose(0, 1)  # [B, H*hidden] -> [H, B, hidden]
         return torch.baddbmm(self.second_bias, h, self.second_weight).transpose(0, 1)  # [H, B, 4] -> [B, H, 4]
 
 
@@ -109,6 +110,18 @@ class DualTowerNet(nn.Module):
         z = torch.cat([c, p, c * p], dim=1) if self.both else c  # [B, 3Dc] or [B, Dc]
         out = self.heads(z)  # [B, H, 4]
         return out[..., :3], torch.tanh(out[..., 3]), c, p  # logits [B, H, 3], score [B, H]
+
+
+class _FirstTwo(nn.Module):
+    """The dual tower's (logits, score), without the embeddings it also returns."""
+
+    def __init__(self, net: DualTowerNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):  # x: [B, F]
+        logits, score, _, _ = self.net(x)
+        return logits, score
 
 
 class MultiHorizon(Task):
@@ -164,7 +177,31 @@ class MultiHorizon(Task):
         return out
 
 
-@register("dual_tower", "dual_tower", can_use_gpu=True)
+@dataclass(frozen=True)
+class DualTowerConfig:
+    # context tower over the ctx_* features and stock tower over the stk_* features:
+    # Linear + BatchNorm + ReLU + Dropout per hidden layer, then a linear embedding
+    context_hidden: tuple[int, ...] = field(default=(128, 64), metadata=POS_LIST)
+    context_embedding: int = pos_field(32)
+    context_dropout: float = field(default=0.2, metadata=DROPOUT)
+    stock_hidden: tuple[int, ...] = field(default=(256, 128), metadata=POS_LIST)
+    stock_embedding: int = pos_field(64)
+    stock_dropout: float = field(default=0.3, metadata=DROPOUT)
+    # what each horizon's head sees: both = [context, projected stock, their product];
+    # context = the context embedding only (an ablation: no stock-specific information)
+    heads_see: str = field(default="both", metadata=choice("both", "context"))
+    head_hidden: int = pos_field(64)
+    alpha: float = field(default=1.0, metadata=NON_NEGATIVE)  # weight of each head's score MSE
+    beta: float = field(default=0.5, metadata=NON_NEGATIVE)  # weight of each head's class CE
+    gamma: float = field(default=0.01, metadata=NON_NEGATIVE)  # orthogonality + magnitude penalty
+    lr_context: float = field(default=1.0, metadata=POSITIVE)  # x train.lr
+    lr_stock: float = field(default=0.5, metadata=POSITIVE)
+    lr_heads: float = field(default=1.0, metadata=POSITIVE)
+    sample_weight: str = field(default="none", metadata=choice("none", "balanced"))
+    joint: bool = True  # one network for every horizon; false: one network per horizon (ablation)
+
+
+@register("dual_tower", "dual_tower", kind="joint", config=DualTowerConfig, can_use_gpu=True)
 class DualTower(NeuralModel):
     """Context tower x stock tower, one head per horizon, trained jointly (multi-task)."""
 
@@ -256,6 +293,13 @@ class DualTower(NeuralModel):
         proba, score = self._forward_all(samples)
         return Predictions.from_proba(proba, score)  # the score head predicts the score directly
 
+    def scoring_module(self, horizon: int) -> nn.Module:
+        net, k = self._head(horizon)
+        return _Scorer(_FirstTwo(net.eval()), k, use_score_head=True)
+
+    def scoring_inputs(self, samples: Samples, part: slice) -> np.ndarray:
+        return samples.tabular(())[part]  # [n, F]: the last row of each window
+
     @torch.no_grad()
     def embed(self, samples: Samples) -> tuple[np.ndarray, np.ndarray]:
         """(context embeddings [n, Dc], stock embeddings [n, Ds]) of the samples (the network
@@ -277,9 +321,9 @@ class DualTower(NeuralModel):
             torch.save(net.state_dict(), directory / f"weights-{i}.pt")
 
     def _load_state(self, directory: Path, state: dict) -> None:
-        from trendfactory.params import TrainConfig, _build
+        from trendfactory.params import TrainConfig, build_config
 
-        self.train_config = _build(TrainConfig, state["train"], "train")
+        self.train_config = build_config(TrainConfig, state["train"], "train")
         self.groups_ = [list(g) for g in state["groups"]]
         self.columns_ = list(state["columns"])
         self.horizons_ = sorted({h for g in self.groups_ for h in g})

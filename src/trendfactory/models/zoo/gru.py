@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from trendfactory.models.common.layers import RNNNet
+from trendfactory.models.common.layers import RNNConfig, RNNNet
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 
 
-@register("neural", "gru", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class GRUConfig(RNNConfig):
+    pass
+
+
+@register("neural", "gru", kind="network", config=GRUConfig, needs_sequences=True, can_use_gpu=True)
 class GRU(NeuralModel):
     """GRU over the window, head on the last step."""
 

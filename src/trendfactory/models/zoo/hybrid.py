@@ -3,12 +3,15 @@ technical-indicator row, then an MLP head."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
-from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.common.layers import Dropout, TrendHead
+from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.params import DROPOUT, check, pos_field
 
 
 class HybridNet(nn.Module):
@@ -32,7 +35,17 @@ class HybridNet(nn.Module):
         return self.head(self.fuse(z))
 
 
-@register("neural", "hybrid", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class HybridConfig:
+    conv_channels: int = pos_field(32)
+    kernel_size: int = field(default=3, metadata=check(lambda v: v >= 1, "an integer >= 1"))
+    lstm_hidden: int = pos_field(64)
+    heads: int = pos_field(4)
+    head_hidden: int = pos_field(64)
+    dropout: float = field(default=0.1, metadata=DROPOUT)
+
+
+@register("neural", "hybrid", kind="network", config=HybridConfig, needs_sequences=True, can_use_gpu=True)
 class Hybrid(NeuralModel):
     """Conv1d -> LSTM -> attention, fused with the current indicator row, MLP head."""
 

@@ -6,14 +6,16 @@ has no CUDA learner, so ``device: auto`` means CPU; ``cuda`` needs a CUDA build 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
-from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
+from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.params import FRACTION, NON_NEGATIVE, POSITIVE, check, pos_field
 
 MODEL_FILE = "model.txt"
 
@@ -40,7 +42,18 @@ def lgb_params(config, seed: int, device: str) -> dict:
     }
 
 
-@register("boosting", "lightgbm", can_use_gpu=False)  # PyPI LightGBM has no CUDA learner
+@dataclass(frozen=True)
+class LightGBMConfig(BoostingConfig):
+    n_estimators: int = pos_field(1000)
+    learning_rate: float = field(default=0.03, metadata=POSITIVE)
+    num_leaves: int = field(default=15, metadata=check(lambda v: v >= 2, "an integer >= 2"))
+    min_child_samples: int = pos_field(200)
+    subsample: float = field(default=0.8, metadata=FRACTION)
+    colsample_bytree: float = field(default=0.8, metadata=FRACTION)
+    reg_lambda: float = field(default=1.0, metadata=NON_NEGATIVE)
+
+
+@register("boosting", "lightgbm", kind="tabular", config=LightGBMConfig, can_use_gpu=False)  # PyPI LightGBM has no CUDA learner
 class LightGBM(BoostingModel):
     """LightGBM multiclass trees with early stopping on validation log loss."""
 

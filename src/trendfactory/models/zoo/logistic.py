@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from trendfactory.models.common.sklearn_model import SklearnModel
 from trendfactory.models.registry import register
+from trendfactory.params import CLASS_WEIGHT, LAGS, POSITIVE, pos_field
 
 
-@register("classical", "logistic")
+@dataclass(frozen=True)
+class LogisticConfig:
+    C: float = field(default=0.05, metadata=POSITIVE)
+    max_iter: int = pos_field(300)
+    class_weight: str = field(default="none", metadata=CLASS_WEIGHT)
+    lags: tuple[int, ...] = field(default=(), metadata=LAGS)
+
+
+@register("classical", "logistic", kind="tabular", config=LogisticConfig)
 class Logistic(SklearnModel):
     """Multinomial logistic regression (L2, lbfgs) after a train-fitted StandardScaler."""
 

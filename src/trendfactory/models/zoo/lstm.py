@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from trendfactory.models.common.layers import RNNNet
+from trendfactory.models.common.layers import RNNConfig, RNNNet
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 
 
-@register("neural", "lstm", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class LSTMConfig(RNNConfig):
+    pass
+
+
+@register("neural", "lstm", kind="network", config=LSTMConfig, needs_sequences=True, can_use_gpu=True)
 class LSTM(NeuralModel):
     """LSTM over the window, head on the last step."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,12 @@ from trendfactory.models.data import CLASSES, Samples
 from trendfactory.models.registry import register
 
 
-@register("baseline", "majority")
+@dataclass(frozen=True)
+class MajorityConfig:
+    """No keys: always the train split's most frequent class, with the train class prior."""
+
+
+@register("baseline", "majority", kind="tabular", config=MajorityConfig)
 class Majority(TrendModel):
     """Majority class of the train split; probabilities = the train class prior."""
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from torch import nn
 
-from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.common.layers import Dropout, TrendHead
+from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.params import DROPOUT, LAGS, POS_LIST
 
 
 class MLPNet(nn.Module):
@@ -23,7 +26,14 @@ class MLPNet(nn.Module):
         return self.head(self.body(x))
 
 
-@register("neural", "mlp", can_use_gpu=True)
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: tuple[int, ...] = field(default=(256, 128), metadata=POS_LIST)
+    dropout: float = field(default=0.2, metadata=DROPOUT)
+    lags: tuple[int, ...] = field(default=(1, 5), metadata=LAGS)
+
+
+@register("neural", "mlp", kind="network", config=MLPConfig, can_use_gpu=True)
 class MLP(NeuralModel):
     """MLP (LayerNorm, GELU, dropout) on the last row plus lagged rows."""
 

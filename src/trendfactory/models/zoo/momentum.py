@@ -12,6 +12,7 @@ tanh(r / s), s the train standard deviation of r, so IC ranks by momentum streng
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.params import NON_NEGATIVE, check
 
 _RET = re.compile(r"^stk_ret_(\d+)$")
 
@@ -36,7 +38,17 @@ def pick_lookback(feature_names: list[str], horizon: int, wanted: int | None) ->
     return min(available, key=lambda n: (abs(n - horizon), n))
 
 
-@register("baseline", "momentum")
+@dataclass(frozen=True)
+class MomentumConfig:
+    # Trailing-return lookback in bars (a features.return_lookbacks value); null: the one
+    # closest to the horizon.
+    lookback: int | None = field(default=None, metadata=check(lambda v: v >= 1, "an integer >= 1 or null"))
+    # Neutral band on the trailing log return; null: fitted on train so that the share of
+    # neutral calls equals the train share of flat labels.
+    band: float | None = field(default=None, metadata=NON_NEGATIVE)
+
+
+@register("baseline", "momentum", kind="tabular", config=MomentumConfig)
 class Momentum(TrendModel):
     """Sign of the trailing return with a neutral band; train label frequencies per call."""
 

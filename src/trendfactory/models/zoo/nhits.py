@@ -10,12 +10,15 @@ blocks' hidden states is one linear map (the TrendHead) of their concatenation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.params import DROPOUT, POS_LIST, pos_field
 
 
 class NHITSBlock(nn.Module):
@@ -52,7 +55,14 @@ class NHITSNet(nn.Module):
         return self.head(torch.cat(forecasts, dim=1))  # [B, H * blocks] -> the blocks' summed contributions
 
 
-@register("neural", "nhits", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class NHITSConfig:
+    pool_sizes: tuple[int, ...] = field(default=(8, 4, 1), metadata=POS_LIST)  # one block per rate
+    hidden: int = pos_field(128)
+    dropout: float = field(default=0.1, metadata=DROPOUT)
+
+
+@register("neural", "nhits", kind="network", config=NHITSConfig, needs_sequences=True, can_use_gpu=True)
 class NHITS(NeuralModel):
     """N-HiTS-style multi-rate pooling MLP blocks with hierarchical interpolation."""
 

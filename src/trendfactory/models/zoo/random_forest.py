@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from trendfactory.models.common.sklearn_model import SklearnModel
 from trendfactory.models.registry import register
+from trendfactory.params import CLASS_WEIGHT, FRACTION, LAGS, pos_field
 
 
-@register("classical", "random_forest")
+@dataclass(frozen=True)
+class RandomForestConfig:
+    n_estimators: int = pos_field(60)
+    max_depth: int = pos_field(8)
+    min_samples_leaf: int = pos_field(100)
+    max_features: float = field(default=0.3, metadata=FRACTION)
+    max_samples: float = field(default=0.5, metadata=FRACTION)
+    class_weight: str = field(default="none", metadata=CLASS_WEIGHT)
+    n_jobs: int = pos_field(2)
+    lags: tuple[int, ...] = field(default=(), metadata=LAGS)
+
+
+@register("classical", "random_forest", kind="tabular", config=RandomForestConfig)
 class RandomForest(SklearnModel):
     """Random forest on bootstrapped row subsets; impurity-based feature importance."""
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
-from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.common.layers import Dropout, TrendHead
+from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.params import DROPOUT, POS_LIST, check, pos_field
 
 
 class CausalBlock(nn.Module):
@@ -42,7 +45,15 @@ class TCNNet(nn.Module):
         return self.head(h[:, :, -1])  # [B, C] at the window's end row
 
 
-@register("neural", "tcn", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class TCNConfig:
+    channels: int = pos_field(32)
+    kernel_size: int = field(default=3, metadata=check(lambda v: v >= 2, "an integer >= 2"))
+    dilations: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata=POS_LIST)
+    dropout: float = field(default=0.1, metadata=DROPOUT)
+
+
+@register("neural", "tcn", kind="network", config=TCNConfig, needs_sequences=True, can_use_gpu=True)
 class TCN(NeuralModel):
     """Dilated causal convolutions with residual blocks; head on the last step."""
 

@@ -3,12 +3,15 @@ positional embeddings; the last token (which holds the window's end row) feeds t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
-from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.common.layers import TrendHead
+from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.params import DROPOUT, pos_field
 
 
 class TransformerNet(nn.Module):
@@ -34,7 +37,17 @@ class TransformerNet(nn.Module):
         return self.head(self.norm(h[:, -1]))  # the token ending at the window's end row
 
 
-@register("neural", "transformer", needs_sequences=True, can_use_gpu=True)
+@dataclass(frozen=True)
+class TransformerConfig:
+    d_model: int = pos_field(32)
+    heads: int = pos_field(4)
+    layers: int = pos_field(2)
+    ff: int = pos_field(64)
+    patch_len: int = pos_field(5)  # bars per token; 1 = one token per bar
+    dropout: float = field(default=0.1, metadata=DROPOUT)
+
+
+@register("neural", "transformer", kind="network", config=TransformerConfig, needs_sequences=True, can_use_gpu=True)
 class Transformer(NeuralModel):
     """Transformer encoder on patch tokens with learned positions; head on the last token."""
 

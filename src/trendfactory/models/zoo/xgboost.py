@@ -5,13 +5,15 @@ Saved as XGBoost JSON; predictions use the trees up to the best validation itera
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from trendfactory.models.base import FitContext, Predictions
-from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingModel
+from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.params import FRACTION, NON_NEGATIVE, POSITIVE, pos_field
 
 MODEL_FILE = "xgboost.json"  # XGBoost's own JSON model format (model.json is the metadata)
 
@@ -36,7 +38,18 @@ def xgb_params(config, seed: int, device: str) -> dict:
     }
 
 
-@register("boosting", "xgboost", can_use_gpu=True)
+@dataclass(frozen=True)
+class XGBoostConfig(BoostingConfig):
+    n_estimators: int = pos_field(1000)
+    learning_rate: float = field(default=0.03, metadata=POSITIVE)
+    max_depth: int = pos_field(4)
+    min_child_weight: float = field(default=20.0, metadata=NON_NEGATIVE)
+    subsample: float = field(default=0.8, metadata=FRACTION)
+    colsample_bytree: float = field(default=0.8, metadata=FRACTION)
+    reg_lambda: float = field(default=1.0, metadata=NON_NEGATIVE)
+
+
+@register("boosting", "xgboost", kind="tabular", config=XGBoostConfig, can_use_gpu=True)
 class XGBoost(BoostingModel):
     """XGBoost multiclass trees with early stopping on validation log loss."""
 
