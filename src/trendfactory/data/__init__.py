@@ -1,0 +1,1 @@
+"""Data sources (embedded, CSV, synthetic), validation, context series and ingest."""

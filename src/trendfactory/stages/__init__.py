@@ -1,0 +1,1 @@
+"""The DVC stages: thin entry points, `python -m trendfactory.stages.<name>`."""

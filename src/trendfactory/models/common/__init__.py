@@ -1,0 +1,1 @@
+"""What several models share: scikit-learn and boosting bases, layers, the torch trainer."""
