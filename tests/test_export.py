@@ -15,7 +15,9 @@ from trendfactory.export import TOLERANCE, _run_onnx, _run_torchscript, export_f
 from trendfactory.models import Samples, get_model_class, list_models
 
 H = 5
-EXPORTABLE = [n for n in list_models() if get_model_class(n).kind in ("network", "joint")]
+NETWORKS = [n for n in list_models() if get_model_class(n).kind in ("network", "joint")]
+# a network that neither ONNX nor traced TorchScript can express declares why (export_blocker)
+EXPORTABLE = [n for n in NETWORKS if not getattr(get_model_class(n), "export_blocker", None)]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,14 @@ def test_networks_that_onnx_can_express_export_as_onnx(data, tmp_path):
     for name in ("mlp", "lstm", "gru", "tcn", "dual_tower"):
         model = fast_model(name).fit(data["train"], data["val"])
         assert export_fitted(model, data["test"], tmp_path / name)["format"] == "onnx", name
+
+
+@pytest.mark.parametrize("name", [n for n in NETWORKS if n not in EXPORTABLE])
+def test_a_network_that_cannot_be_exported_says_why(name, data, tmp_path):
+    model = fast_model(name).fit(data["train"], data["val"])
+    with pytest.raises(TrendfactoryError, match=rf"export: {model.name} cannot be exported: .+; score it with `trendfactory predict`"):
+        export_fitted(model, data["test"], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_tabular_model_is_refused(data, tmp_path):

@@ -69,6 +69,9 @@ def export_fitted(model: TrendModel, samples: Samples, out_dir: Path, extra: dic
             f"export: {model.name} is a {model.kind} model, saved in its library's own format under models/; "
             "export writes networks (kinds network and joint)"
         )
+    blocker = getattr(model, "export_blocker", None)  # declared by a network that cannot be exported
+    if blocker:
+        raise TrendfactoryError(f"export: {model.name} cannot be exported: {blocker}; score it with `trendfactory predict`")
     if len(samples) == 0:
         raise TrendfactoryError(f"export: no {samples} windows to check the exported {model.name} against")
     module = model.scoring_module(samples.horizon).eval()
