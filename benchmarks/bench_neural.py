@@ -65,8 +65,8 @@ def bare_loop(net: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tens
     t0 = time.perf_counter()
     for _ in range(epochs):
         for x, y in batches:
-            logits, _ = net(x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            logits, _ = net(x)  # [B, 1, 3]: one head (horizon H)
+            loss = torch.nn.functional.cross_entropy(logits[:, 0], y.view(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -94,7 +94,8 @@ def main() -> None:
         for name in args.models.split(","):
             model = create(name, getattr(params.models, name), horizon=H, seed=0, train=cfg)
             net0 = model.build(F, SEQ_LEN)
-            gather = BatchGatherer(train.split, H, cfg.batch_size, shuffle=True, seed=0, ends=train.ends, lags=model.lags)
+            model.horizons_ = [H]  # one head, as net0
+            gather = BatchGatherer(train.split, [H], cfg.batch_size, shuffle=True, seed=0, ends=train.ends, lags=model.lags)
             batches = [(x.clone(), y) for x, y in gather]  # the bare loop gets its batches for free
             # fast models run several epochs, so that every measurement lasts a few seconds
             epochs = max(1, round(args.seconds * bare_loop(copy.deepcopy(net0), batches[:10], cfg.lr) / args.samples))
@@ -102,7 +103,8 @@ def main() -> None:
             trainer_sps, bare_sps = [], []
             def run_trainer() -> float:
                 t = Trainer(run_cfg, seed=0, device=torch.device("cpu"), progress=False, name=name)
-                res = t.fit(copy.deepcopy(net0), model._batches(train, True, torch.device("cpu")), model._batches(val, False, torch.device("cpu")))
+                cpu = torch.device("cpu")
+                res = t.fit(copy.deepcopy(net0), model._batches(train, train.ends, True, cpu), model._batches(val, val.ends, False, cpu))
                 return res.samples_per_second
 
             for i in range(args.repeats):
