@@ -86,6 +86,36 @@ def test_repo_params_yaml_loads_and_matches_defaults():
         ({"evaluate": {"bars_per_year": 0}}, r"^evaluate\.bars_per_year: got 0, expected a number > 0"),
         ({"evaluate": {"cost_bps": "5bp"}}, r"^evaluate\.cost_bps: got '5bp', expected a number"),
         ({"features": 3}, r"^features: got 3, expected a mapping"),
+        # non-finite numbers (YAML .nan / .inf) are refused everywhere, models' sections included
+        ({"train": {"lr": float("inf")}}, r"^train\.lr: got inf, expected a finite number"),
+        ({"train": {"lr": float("nan")}}, r"^train\.lr: got nan, expected a finite number"),
+        ({"features": {"bb_k": float("nan")}}, r"^features\.bb_k: got nan, expected a finite number"),
+        ({"features": {"clip": float("inf")}}, r"^features\.clip: got inf, expected a finite number"),
+        ({"label": {"barrier_k": float("-inf")}}, r"^label\.barrier_k: got -inf, expected a finite number"),
+        ({"evaluate": {"cost_bps": float("nan")}}, r"^evaluate\.cost_bps: got nan, expected a finite number"),
+        ({"models": {"lightgbm": {"learning_rate": float("inf")}}}, r"^models\.lightgbm\.learning_rate: got inf, expected a finite number"),
+        ({"models": {"dual_tower": {"alpha": float("nan")}}}, r"^models\.dual_tower\.alpha: got nan, expected a finite number"),
+        # ranges of keys that had none
+        ({"features": {"bb_k": -2}}, r"^features\.bb_k: got -2, expected a number > 0"),
+        ({"features": {"rsi_oversold": 130}}, r"^features\.rsi_oversold: got 130, expected a number in \[0, 100\]"),
+        ({"features": {"rsi_oversold": 80}}, r"^features\.rsi_oversold: got 80, expected below features\.rsi_overbought \(70\)"),
+        ({"features": {"wt_oversold": 60}}, r"^features\.wt_oversold: got 60, expected below features\.wt_overbought \(53\)"),
+        ({"seed": -1}, r"^seed: got -1, expected an integer in 0 \.\. 4294967295"),
+        ({"seed": 2**40}, r"^seed: got 1099511627776, expected an integer in 0 \.\. 4294967295"),
+        ({"seed": 2**32 - 1}, r"^seed: got 4294967295; with evaluate\.seeds 2 the fits use seeds up to 4294967296"),
+        ({"seed": 1.5}, r"^seed: got 1\.5, expected an integer"),
+        # choices checked although only one source reads them
+        ({"data": {"synthetic": {"freq": "XYZ"}}}, r"^data\.synthetic\.freq: got 'XYZ', expected a pandas frequency"),
+        ({"data": {"timezone": "Mars/Olympus"}}, r"^data\.timezone: got 'Mars/Olympus', expected an IANA time zone name"),
+        ({"data": {"min_history": "skip"}}, r"^data\.min_history: got 'skip', expected one of 'drop', 'error'"),
+        ({"data": {"on_jump": "ignore"}}, r"^data\.on_jump: got 'ignore', expected one of 'warn', 'error'"),
+        ({"data": {"jump_ratio": 1.0}}, r"^data\.jump_ratio: got 1\.0, expected a number > 1"),
+        # a window longer than the data: before ingest, not after an empty window store
+        ({"window": {"seq_len": 100000}}, r"^window\.seq_len: got 100000, longer than the ~7,309 bars from data\.start 1990-01-01"),
+        ({"data": {"source": "synthetic", "synthetic": {"n_bars": 500}}, "window": {"seq_len": 500}},
+         r"^window\.seq_len: got 500, longer than data\.synthetic\.n_bars \(500\)"),
+        ({"window": {"seq_lenn": 30}}, r"^window\.seq_lenn: unknown key; allowed keys here: seq_len"),
+        ({"train": {"workers": 0}}, r"^train\.workers: got 0, expected null \(one per CPU core\) or an integer >= 1"),
     ],
 )
 def test_bad_params_fail_with_dotted_path(raw, match):
@@ -112,3 +142,10 @@ def test_load_errors_name_the_file(tmp_path):
     path.write_text("label: [unclosed")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(path)
+
+
+def test_valid_edge_values_load():
+    # the largest seed whose fits stay in range, a timezone, a frequency, a window just inside the data
+    p = parse_params({"seed": 2**32 - 2, "data": {"timezone": "America/New_York", "synthetic": {"freq": "5min"}}})
+    assert p.seed == 2**32 - 2 and p.data.timezone == "America/New_York"
+    assert parse_params({"data": {"source": "synthetic", "synthetic": {"n_bars": 500}}, "window": {"seq_len": 499}}).window.seq_len == 499

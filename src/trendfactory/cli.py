@@ -44,14 +44,12 @@ def _models(args: argparse.Namespace) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     """Validate the whole params file: every section, every model's section, every run list."""
-    from trendfactory.models.registry import RUN_LIST, get_model_class, validate_all
+    from trendfactory.models.registry import RUN_LIST, get_model_class
     from trendfactory.params import load_params
+    from trendfactory.stages.check_params import validate_everything
 
     params = load_params(args.params)
-    try:
-        validate_all(params)
-    except TrendfactoryError as exc:
-        raise TrendfactoryError(f"{args.params}: {exc}") from None
+    validate_everything(params, args.params)
     counts = {key: len(getattr(params.run, key)) for key in RUN_LIST.values()}
     listed = [n for key in RUN_LIST.values() for n in getattr(params.run, key)]
     seqs = sum(get_model_class(n).needs_sequences for n in listed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import yaml
 from trendfactory.errors import ParamsError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; fit k of a fold uses seed + k
 
 
 def check(predicate, allowed: str) -> dict:
@@ -34,6 +36,16 @@ def _positive(v) -> bool:
 
 def choice(*options: str) -> dict:
     return check(lambda v: v in options, "one of " + ", ".join(repr(o) for o in options))
+
+
+def _is_timezone(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def pos_field(default, allowed="an integer >= 1"):
@@ -70,6 +82,15 @@ class DataConfig:
     context: str = field(default="auto", metadata=choice("auto", "embedded", "none"))
     context_series: tuple[str, ...] = ("market", "oil", "credit_spread", "core_cpi")
     release_lag_days: dict[str, int] = field(default_factory=lambda: {"credit_spread": 35, "core_cpi": 45})
+    # time stamps carrying a UTC offset (e.g. 2014-01-02 00:00:00-05:00) are converted to this
+    # zone, then stored without it; stamps without an offset are taken as already in it
+    timezone: str = field(default="UTC", metadata=check(lambda v: _is_timezone(v), "an IANA time zone name such as 'UTC' or 'America/New_York'"))
+    # a symbol with too few bars for the features' warm-up: drop it with a warning naming its file, or stop
+    min_history: str = field(default="drop", metadata=choice("drop", "error"))
+    # a one-bar move larger than this price ratio (up or down), with no move of half its size in
+    # the universe's median that day, looks like an unadjusted split: warn (name symbol, date, size) or stop
+    on_jump: str = field(default="warn", metadata=choice("warn", "error"))
+    jump_ratio: float = field(default=3.0, metadata=check(lambda v: v > 1.0, "a number > 1 (a price ratio: 3 flags x3 or /3 in one bar)"))
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -81,13 +102,13 @@ class FeaturesConfig:
     ma_windows: tuple[int, ...] = pos_tuple((10, 50, 200))
     vol_windows: tuple[int, ...] = pos_tuple((20, 60))
     rsi_period: int = pos_field(14)
-    rsi_oversold: float = 30.0
-    rsi_overbought: float = 70.0
+    rsi_oversold: float = field(default=30.0, metadata=check(lambda v: 0 <= v <= 100, "a number in [0, 100] (RSI level)"))
+    rsi_overbought: float = field(default=70.0, metadata=check(lambda v: 0 <= v <= 100, "a number in [0, 100] (RSI level)"))
     macd_fast: int = pos_field(12)
     macd_slow: int = pos_field(26)
     macd_signal: int = pos_field(9)
     bb_period: int = pos_field(20)
-    bb_k: float = 2.0
+    bb_k: float = field(default=2.0, metadata=check(lambda v: v > 0, "a number > 0 (band width in standard deviations)"))
     cci_period: int = pos_field(20)
     adx_period: int = pos_field(14)
     atr_period: int = pos_field(14)
@@ -274,7 +295,7 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = 42
+    seed: int = field(default=42, metadata=check(lambda v: 0 <= v <= MAX_SEED, f"an integer in 0 .. {MAX_SEED} (numpy's seed range)"))
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
@@ -344,6 +365,8 @@ def _convert(value: Any, tp, path: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{path}: got {value!r}, expected a number")
+        if not math.isfinite(value):  # YAML's .nan / .inf: a NaN learning rate trains NaN networks
+            raise ParamsError(f"{path}: got {value!r}, expected a finite number")
         return float(value)
     if tp is str:
         # YAML turns an unquoted 2010-12-31 into a date; accept it and keep ISO text.
@@ -384,6 +407,34 @@ def _parse_date(text: str | None, path: str) -> _dt.date | None:
         raise ParamsError(f"{path}: got {text!r}, expected a date like 2010-12-31") from None
 
 
+def _check_frequency(freq: str, path: str) -> None:
+    """A pandas frequency string (B, D, h, 5min, ...)."""
+    import pandas as pd  # only here: params.py is imported by every stage and pandas is slow to import
+
+    try:
+        pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        raise ParamsError(f"{path}: got {freq!r}, expected a pandas frequency such as B (business days), D, h or 5min") from None
+
+
+def _check_window_fits(p: Params) -> None:
+    """``window.seq_len`` must leave windows in the data: a window longer than every symbol's
+    history gives an empty window store, which only training would notice. Before ingest the
+    data length is known for the synthetic source (``n_bars``) and bounded for a dated range
+    (``evaluate.bars_per_year`` bars a year); the window stage checks the real lengths."""
+    seq_len = p.window.seq_len
+    if p.data.source == "synthetic":
+        bars, what = p.data.synthetic.n_bars, f"data.synthetic.n_bars ({p.data.synthetic.n_bars})"
+    else:
+        start, end = _parse_date(p.data.start, "data.start"), _parse_date(p.data.end, "data.end")
+        if not (start and end):
+            return
+        bars = math.ceil((end - start).days / 365.25 * p.evaluate.bars_per_year) + 1
+        what = f"the ~{bars:,} bars from data.start {p.data.start} to data.end {p.data.end} at evaluate.bars_per_year {p.evaluate.bars_per_year:g}"
+    if seq_len >= bars:
+        raise ParamsError(f"window.seq_len: got {seq_len}, longer than {what}; expected a window well inside the data")
+
+
 def _validate_cross_fields(p: Params) -> None:
     """Checks that involve more than one key."""
     d = p.data
@@ -404,6 +455,11 @@ def _validate_cross_fields(p: Params) -> None:
         if v < 0:
             raise ParamsError(f"data.release_lag_days.{k}: got {v}, expected an integer >= 0")
     _parse_date(d.synthetic.start, "data.synthetic.start")
+    _check_frequency(d.synthetic.freq, "data.synthetic.freq")
+    if p.seed + p.evaluate.seeds - 1 > MAX_SEED:
+        raise ParamsError(f"seed: got {p.seed}; with evaluate.seeds {p.evaluate.seeds} the fits use seeds up to "
+                          f"{p.seed + p.evaluate.seeds - 1}, above {MAX_SEED}; use a smaller seed")
+    _check_window_fits(p)
 
     te = _parse_date(p.split.train_end, "split.train_end")
     ve = _parse_date(p.split.val_end, "split.val_end")
@@ -417,7 +473,9 @@ def _validate_cross_fields(p: Params) -> None:
     if f.macd_fast >= f.macd_slow:
         raise ParamsError(f"features.macd_fast: got {f.macd_fast}, expected less than features.macd_slow ({f.macd_slow})")
     if f.rsi_oversold >= f.rsi_overbought:
-        raise ParamsError("features.rsi_oversold: must be below features.rsi_overbought")
+        raise ParamsError(f"features.rsi_oversold: got {f.rsi_oversold:g}, expected below features.rsi_overbought ({f.rsi_overbought:g})")
+    if f.wt_oversold >= f.wt_overbought:
+        raise ParamsError(f"features.wt_oversold: got {f.wt_oversold:g}, expected below features.wt_overbought ({f.wt_overbought:g})")
     lists = {"models": p.run.models, "neural_models": p.run.neural_models, "joint_models": p.run.joint_models}
     if not any(lists.values()):
         raise ParamsError("run.models: got [] and run.neural_models and run.joint_models are empty too; list at least one model")

@@ -183,6 +183,14 @@ def project(tmp_path_factory):
     out["again"] = _run(dvc + ["repro"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(git + ["commit", "-qm", "baseline"], work, env)
+    # a bad value in a key no stage of the run reads: stopped first, nothing recorded
+    lock_before, good_params = (work / "dvc.lock").read_bytes(), (work / "params.yaml").read_text()
+    (work / "params.yaml").write_text(good_params.replace("bb_k: 2.0", "bb_k: .nan"))
+    assert "bb_k: .nan" in (work / "params.yaml").read_text()
+    bad = subprocess.run(dvc + ["repro"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    out["bad_params"] = (bad.returncode, bad.stdout + bad.stderr, (work / "dvc.lock").read_bytes() == lock_before)
+    (work / "params.yaml").write_text(good_params)
+    out["after_bad"] = _run(dvc + ["repro"], work, env)
     # a new model, the documented way: one file, its params section, its name in the run list
     (work / "src/trendfactory/models/zoo/centroid.py").write_text(ONE_FILE_MODEL)
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -223,7 +231,7 @@ def test_a_new_model_is_one_file_plus_its_params(project):
     changed = sorted(line[3:] for line in out["one_file_status"].splitlines())
     assert changed == ["params.yaml", "src/trendfactory/models/zoo/centroid.py"], changed
     assert sorted(_ran(out["one_file"])) == [
-        "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20", "train@centroid-5",
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20", "train@centroid-5",
     ]
     headline = json.loads((work / "metrics/eval/centroid-h5.json").read_text())
     assert -1 <= headline["rank_ic"] <= 1
@@ -232,7 +240,7 @@ def test_a_new_model_is_one_file_plus_its_params(project):
 
 def test_repro_window_builds_the_data_layer(project):
     work, out = project
-    assert _ran(out["window"]) == ["ingest", "featurize", "window"]
+    assert _ran(out["window"]) == ["check_params", "ingest", "featurize", "window"]
     assert WindowSplit.open(work / "data/windows").n_folds == 2
     for fold in (0, 1):
         for split in ("train", "val", "test"):
@@ -295,6 +303,17 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
     )
 
 
+def test_a_bad_param_stops_the_run_before_any_stage_and_records_nothing(project):
+    _, out = project
+    code, text, lock_unchanged = out["bad_params"]
+    assert code != 0 and "Traceback" not in text
+    assert _ran(text) == ["check_params"]
+    assert [line for line in text.splitlines() if line.startswith("error:")] == [
+        "error: params.yaml: features.bb_k: got nan, expected a finite number"]
+    assert lock_unchanged
+    assert _ran(out["after_bad"]) == ["check_params"]  # fixed: only the check reruns, nothing downstream
+
+
 def test_second_repro_is_up_to_date(project):
     _, out = project
     assert _ran(out["again"]) == []
@@ -311,21 +330,21 @@ def test_push_and_pull_through_an_ssh_remote(project):
     assert re.search(r"\d+ files? (fetched|added)", out["pull"]), out["pull"]
     assert "up to date" in out["clone_status"].lower(), out["clone_status"]
     assert sorted(_ran(out["clone_exp"])) == [
-        "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
     ]
 
 
 def test_exp_run_reruns_only_the_changed_model(project):
     _, out = project
     assert sorted(_ran(out["exp"])) == [
-        "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
     ]
 
 
 def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
     _, out = project
     assert sorted(_ran(out["exp_lr"])) == [
-        "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20",
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20",
         "evaluate_neural@mlp-5", "train_joint@dual_tower", "train_neural@mlp",
     ]
 
@@ -333,7 +352,7 @@ def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
 def test_ablation_param_reruns_only_the_dual_tower(project):
     _, out = project
     assert sorted(_ran(out["exp_ablation"])) == [
-        "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower",
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower",
     ]
 
 

@@ -36,7 +36,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trendfactory.errors import DataValidationError
+from trendfactory.io import make_temp_dir, remove_stale_temps
 
 __all__ = [
     "FORMAT_VERSION",
@@ -197,7 +197,7 @@ def _np(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished ``tmp`` dir to ``final``, replacing any previous ``final``."""
     if final.exists() or final.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        old = make_temp_dir(final, "old")  # a kill before the rmtree below leaves it for remove_stale_temps
         os.rmdir(old)
         os.replace(final, old)
         try:
@@ -259,7 +259,8 @@ def build_split(
     tz = schema.field(DATETIME_COL).type.tz
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    remove_stale_temps(out_dir)  # what killed runs left behind
+    tmp = make_temp_dir(out_dir)
     try:
         meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler)
         if folds is not None:
