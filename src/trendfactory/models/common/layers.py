@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,3 +96,14 @@ class RNNNet(nn.Module):
     def forward(self, x):  # x: [B, L, F]
         out, _ = self.rnn(x)  # [B, L, H]
         return self.head(self.drop(out[:, -1]))  # [B, H] at the window's end row
+
+
+def sinusoidal_encoding(length: int, d_model: int) -> torch.Tensor:
+    """[length, d_model] fixed positional encoding of Vaswani et al. (2017): sin on even
+    channels, cos on odd ones, wavelengths from 2*pi to 10000*2*pi (Informer's and TimesNet's)."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]  # [L, 1]
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))  # [ceil(D/2)]
+    pe = torch.zeros(length, d_model)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div[: d_model // 2])
+    return pe

@@ -51,7 +51,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from trendfactory.models.common.layers import Dropout, TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead, sinusoidal_encoding
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 from trendfactory.params import DROPOUT, pos_field
@@ -64,15 +64,6 @@ def log_count(factor: int, length: int) -> int:
     queries u (the reference's ``U_part`` and ``u``)."""
     return max(1, min(length, factor * math.ceil(math.log(length)) if length > 1 else 1))
 
-
-def sinusoidal_encoding(length: int, d_model: int) -> torch.Tensor:
-    """[length, d_model] fixed positional encoding (Vaswani et al.), as the paper's PE."""
-    pos = torch.arange(length, dtype=torch.float32)[:, None]  # [L, 1]
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))  # [ceil(D/2)]
-    pe = torch.zeros(length, d_model)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div[: d_model // 2])
-    return pe
 
 
 class ProbSparseAttention(nn.Module):

@@ -39,14 +39,13 @@ averaging K convs, with one conv instead of K (the K kernels stay the parameters
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from trendfactory.models.common.layers import Dropout, TrendHead
+from trendfactory.models.common.layers import Dropout, TrendHead, sinusoidal_encoding
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.registry import register
 from trendfactory.params import DROPOUT, pos_field
@@ -102,21 +101,11 @@ class TimesBlock(nn.Module):
         return out + x  # [B, L, d]
 
 
-def sinusoidal_positions(length: int, d: int) -> torch.Tensor:
-    """[length, d] fixed positional encoding (Vaswani et al.), as the reference's PositionalEmbedding."""
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))  # [ceil(d/2)]
-    pe = torch.zeros(length, d)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq[: d // 2])
-    return pe
-
-
 class TimesNetNet(nn.Module):
     def __init__(self, n_features: int, seq_len: int, d_model: int, d_ff: int, top_k: int, num_kernels: int, layers: int, dropout: float) -> None:
         super().__init__()
         self.embed = nn.Conv1d(n_features, d_model, 3, padding=1, bias=False)  # token embedding over neighbouring bars
-        self.register_buffer("pos", sinusoidal_positions(seq_len, d_model), persistent=False)  # [L, d]: derived, not saved
+        self.register_buffer("pos", sinusoidal_encoding(seq_len, d_model), persistent=False)  # [L, d]: derived, not saved
         self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(TimesBlock(d_model, d_ff, top_k, num_kernels) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
