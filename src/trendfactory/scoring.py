@@ -174,11 +174,12 @@ def _check_feature_params(params: Params, params_path: str, project_root: Path) 
 # ----------------------------------------------------------------------------------------------
 
 
-def _load_input(input_path: str | Path, manifest: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+def _load_input(input_path: str | Path, manifest: dict, timezone: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """Validated bars (exactly what `data.source: csv` accepts), reduced to the columns the
     training source had: WaveTrend uses hlc3 when high/low exist and close otherwise, so a
-    close-only model must not see the input's high/low."""
-    frames, origins = load_csv_bars(input_path)
+    close-only model must not see the input's high/low. Stamps with a UTC offset are converted to
+    ``timezone`` (the training run's ``data.timezone``), as ingest converted the training bars."""
+    frames, origins = load_csv_bars(input_path, timezone=timezone)
     bars = combine(frames)
     drop = []
     if not manifest.get("has_high_low", True):
@@ -265,8 +266,24 @@ def _scaled_features(
     # through float32 first, as featurize stores them: the same numbers the window store's fold views scale
     with np.errstate(over="ignore"):
         frame = pd.DataFrame({c: raw.columns[c].to_numpy(dtype=np.float32) for c in features}, index=bars.index)
+    _undefine_lone_dispersion(frame, bars, trained)
     scaled = apply_scaler(frame, {c: trained.scaler[c] for c in features}, params.features.clip)
     return scaled, raw.groups
+
+
+def _undefine_lone_dispersion(frame: pd.DataFrame, bars: pd.DataFrame, trained: TrainedPipeline) -> None:
+    """NaN the dispersion features on input dates with a single symbol, when the model learned
+    them from a universe of several. Featurize sets a lone symbol's dispersion to 0 (so a ragged
+    universe keeps its rows), but 0 across one symbol is not the spread of the N-symbol universe
+    the model was trained on: scoring such a bar would be a silent guess, so it is left out with
+    the reason instead (see ``_why_incomplete``)."""
+    n_trained = trained.manifest.get("n_symbols")
+    cols = [c for c in frame.columns if c.startswith("ctx_dispersion")]
+    if not cols or not isinstance(n_trained, int) or n_trained < 2:
+        return
+    alone = bars.groupby("datetime")["symbol"].transform("nunique").to_numpy() < 2
+    if alone.any():
+        frame.loc[alone, cols] = np.nan
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,7 +405,7 @@ def score_bars(
     root = Path(project_root)
     trained = load_trained(model, horizon, root, params)
     _check_feature_params(params, params_path, root)
-    bars, origins = _load_input(input_path, trained.manifest)
+    bars, origins = _load_input(input_path, trained.manifest, params.data.timezone)
     need, why = _min_bars(trained, params)
     _check_length(bars, origins, need, why)
 

@@ -83,12 +83,21 @@ def test_directory_of_symbol_files_and_adjusted_close(tmp_path):
 
 
 def test_symbol_in_two_files_is_rejected(tmp_path):
+    # Caught while reading, where both files are known (combine() could name neither).
     f = good_frame()
     f.to_csv(tmp_path / "one.csv", index=False)
     f.to_csv(tmp_path / "two.csv", index=False)
-    frames, _ = load_csv_bars(tmp_path)
+    with pytest.raises(DataValidationError, match=r"two\.csv: symbol AAA is also in .*one\.csv; give each symbol's bars in one file only"):
+        load_csv_bars(tmp_path)
+
+
+def test_combine_still_rejects_overlapping_frames():
+    # The last guard for sources that bypass load_csv_bars (embedded loaders, the scorer).
+    from trendfactory.data.validation import validate_bars
+
+    frame = validate_bars(good_frame().rename(columns={"Ticker": "symbol", "Date": "datetime", "Close": "close"})[["symbol", "datetime", "close"]], "x")
     with pytest.raises(DataValidationError, match=r"symbol AAA appears in more than one file"):
-        combine(frames)
+        combine([frame, frame])
 
 
 def test_long_file_without_symbol_column(tmp_path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trendfactory.data.universe import required_history
 from trendfactory.data.validation import check_min_length
 from trendfactory.errors import DataValidationError
 from trendfactory.features.context import compute_context_features
@@ -96,8 +97,8 @@ def build_features(bars: pd.DataFrame, context: pd.DataFrame, params: Params, or
     fcfg, lcfg = params.features, params.label
     horizons = tuple(lcfg.horizons)
     warmup = warmup_bars(fcfg)
-    need = warmup + lcfg.entry_lag + max(horizons) + 1
-    check_min_length(bars, need, origin, f"{warmup} warm-up bars + entry lag {lcfg.entry_lag} + horizon {max(horizons)} + 1")
+    need = required_history(fcfg, lcfg)  # the same minimum ingest applies data.min_history with
+    check_min_length(bars, need.bars, origin, need.why)
 
     raw = compute_raw_features(bars, context, fcfg)
     labels = make_labels(bars, horizons, lcfg.entry_lag, lcfg.barrier_k, lcfg.vol_span)

@@ -2,7 +2,9 @@
 
 Computed once on the calendar of bar datetimes, then joined to every symbol-row by datetime.
 Everything at time t uses series values known at t (the ingest as-of join already applied the
-publication lags) and the universe's bars at t and before.
+publication lags) and the universe's bars at t and before. The cross-sectional (breadth)
+features are defined on dates where a single symbol trades, too: its own share above the MA
+or up, and a dispersion of 0, so a thinned-out universe loses no rows.
 """
 
 from __future__ import annotations
@@ -51,8 +53,19 @@ def _breadth_block(bars: pd.DataFrame, lookbacks: tuple[int, ...]) -> dict[str, 
         above = (bars["close"] > ma_n).astype(np.float64).where(ma_n.notna())
         out[f"ctx_breadth_above_ma_{n}"] = above.groupby(dt).mean()
         out[f"ctx_breadth_up_{n}"] = (ret_n > 0).astype(np.float64).where(ret_n.notna()).groupby(dt).mean()
-        out[f"ctx_dispersion_{n}"] = ret_n.groupby(dt).std()
+        out[f"ctx_dispersion_{n}"] = _dispersion(ret_n, dt)
     return out
+
+
+def _dispersion(ret_n: pd.Series, dt: pd.Series) -> pd.Series:
+    """Cross-sectional std of ``ret_n`` per datetime; 0 where one symbol has a value.
+
+    A sample std of one value is undefined (NaN), which would drop every window of that
+    symbol ending within seq_len bars of the date (a universe thinned to one symbol by IPOs,
+    delistings or another exchange's holiday). One return has no spread: 0 is its dispersion.
+    Dates where two or more symbols have a value are unchanged; none stays NaN (warm-up)."""
+    by_date = ret_n.groupby(dt)
+    return by_date.std().mask(by_date.count() == 1, 0.0)
 
 
 def compute_context_features(bars: pd.DataFrame, context: pd.DataFrame, cfg: FeaturesConfig) -> ContextFeatures:

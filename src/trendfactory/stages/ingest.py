@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from trendfactory.data.ingest import run_ingest
+from trendfactory.data.universe import required_history
 from trendfactory.io import write_json, write_parquet
 from trendfactory.paths import RAW_DIR
 from trendfactory.stages.common import log, stage_main
 
 
-
 def main_body(params, args) -> None:
-    result = run_ingest(params.data, params.seed)
+    # symbols too short for featurize's warm-up are dropped (or refused) here, where their files are known
+    result = run_ingest(params.data, params.seed, history=required_history(params.features, params.label))
     m = result.manifest
     log.info("%s: %d rows, %d symbols, %s .. %s", m["source"], m["rows"], m["n_symbols"], m["start"][:10], m["end"][:10])
     for name, rep in m["context"].items():
