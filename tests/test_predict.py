@@ -119,7 +119,7 @@ def _assert_features_match_test_store(root: Path, model: str, params) -> None:
     from trendfactory.windows.reader import WindowSplit
 
     trained = load_trained(model, H, Path("."), params)
-    bars, _ = _load_input("bars.csv", trained.manifest)
+    bars, _ = _load_input("bars.csv", trained.manifest, params.data.timezone)
     context, _ = _context(bars, trained.manifest)
     X, _ = _scaled_features(bars, context, trained, params)
     test = WindowSplit.open(root / "data/windows", 0, "test")

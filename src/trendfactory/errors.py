@@ -13,3 +13,15 @@ class ParamsError(TrendfactoryError, ValueError):
 
 class DataValidationError(TrendfactoryError, ValueError):
     """Bad input data (message names the file, symbol, column, row and the fix)."""
+
+
+class ArtifactError(TrendfactoryError):
+    """A saved model or checkpoint that is missing, damaged or unverifiable (message names the
+    file and the fix: restore it, or retrain)."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, shortened: a library's multi-line error quoted
+    inside one of ours keeps ours one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else ""

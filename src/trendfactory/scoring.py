@@ -43,6 +43,7 @@ from trendfactory.features.stock import compute_stock_features, warmup_bars
 from trendfactory.io import atomic_path, read_json
 from trendfactory.models import Samples, TrendModel, get_model_class
 from trendfactory.models.base import METADATA_FILE, PREDICTION_COLUMNS
+from trendfactory.models.common.manifest import MANIFEST_FILE
 from trendfactory.params import Params, config_to_dict
 from trendfactory.models.registry import RUN_LIST, train_stage
 from trendfactory.paths import FEATURES_DIR, RAW_DIR, WINDOWS_DIR, fitted_model_dir, item_id, model_dir
@@ -109,7 +110,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     folds_path = root / FEATURES_DIR / "folds.json"
     folds = _need(folds_path, "featurize", "walk-forward folds and their train-fitted scalers")
     saved = fitted_model_dir(root / model_dir(cls.name, h, cls.joint), len(folds) - 1, 0)  # the last fold's first seed
-    if not (saved / METADATA_FILE).is_file():
+    if not (saved / METADATA_FILE).is_file() and not (saved / MANIFEST_FILE).is_file():  # else load names the damage
         trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
         if trained_h is not None and h not in trained_h:
             raise TrendfactoryError(

@@ -12,6 +12,7 @@ from torch import nn
 
 from trendfactory.models.common.layers import TrendHead
 from trendfactory.models.common.trainer import Classification, Trainer, _lr_lambda
+from trendfactory.errors import TrendfactoryError
 from trendfactory.params import TrainConfig
 
 CPU = torch.device("cpu")
@@ -198,3 +199,10 @@ def test_aux_weight_makes_the_predicted_score_the_score_head(tmp_path_factory):
     assert not np.allclose(p.score, p.proba[:, 2] - p.proba[:, 0])
     plain = create("mlp", {"hidden": [16]}, horizon=5, train=FAST_TRAIN).fit(tr, va).predict(va)
     np.testing.assert_allclose(plain.score, plain.proba[:, 2] - plain.proba[:, 0], atol=1e-12)
+
+
+def test_a_diverged_fit_stops_with_one_line_instead_of_saving_nan_weights(tmp_path):
+    # lr 1e30: every AdamW step moves each weight by ~1e30, so the losses overflow at once
+    t = Trainer(cfg(lr=1e30, max_grad_norm=0.0), seed=0, device=CPU, progress=False, name="tiny", checkpoint_dir=tmp_path)
+    with pytest.raises(TrendfactoryError, match=r"^tiny: the (train|validation) loss is (nan|inf) after epoch 1 \(the weights diverged\); lower train\.lr \(now 1e\+30\)"):
+        t.fit(TinyNet(), Batches(), Batches(seed=1))

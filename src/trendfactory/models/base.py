@@ -5,9 +5,9 @@ Contract (the README, "Models"):
 - the constructor stores params only (``config``, ``horizon``, ``seed``); fitted state ends in ``_``;
 - ``fit(train, val) -> self`` on :class:`~trendfactory.models.data.Samples`;
 - ``predict(samples) -> Predictions`` (raises before ``fit``);
-- ``save(dir)`` writes ``model.json`` (metadata) plus the model's own safe-format files;
-  ``TrendModel.load(dir)`` rebuilds the right class from the registry and gives identical
-  predictions. No pickle, no joblib.
+- ``save(dir)`` writes ``model.json`` (metadata) plus the model's own safe-format files, then
+  ``manifest.json`` (size and SHA-256 of each); ``TrendModel.load(dir)`` verifies the manifest,
+  rebuilds the right class from the registry and gives identical predictions. No pickle, no joblib.
 
 A model implements the four hooks ``_fit``, ``_predict``, ``_save_state`` and ``_load_state``;
 everything else (checks, timing, metadata) lives here once. A stochastic model (``stochastic``:
@@ -26,7 +26,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
-from trendfactory.errors import TrendfactoryError
+from trendfactory.errors import ArtifactError, TrendfactoryError, first_line
+from trendfactory.models.common.manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from trendfactory.models.data import CLASSES, Samples
 from trendfactory.params import config_to_dict
 
@@ -169,10 +170,13 @@ class TrendModel:
         return out
 
     def save(self, directory: str | Path) -> None:
-        """model.json + the model's own files in ``directory`` (created if needed)."""
+        """model.json + the model's own files in ``directory`` (created if needed), then
+        manifest.json over all of them (written last: a save that did not finish has none)."""
         self._check_fitted("save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        # an old manifest must not vouch for a directory this save is half-way through rewriting
+        (directory / MANIFEST_FILE).unlink(missing_ok=True)
         meta = {
             "model": f"{self.family}:{self.name}",
             "horizon": self.horizon,
@@ -184,27 +188,41 @@ class TrendModel:
         }
         self._save_state(directory)
         (directory / METADATA_FILE).write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+        write_manifest(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> "TrendModel":
-        """Rebuild a saved model (any registered class; ``cls`` narrows the expected one)."""
-        from trendfactory.models.registry import get_model_class
+        """Rebuild a saved model (any registered class; ``cls`` narrows the expected one).
+
+        Every file is checked against manifest.json before any is read: a damaged file is
+        refused with one line (:class:`ArtifactError`) instead of crashing a model library."""
+        from trendfactory.models.registry import get_model_class, parse_config
 
         directory = Path(directory)
         meta_path = directory / METADATA_FILE
-        if not meta_path.is_file():
-            raise TrendfactoryError(f"{meta_path}: not a saved model; run the train stage first")
-        meta = json.loads(meta_path.read_text())
+        if not meta_path.is_file() and not (directory / MANIFEST_FILE).is_file():
+            raise ArtifactError(f"{meta_path}: not a saved model; run the train stage first")
+        verify_manifest(directory)
+        meta = _read_metadata(meta_path)
         model_cls = get_model_class(meta["model"])
         if cls is not TrendModel and not issubclass(model_cls, cls):
             raise TrendfactoryError(f"{directory}: holds a {meta['model']} model, not {cls.family}:{cls.name}")
-        from trendfactory.models.registry import parse_config
 
         model = model_cls(parse_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
         model.history_ = {}
         model.best_iteration_ = meta.get("best_iteration")
         model.fit_seconds_ = 0.0  # timings are logged, never saved: the saved model is hashed by DVC
-        model._load_state(directory, meta.get("state", {}))
+        try:
+            model._load_state(directory, meta.get("state", {}))
+        except TrendfactoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- any library's parse error, re-raised as one line with its cause
+            # the bytes are the ones save wrote (verified above): the reader is what changed
+            raise ArtifactError(
+                f"{directory}: its files match {MANIFEST_FILE} but {meta['model']} cannot read them "
+                f"({type(exc).__name__}: {first_line(exc)}); saved by another version of trendfactory or its libraries? "
+                f"retrain it with `dvc repro`"
+            ) from exc
         model.feature_names_ = list(meta["feature_names"])
         return model
 
@@ -239,6 +257,22 @@ class TrendModel:
         """Record per-iteration curves, e.g. ``train_loss=[...]`` (logged by the train stage)."""
         for k, v in series.items():
             self.history_[k] = [float(x) for x in v]
+
+
+_METADATA_KEYS = {"model": str, "horizon": int, "seed": int, "config": dict, "feature_names": list}
+
+
+def _read_metadata(path: Path) -> dict:
+    """model.json as a dict with its required keys, or ArtifactError. It has been verified
+    against the manifest, so this fails only for a file written by other code."""
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable ({type(exc).__name__}); retrain it with `dvc repro`") from None
+    bad = [k for k, t in _METADATA_KEYS.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), t)]
+    if bad:
+        raise ArtifactError(f"{path}: not a model record (missing or mistyped {', '.join(bad)}); retrain it with `dvc repro`")
+    return meta
 
 
 def _json_default(o: Any) -> Any:

@@ -10,6 +10,7 @@ written under. Nothing is copied until a model asks for it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,6 +116,34 @@ class Samples:
         """symbol, datetime of each sample: what its prediction is keyed by."""
         return self.split.frame(self.ends)
 
+    # ---- identity ----------------------------------------------------------------------------
+    def content_hash(self, horizons: Sequence[int] | None = None, ends: np.ndarray | None = None) -> str:
+        """Hex SHA-256 of what a fit reads from these samples: the feature matrix as the model
+        sees it (a fold view's scaled matrix, every row: windows reach back ``seq_len`` rows),
+        its names and the window length, the window end rows (``ends``, default this object's),
+        their dates, and -- when labelled -- the label, score and forward return at those ends
+        for each of ``horizons`` (default this object's horizon).
+
+        Resuming a fit needs the same data, not just the same row counts: a change of the
+        labelling params keeps every count and changes the labels. One pass over contiguous
+        bytes (~30 MB for 140k x 56 float32 features) costs tens of milliseconds."""
+        ends = self.ends if ends is None else np.asarray(ends, dtype=np.int64)
+        horizons = [self.horizon] if horizons is None else [int(h) for h in horizons]
+        h = hashlib.sha256()
+        h.update(repr((list(self.feature_names), self.seq_len, horizons, self.labelled)).encode())
+        _hash_array(h, self.split.features)
+        _hash_array(h, ends)
+        _hash_array(h, pd.DatetimeIndex(self.split.frame(ends)["datetime"]).asi8)  # UTC ns, tz or not
+        if self.labelled:
+            for hz in horizons:
+                for values in (self.split.labels(hz), self.split.scores(hz), self.split.returns(hz)):
+                    _hash_array(h, np.asarray(values)[ends])
+        self._hash_extra(h)
+        return h.hexdigest()
+
+    def _hash_extra(self, h: "hashlib._Hash") -> None:
+        """What a subclass changes about the inputs (see _PermutedSamples); nothing here."""
+
 
 class _PermutedSamples(Samples):
     """See :meth:`Samples.permuted`."""
@@ -147,6 +176,18 @@ class _PermutedSamples(Samples):
     def raw_feature(self, name: str) -> np.ndarray:
         v = super().raw_feature(name)
         return v[self.perm] if name in self.columns else v
+
+    def _hash_extra(self, h: "hashlib._Hash") -> None:
+        # the permuted columns and the permutation change every input row the model sees
+        h.update(repr(self.columns).encode())
+        _hash_array(h, self.perm)
+
+
+def _hash_array(h: "hashlib._Hash", values: np.ndarray) -> None:
+    """Feed an array's dtype, shape and bytes (C order) to ``h``: equal arrays, equal digests."""
+    a = np.ascontiguousarray(values)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.reshape(-1).view(np.uint8))  # the bytes in place: no copy of a 30 MB matrix
 
 
 def class_weights(classes: np.ndarray, mode: str) -> np.ndarray | None:

@@ -124,7 +124,7 @@ class NeuralModel(TrendModel):
         net = self.network(len(self.horizons_))
         tr_ends, va_ends = self.common_ends(train, self.horizons_), self.common_ends(val, self.horizons_)
         cw = self._class_weight(train.split, tr_ends)
-        run_id = fingerprint(self.name, self.horizons_, self.seed, config_to_dict(self.config), _train_key(cfg), train.feature_names, len(tr_ends), len(va_ends))
+        run_id = resume_key(self.name, self.horizons_, self.seed, self.config, cfg, (train, tr_ends), (val, va_ends))
         trainer = Trainer(
             cfg, seed=self.seed, device=device, on_epoch=context.on_epoch,
             checkpoint_dir=context.checkpoint_dir, run_id=run_id, name=f"{self.name} {'+'.join(f'h{h}' for h in self.horizons_)}",
@@ -193,8 +193,23 @@ class NeuralModel(TrendModel):
 
 
 def _train_key(cfg: TrainConfig) -> dict:
-    """The train settings that change the result (not where it runs or whether it resumes)."""
+    """The train settings that change the result (not where it runs, in how many processes,
+    or whether it resumes)."""
     d = dataclasses.asdict(cfg)
-    for k in ("device", "resume", "eval_batch_size"):
+    for k in ("device", "resume", "eval_batch_size", "workers"):
         d.pop(k)
     return d
+
+
+def resume_key(name: str, horizons: list[int], seed: int, config, train_config: TrainConfig,
+               train: tuple[Samples, np.ndarray], val: tuple[Samples, np.ndarray]) -> str:
+    """The run id a checkpoint must carry to be resumed: everything one network's fit reads --
+    the model, its heads' horizons, the seed, the model and train params, and the content of
+    the train and validation data at the window ends it trains and validates on (features,
+    labels, scores, returns, dates; :meth:`Samples.content_hash`). Row counts alone are not
+    enough: relabelling keeps them and changes the targets."""
+    (tr, tr_ends), (va, va_ends) = train, val
+    return fingerprint(
+        name, [int(h) for h in horizons], int(seed), config_to_dict(config), _train_key(train_config),
+        list(tr.feature_names), tr.content_hash(horizons, tr_ends), va.content_hash(horizons, va_ends),
+    )

@@ -13,15 +13,18 @@ default :class:`Classification` task; a network with other outputs brings its ow
 
 Resuming: with a ``checkpoint_dir``, the state after every epoch (weights, optimizer,
 scheduler, scaler, RNG, early-stopping bookkeeping, history) goes to ``last.pt``; a later run
-with ``resume`` and the same fingerprint (model, params, data) continues from there.
+with ``resume`` and the same fingerprint (model, params, data content) continues from there.
+Every checkpoint is sealed (``last.pt.json``: size, SHA-256, run id); one that is unsealed,
+damaged, unreadable or another run's is never loaded -- the run starts fresh with a warning.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import math
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,8 +36,8 @@ import torch
 from torch import nn
 
 from trendfactory.device import keep_freed_memory
-from trendfactory.errors import TrendfactoryError
-from trendfactory.io import atomic_path
+from trendfactory.errors import ArtifactError, TrendfactoryError, first_line
+from trendfactory.models.common.manifest import check_seal, remove_sealed, sealed_write
 from trendfactory.params import TrainConfig
 
 log = logging.getLogger("trendfactory")
@@ -317,6 +320,7 @@ class Trainer:
             n_train += count
             val_metrics = self.evaluate(net, val, task)
             val_loss = val_metrics["val/loss"]
+            self._check_finite(epoch, running / max(count, 1), val_loss, scaler.is_enabled())
             if cfg.monitor == "rank_ic":  # minimised like a loss: the negated Rank IC
                 if "val/rank_ic" not in val_metrics:
                     raise TrendfactoryError(f"{self.name}: train.monitor is rank_ic but this model's validation has no Rank IC; use train.monitor: loss")
@@ -362,6 +366,18 @@ class Trainer:
             samples_per_second=n_train / t_train if t_train > 0 else 0.0,
         )
 
+    def _check_finite(self, epoch: int, train_loss: float, val_loss: float, scaled: bool) -> None:
+        """Stop a diverged fit: NaN weights would be saved, recorded by DVC and fail later in
+        evaluate. (With fp16 loss scaling a batch's loss may be inf while the scaler skips that
+        step, so only the validation loss counts there.)"""
+        bad = [(what, v) for what, v in (("train", train_loss), ("validation", val_loss)) if not math.isfinite(v) and (what == "validation" or not scaled)]
+        if bad:
+            what, v = bad[0]
+            raise TrendfactoryError(
+                f"{self.name}: the {what} loss is {v} after epoch {epoch + 1} (the weights diverged); "
+                f"lower train.lr (now {self.cfg.lr:g}) or train.max_grad_norm (now {self.cfg.max_grad_norm:g}; 0 turns clipping off)"
+            )
+
     def _bar(self, batches, epoch: int):
         if not self.progress:
             return batches
@@ -371,16 +387,16 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _keep_best(self, epoch: int, val_loss: float, state: dict, st: dict) -> None:
-        """Write this best-so-far checkpoint and drop all but the best ``keep_best``."""
+        """Write this best-so-far checkpoint (sealed) and drop all but the best ``keep_best``."""
         if not self.checkpoint_dir:
             return
         path = self.checkpoint_dir / f"best-epoch{epoch + 1:03d}.pt"
-        with atomic_path(path) as tmp:
+        with sealed_write(path, self.run_id) as tmp:
             torch.save(state, tmp)
         st["best_ckpts"].append([val_loss, path.name])
         st["best_ckpts"].sort()
         for _, old in st["best_ckpts"][self.cfg.keep_best :]:
-            (self.checkpoint_dir / old).unlink(missing_ok=True)
+            remove_sealed(self.checkpoint_dir / old)
         st["best_ckpts"] = st["best_ckpts"][: self.cfg.keep_best]
 
     def _save_last(self, net, opt, sched, plateau, scaler, st: dict) -> None:
@@ -396,30 +412,100 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "state": json.dumps(st),
         }
-        with atomic_path(self.checkpoint_dir / LAST) as tmp:
+        with sealed_write(self.checkpoint_dir / LAST, self.run_id) as tmp:
             torch.save(blob, tmp)
 
     def _resume(self, net, opt, sched, plateau, scaler, st: dict) -> dict | None:
-        """Load ``last.pt`` when it belongs to this run; returns the best weights so far."""
+        """Continue from ``last.pt`` when it is this run's and intact; returns the best weights
+        so far. Anything unusable -- no seal, a damaged or unreadable file, another run's, a
+        missing or damaged best checkpoint -- means starting fresh with one warning: a resume
+        must give what an uninterrupted run gives, and without the best weights it cannot."""
         path = self.checkpoint_dir / LAST
         if not path.is_file():
             return None
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("run_id") != self.run_id:
-            log.info("%s: %s is from another configuration; starting afresh", self.name, path)
+        try:
+            blob, state, best = self._read_resumable(net, path)
+        except ArtifactError as exc:
+            log.warning("%s: not resuming: %s; starting fresh", self.name, exc)
             return None
-        net.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        sched.load_state_dict(blob["scheduler"])
-        if plateau is not None and blob["plateau"] is not None:
-            plateau.load_state_dict(blob["plateau"])
-        scaler.load_state_dict(blob["scaler"])
-        torch.set_rng_state(blob["torch_rng"])
-        st.update(json.loads(blob["state"]))
-        best = None
-        if st["best_ckpts"]:
-            best_path = self.checkpoint_dir / min(st["best_ckpts"])[1]
-            if best_path.is_file():
-                best = torch.load(best_path, map_location="cpu", weights_only=True)
+        fresh = _snapshot(net, opt, sched, plateau, scaler)
+        try:
+            _restore(blob, net, opt, sched, plateau, scaler)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            # a sealed checkpoint of this run id that does not fit (e.g. the code changed the
+            # network): undo whatever part was applied, so the fresh start is really fresh
+            _restore(fresh, net, opt, sched, plateau, scaler)
+            log.warning("%s: not resuming: %s does not fit this network or optimizer (%s: %s); starting fresh",
+                        self.name, path, type(exc).__name__, first_line(exc))
+            return None
+        st.update(state)
         log.info("%s: resuming after epoch %d from %s", self.name, st["epoch"], path)
         return best
+
+    def _read_resumable(self, net: nn.Module, path: Path) -> tuple[dict, dict, dict | None]:
+        """(last.pt's blob, its bookkeeping, the best weights so far), all verified, or
+        ArtifactError saying which file is unusable and why."""
+        blob = self._load_sealed(path)
+        if not isinstance(blob, dict) or blob.get("run_id") != self.run_id or not _CHECKPOINT_KEYS <= set(blob):
+            raise ArtifactError(f"{path}: not a checkpoint of this run")
+        try:
+            state = json.loads(blob["state"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: unreadable bookkeeping ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or not _STATE_KEYS <= set(state):
+            raise ArtifactError(f"{path}: unreadable bookkeeping")
+        _check_weights_fit(net, blob["model"], path)
+        best = None
+        if state["best_epoch"] >= 0:  # an epoch improved: its weights are what fit() must end with
+            if not state["best_ckpts"]:
+                raise ArtifactError(f"{path}: records best epoch {state['best_epoch'] + 1} but no best checkpoint")
+            best_path = self.checkpoint_dir / min(state["best_ckpts"])[1]
+            best = self._load_sealed(best_path)
+            _check_weights_fit(net, best, best_path)
+        return blob, state, best
+
+    def _load_sealed(self, path: Path):
+        """``torch.load`` of a checkpoint whose seal matches this run (ArtifactError otherwise)."""
+        check_seal(path, self.run_id)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 -- whatever torch raises, the answer is the same: start fresh
+            raise ArtifactError(f"{path}: unreadable ({type(exc).__name__})") from exc
+
+
+_CHECKPOINT_KEYS = {"run_id", "model", "optimizer", "scheduler", "plateau", "scaler", "torch_rng", "state"}
+_STATE_KEYS = {"epoch", "best", "best_epoch", "bad", "history", "best_ckpts"}
+
+
+def _check_weights_fit(net: nn.Module, weights: object, path: Path) -> None:
+    """ArtifactError unless ``weights`` is a state dict with exactly ``net``'s names and shapes
+    (checked before loading: a failing ``load_state_dict`` may already have copied some)."""
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ArtifactError(f"{path}: not a state dict")
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    if have != want:
+        raise ArtifactError(f"{path}: its weights do not fit this network (other layer names or shapes)")
+
+
+def _snapshot(net, opt, sched, plateau, scaler) -> dict:
+    """The trainer's starting state in last.pt's layout (copies), to undo a partial resume."""
+    return {
+        "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "optimizer": copy.deepcopy(opt.state_dict()),
+        "scheduler": copy.deepcopy(sched.state_dict()),
+        "plateau": copy.deepcopy(plateau.state_dict()) if plateau is not None else None,
+        "scaler": copy.deepcopy(scaler.state_dict()),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _restore(blob: dict, net, opt, sched, plateau, scaler) -> None:
+    """Load a last.pt blob (or a :func:`_snapshot`) into the trainer's objects."""
+    net.load_state_dict(blob["model"])
+    opt.load_state_dict(blob["optimizer"])
+    sched.load_state_dict(blob["scheduler"])
+    if plateau is not None and blob["plateau"] is not None:
+        plateau.load_state_dict(blob["plateau"])
+    scaler.load_state_dict(blob["scaler"])
+    torch.set_rng_state(blob["torch_rng"])

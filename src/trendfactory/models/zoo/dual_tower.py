@@ -32,8 +32,8 @@ from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.layers import Dropout
-from trendfactory.models.common.neural import NeuralModel, _Scorer, _train_key
-from trendfactory.models.common.trainer import Task, Trainer, fingerprint, macro_f1
+from trendfactory.models.common.neural import NeuralModel, _Scorer, resume_key
+from trendfactory.models.common.trainer import Task, Trainer, macro_f1
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
 from trendfactory.params import DROPOUT, NON_NEGATIVE, POS_LIST, POSITIVE, choice, config_to_dict, pos_field
@@ -260,7 +260,7 @@ class DualTower(NeuralModel):
                 BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True)
                 for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))
             ]
-            run_id = fingerprint(self.name, group, self.seed, config_to_dict(cfg), _train_key(tc), self.columns_, len(tr_ends), len(va_ends))
+            run_id = resume_key(self.name, group, self.seed, cfg, tc, (train, tr_ends), (val, va_ends))
             ckpt = context.checkpoint_dir / "-".join(f"h{h}" for h in group) if context.checkpoint_dir else None
             trainer = Trainer(tc, seed=self.seed, device=device, on_epoch=context.on_epoch if len(self.groups_) == 1 else None,
                               checkpoint_dir=ckpt, run_id=run_id, name=f"dual_tower {'+'.join(f'h{h}' for h in group)}")
