@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,7 @@ def test_repo_params_yaml_loads_and_matches_defaults():
     validate_all(loaded)
 
 
-@pytest.mark.parametrize(
-    "raw, match",
-    [
+BAD_PARAMS = [
         ({"bogus": 1}, r"^bogus: unknown key; allowed keys here: data, ensemble, evaluate, features"),
         ({"label": {"horizon": [5]}}, r"^label\.horizon: unknown key; allowed keys here: .*horizons"),
         ({"seed": "abc"}, r"^seed: got 'abc', expected an integer"),
@@ -116,8 +115,10 @@ def test_repo_params_yaml_loads_and_matches_defaults():
          r"^window\.seq_len: got 500, longer than data\.synthetic\.n_bars \(500\)"),
         ({"window": {"seq_lenn": 30}}, r"^window\.seq_lenn: unknown key; allowed keys here: seq_len"),
         ({"train": {"workers": 0}}, r"^train\.workers: got 0, expected null \(one per CPU core\) or an integer >= 1"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("raw, match", BAD_PARAMS)
 def test_bad_params_fail_with_dotted_path(raw, match):
     # most fail on load; a model's own keys and its run list when its section is read (each
     # stage reads its own; `trendfactory check` and validate_all read them all)
@@ -149,3 +150,47 @@ def test_valid_edge_values_load():
     p = parse_params({"seed": 2**32 - 2, "data": {"timezone": "America/New_York", "synthetic": {"freq": "5min"}}})
     assert p.seed == 2**32 - 2 and p.data.timezone == "America/New_York"
     assert parse_params({"data": {"source": "synthetic", "synthetic": {"n_bars": 500}}, "window": {"seq_len": 499}}).window.seq_len == 499
+
+
+@pytest.mark.parametrize("raw, match", BAD_PARAMS)
+def test_the_check_stage_stops_each_bad_params_file_with_one_line(raw, match, tmp_path, monkeypatch, capsys):
+    """What `dvc repro` runs first, in-process: exit code 1, one `error:` line naming the file
+    and the dotted key, no traceback, no output (so DVC records nothing downstream)."""
+    from trendfactory.stages import check_params
+
+    full = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())  # a whole file, as DVC needs
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_merged(full, raw)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["check_params"])
+    with pytest.raises(SystemExit) as exit_info:
+        check_params.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.match(r"^error: params\.yaml: " + match.lstrip("^"), errors[0]), errors
+    assert not (tmp_path / "data" / "params_checked.txt").exists()
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` written into it (mappings merged key by key, anything else replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "params.yaml: empty; dvc.yaml builds its stages from run.models, run.neural_models, run.joint_models, label.horizons"),
+    ("seed: 1\n", "params.yaml: run.models: missing; dvc.yaml builds"),
+    ("run:\n  models: [majority]\n", "params.yaml: run.neural_models: missing; dvc.yaml builds its stages from"),
+])
+def test_the_check_stage_names_the_keys_dvc_needs(text, message, tmp_path, monkeypatch, capsys):
+    # `trendfactory check` / the check stage: the loader would take defaults, DVC cannot
+    from trendfactory.stages import check_params
+
+    (tmp_path / "params.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["check_params"])
+    with pytest.raises(SystemExit):
+        check_params.main()
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {message}")

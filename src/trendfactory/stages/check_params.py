@@ -13,6 +13,10 @@ Its output holds fixed text: it changes only when validation starts or stops pas
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from trendfactory.errors import TrendfactoryError
 from trendfactory.io import atomic_path
 from trendfactory.params import Params
@@ -22,10 +26,28 @@ from trendfactory.stages.common import log, stage_main
 CHECKED_TEXT = "params.yaml passed validation (stage check_params)\n"
 
 
+# keys dvc.yaml interpolates (its stage matrices): the loader would take their defaults, but DVC
+# cannot even expand the pipeline without them (it stops with "Could not find 'run.models'")
+DVC_EXPANDS = ("run.models", "run.neural_models", "run.joint_models", "label.horizons")
+
+
+def check_dvc_keys(path: str | Path) -> None:
+    """The keys DVC itself reads from the file are there (an empty file has none)."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    for dotted in DVC_EXPANDS:
+        section, key = dotted.split(".")
+        if not isinstance(raw.get(section), dict) or key not in raw[section]:
+            what = "empty" if not raw else f"{dotted}: missing"
+            raise TrendfactoryError(f"{path}: {what}; dvc.yaml builds its stages from {', '.join(DVC_EXPANDS)}, so they must be "
+                                    f"in the file (restore it with `git checkout {path}`, or copy them from the repository's params.yaml)")
+
+
 def validate_everything(params: Params, source: str) -> None:
-    """Every model's section and every run list (``load_params`` did the rest); errors name ``source``."""
+    """The keys DVC expands, every model's section and every run list (``load_params`` did the
+    rest); errors name ``source``."""
     from trendfactory.models.registry import validate_all  # imports every model's file: only here
 
+    check_dvc_keys(source)
     try:
         validate_all(params)
     except TrendfactoryError as exc:
