@@ -311,7 +311,8 @@ def test_a_bad_param_stops_the_run_before_any_stage_and_records_nothing(project)
     assert [line for line in text.splitlines() if line.startswith("error:")] == [
         "error: params.yaml: features.bb_k: got nan, expected a finite number"]
     assert lock_unchanged
-    assert _ran(out["after_bad"]) == ["check_params"]  # fixed: only the check reruns, nothing downstream
+    # params.yaml back as it was: at most the check reruns (DVC may find it up to date), nothing downstream
+    assert set(_ran(out["after_bad"])) <= {"check_params"}
 
 
 def test_second_repro_is_up_to_date(project):
