@@ -9,6 +9,7 @@ target removes the temps of processes that are gone.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ def remove_stale_temps(target: str | Path) -> list[Path]:
     if not target.parent.is_dir():
         return []
     removed = []
-    for path in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = path.name[len(target.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
             continue  # a live writer (another process is building it right now)
@@ -47,11 +48,6 @@ def remove_stale_temps(target: str | Path) -> list[Path]:
         shutil.rmtree(old)
         removed.append(old)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters bracketed, so it matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _temp_prefix(target: Path) -> str:
