@@ -114,7 +114,7 @@ BAD_PARAMS = [
         ({"data": {"source": "synthetic", "synthetic": {"n_bars": 500}}, "window": {"seq_len": 500}},
          r"^window\.seq_len: got 500, longer than data\.synthetic\.n_bars \(500\)"),
         ({"window": {"seq_lenn": 30}}, r"^window\.seq_lenn: unknown key; allowed keys here: seq_len"),
-        ({"train": {"workers": 0}}, r"^train\.workers: got 0, expected null \(one per CPU core\) or an integer >= 1"),
+        ({"parallel": {"cpus": 0}}, r"^parallel\.cpus: got 0, expected null \(every core\) or an integer >= 1"),
 ]
 
 

@@ -91,6 +91,9 @@ class DataConfig:
     # the universe's median that day, looks like an unadjusted split: warn (name symbol, date, size) or stop
     on_jump: str = field(default="warn", metadata=choice("warn", "error"))
     jump_ratio: float = field(default=3.0, metadata=check(lambda v: v > 1.0, "a number > 1 (a price ratio: 3 flags x3 or /3 in one bar)"))
+    # symbols held in memory at once by ingest, featurize and window (peak memory follows the
+    # chunk, not the universe); the outputs do not depend on it
+    chunk_symbols: int = pos_field(250)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -258,9 +261,16 @@ class TrainConfig:
     precision: str = field(default="auto", metadata=choice("auto", "fp32", "bf16", "fp16"))
     eval_batch_size: int = pos_field(4096)
     resume: bool = True
-    # processes fitting a network's folds x seeds side by side on the CPU (null: one per CPU core;
-    # on CUDA they run one after another); each uses one torch thread, so results do not depend on it
-    workers: int | None = field(default=None, metadata=check(_positive, "null (one per CPU core) or an integer >= 1"))
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Where a stage's independent fits run (trendfactory.parallel); never what they give."""
+
+    # null: $RAY_ADDRESS when set, else a local Ray started on demand | local | a cluster address
+    address: str | None = None
+    # CPUs a local Ray may use (null: every core; 1: every fit in the stage's own process)
+    cpus: int | None = field(default=None, metadata=check(_positive, "null (every core) or an integer >= 1"))
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
 
 # --------------------------------------------------------------------------------------------

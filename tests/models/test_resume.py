@@ -84,7 +84,7 @@ def test_the_resume_key_covers_every_param_the_fit_reads(stores):
     ]
     assert key not in changed and len(set(changed)) == len(changed)
     # where and how it runs does not change the result: it may resume across them
-    same = dataclasses.replace(TRAIN, device="auto", resume=False, eval_batch_size=7, workers=3)
+    same = dataclasses.replace(TRAIN, device="auto", resume=False, eval_batch_size=7)
     assert resume_key("mlp", [H], 3, config, same, *ends) == key
 
 

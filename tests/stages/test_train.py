@@ -1,6 +1,6 @@
 """The train stage's fits: one per fold for a deterministic model, one per fold and seed for a
-stochastic one, and the same numbers whether a network's fits run in one process or side by
-side in worker processes."""
+stochastic one, and the same numbers whether the fits run one after another in the stage's
+process or side by side as tasks on a local Ray."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from trendfactory.stages.train import main_body
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_stage")
     params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,),
-                         models={"mlp": {"hidden": [8]}, "xgboost": {"n_estimators": 15}, "logistic": {"max_iter": 50}},
+                         models={"mlp": {"hidden": [8]}, "xgboost": {"n_estimators": 15, "n_jobs": 1}, "logistic": {"max_iter": 50}},
                          train={"max_epochs": 2, "batch_size": 128}, evaluate={"seeds": 2})
     build_stores(root, params)
     return root, params
@@ -52,12 +52,16 @@ def test_a_stochastic_model_is_fitted_with_every_seed(project, monkeypatch):
     assert not np.allclose(a["score"], b["score"])  # subsampling with another seed: another model
 
 
-def test_worker_processes_give_the_same_numbers(project, monkeypatch):
+@pytest.mark.parametrize("model, item_horizon", [("mlp", None), ("xgboost", 5)])
+def test_fits_on_a_local_ray_give_the_same_numbers(project, monkeypatch, model, item_horizon):
+    """Sequential (parallel.cpus 1) and fanned out on a local Ray of 2 CPUs (one-thread fits: a
+    network, and XGBoost with n_jobs 1): the same predictions, bit for bit."""
     import dataclasses
 
     root, params = project
-    alone = _train(root, monkeypatch, dataclasses.replace(params, train=dataclasses.replace(params.train, workers=1)), "mlp", None)
-    pooled = _train(root, monkeypatch, dataclasses.replace(params, train=dataclasses.replace(params.train, workers=2)), "mlp", None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    alone = _train(root, monkeypatch, dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=1)), model, item_horizon)
+    fanned = _train(root, monkeypatch, dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=2)), model, item_horizon)
     for role in ("val", "test"):
-        assert set(pooled[role]["seed"]) == {0, 1}
-        pd.testing.assert_frame_equal(alone[role], pooled[role])
+        assert set(fanned[role]["seed"]) == {0, 1}
+        pd.testing.assert_frame_equal(alone[role], fanned[role])

@@ -119,6 +119,13 @@ class TrendModel:
     # refits it with `evaluate.seeds` seeds per fold; deterministic models are fitted once
     stochastic: ClassVar[bool] = False
 
+    @classmethod
+    def threads(cls, config: Any) -> int:
+        """CPU threads one fit uses: what a fan-out task of it reserves (trendfactory.parallel).
+        The tree libraries' ``n_jobs``; a network fit runs on one torch thread (set by the train
+        stage, so its numbers are the same alone or beside other fits); one otherwise."""
+        return 1 if cls.uses_trainer else int(getattr(config, "n_jobs", 1))
+
     def __init__(self, config: Any = None, *, horizon: int = 5, seed: int = 0) -> None:
         self.config = config if config is not None else self.config_class()
         self.horizon = int(horizon)

@@ -20,8 +20,10 @@ single fit. Writes:
   per-fit summary. No timings: they change from run to run, and these outputs are hashed by DVC
   (fit times go to the log).
 
-A network's fits run side by side in ``train.workers`` processes on the CPU, one torch thread
-each, so every fit gives the same numbers whether it ran alone or beside others.
+The fits are independent: they fan out as Ray tasks (trendfactory.parallel; ``parallel`` in
+params.yaml: a local Ray using every core, or a cluster), each reserving the threads it runs on
+(one torch thread per network, ``n_jobs`` for a tree library), so every fit gives the same numbers
+whether it ran alone, beside others or on another node.
 Everything is built in temp dirs and renamed into place at the end, so an interrupted run never
 leaves half-written outputs; a neural fit keeps checkpoints in
 .checkpoints/<model>-h<h>/fold_XX/seed_YY/ meanwhile, and with ``train.resume`` an interrupted
@@ -33,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
-import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from trendfactory.io import atomic_dir, write_parquet
 from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.registry import check_listed
+from trendfactory.parallel import Placement, chdir_to, placement, run_tasks
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
 from trendfactory.stages.common import configure_logging, log, seed_everything, stage_main
@@ -73,7 +73,7 @@ def prediction_frame(model: TrendModel, samples: Samples, fold: int, seed_index:
 @dataclass(frozen=True)
 class Job:
     """One fit of a train stage: a model in fold ``fold`` with seed number ``seed_index`` (the
-    fit's seed is ``params.seed + seed_index``). Everything a worker process needs, picklable."""
+    fit's seed is ``params.seed + seed_index``). Everything a Ray task needs, picklable."""
 
     name: str  # the stage's item (for log lines)
     model: str
@@ -87,12 +87,15 @@ class Job:
     out_dir: Path
     checkpoint_dir: Path | None
     one_thread: bool  # torch on one thread: the same numbers whether run alone or beside others
+    root: Path  # the repository: a task on another worker or node resolves data/ and models/ from it
 
 
 def run_job(job: Job) -> dict:
     """Fit one (fold, seed), save the model under ``out_dir/fold_XX/seed_YY`` and return its
     predictions (``preds[h][role]``) and a summary. Seeded from the job alone, so the result does
-    not depend on which process runs it or what ran before."""
+    not depend on which process or node runs it or what ran before."""
+    chdir_to(job.root)
+    configure_logging("train")  # a Ray worker starts without the stage's log format
     if job.one_thread:
         import torch
 
@@ -110,26 +113,15 @@ def run_job(job: Job) -> dict:
             "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)}}
 
 
-def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
-    """Every job's result, in the jobs' order: in this process (``workers`` 1) or in a pool of
-    ``workers`` spawned processes (fork is unsafe once torch's thread pools exist)."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [run_job(j) for j in jobs]
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=configure_logging, initargs=("train",)) as pool:
-        return list(pool.map(run_job, jobs))
+def cpus_per_fit(cls: type[TrendModel], config: Any, params: Params, where: Placement) -> int:
+    """CPUs one fit's task reserves. A network on a GPU takes the whole local machine (the GPU
+    is shared: its fits run one after another in the stage's process)."""
+    if cls.uses_trainer:
+        from trendfactory.device import resolve_device
 
-
-def worker_count(cls: type[TrendModel], params: Params) -> int:
-    """Processes for the stage's fits: trainer models on the CPU fan out (one torch thread each);
-    tree libraries already use ``n_jobs`` threads, and a GPU is shared, so those run in turn."""
-    if not cls.uses_trainer:
-        return 1
-    from trendfactory.device import resolve_device
-
-    if resolve_device(params.train.device).type != "cpu":
-        return 1
-    return params.train.workers or (os.cpu_count() or 1)
+        if resolve_device(params.train.device).type != "cpu" and not where.is_cluster:
+            return where.cpus
+    return cls.threads(config)
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
@@ -147,7 +139,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     n_folds = store.n_folds
     n_seeds = params.evaluate.seeds if cls.stochastic else 1
     name = model_dir(cls.name, horizon, cls.joint).name
-    workers = worker_count(cls, params)
+    where = placement(params.parallel.address, params.parallel.cpus)
 
     from dvclive import Live  # after the cheap checks: importing dvclive imports dvc
 
@@ -167,12 +159,12 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             f = store.meta["folds"][k]
             log.info("%s fold %d of 0..%d (test %s..%s): %s train / %s val samples, %d features", name, k, n_folds - 1,
                      f["test_start"], f["test_end"] or "end", f"{len(train):,}", f"{len(val):,}", train.n_features)
-        jobs = [Job(name, cls.name, config, params.train, horizon, tuple(horizons), k, s, params.seed + s, out_dir,
-                    CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None, cls.uses_trainer)
+        root = Path.cwd().resolve()
+        jobs = [Job(name, cls.name, config, params.train, horizon, tuple(horizons), k, s, params.seed + s, root / out_dir,
+                    root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None, cls.uses_trainer, root)
                 for k in range(n_folds) for s in range(n_seeds)]
-        log.info("%s: %d fits (%d folds x %d seeds) in %d process%s", name, len(jobs), n_folds, n_seeds, min(workers, len(jobs)),
-                 "es" if min(workers, len(jobs)) > 1 else "")
-        results = run_jobs(jobs, workers)
+        log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)
+        results = run_tasks(run_job, jobs, where, cpus_per_task=cpus_per_fit(cls, config, params, where), what="fit")
         # The last fold's first seed (the model closest to today) gives the DVCLive curves.
         _log_history(live, results[(n_folds - 1) * n_seeds]["history"])
         live.summary["folds"] = [r["summary"] for r in results]

@@ -184,7 +184,8 @@ class NeuralModel(TrendModel):
     def _load_state(self, directory: Path, state: dict) -> None:
         from trendfactory.params import build_config  # the params loader's own validation
 
-        self.train_config = build_config(TrainConfig, state["train"], "train")
+        train = {k: v for k, v in state["train"].items() if k != "workers"}  # a key of older saves (where fits ran)
+        self.train_config = build_config(TrainConfig, train, "train")
         self.shape_ = tuple(state["shape"])
         self.horizons_ = [int(h) for h in state.get("horizons", [self.horizon])]
         net = self.network(len(self.horizons_))
@@ -196,7 +197,7 @@ def _train_key(cfg: TrainConfig) -> dict:
     """The train settings that change the result (not where it runs, in how many processes,
     or whether it resumes)."""
     d = dataclasses.asdict(cfg)
-    for k in ("device", "resume", "eval_batch_size", "workers"):
+    for k in ("device", "resume", "eval_batch_size"):
         d.pop(k)
     return d
 

@@ -1,0 +1,172 @@
+"""Fan-out of independent work inside a stage (walk-forward folds x seeds, tuning trials) as
+Ray tasks: on a local Ray started on demand, or on a Ray cluster.
+
+Where the tasks run (the ``parallel`` section of params.yaml, which no stage lists as a DVC
+param: it changes where fits run, never what they give):
+
+- ``parallel.address`` null and no ``RAY_ADDRESS`` in the environment: a local Ray with
+  ``parallel.cpus`` CPUs (null: every core) is started for the stage and shut down after it.
+  When the machine has room for only one task at a time (a 2-thread LightGBM on 2 cores), or
+  there is one task, nothing is started: the tasks run one after another in this process.
+- ``parallel.address`` set (``host:6379``, ``ray://host:10001``, ``auto``) or ``RAY_ADDRESS``
+  set: the tasks go to that cluster. Its nodes must see this repository at the same path (a
+  shared filesystem: the tasks read the window store and write models there) and have the
+  same trendfactory installed.
+- ``parallel.address: local`` forces a local Ray even when ``RAY_ADDRESS`` is set.
+
+Results are identical to the sequential path: every task seeds itself from its own arguments
+and runs with a fixed thread count (``cpus_per_task``), whichever process or node runs it,
+and results come back in the order of the inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from trendfactory.errors import TrendfactoryError
+
+log = logging.getLogger("trendfactory")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a stage's tasks run: ``address`` None = a local Ray (or this process)."""
+
+    address: str | None
+    cpus: int  # local: CPUs the local Ray may use; cluster: unused
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.address is not None
+
+
+def placement(address: str | None, cpus: int | None) -> Placement:
+    """Resolve ``parallel.address``/``parallel.cpus`` and ``RAY_ADDRESS`` (see module docstring)."""
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    if address == LOCAL:
+        address = None
+    return Placement(address=address, cpus=int(cpus or os.cpu_count() or 1))
+
+
+def slots(where: Placement, cpus_per_task: int) -> int:
+    """Tasks a local Ray could run at once (a cluster's room is the cluster's business)."""
+    return max(1, where.cpus // max(1, cpus_per_task))
+
+
+def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpus_per_task: int = 1,
+              what: str = "task") -> list[R]:
+    """``[fn(x) for x in items]``, fanned out as Ray tasks of ``cpus_per_task`` CPUs each when
+    that can run two or more at once; in this process otherwise. ``fn`` must be a module-level
+    function and ``items`` picklable. The first task to fail raises its own error here."""
+    items = list(items)
+    if len(items) <= 1 or (not where.is_cluster and slots(where, cpus_per_task) <= 1):
+        return [fn(x) for x in items]
+    ray = _connect(where)
+    started = time.perf_counter()
+    try:
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_call)
+        refs = [remote.remote(fn, x) for x in items]
+        n = min(len(items), slots(where, cpus_per_task)) if not where.is_cluster else len(items)
+        log.info("%d %ss on Ray (%s, %d CPU%s each, up to %d at once)", len(items), what,
+                 where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", n)
+        results = _gather(ray, refs)
+    finally:
+        if not where.is_cluster:
+            ray.shutdown()  # the stage's own local Ray: its worker processes end with it
+    log.info("%d %ss done on Ray in %.1fs", len(items), what, time.perf_counter() - started)
+    return results
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
+def _gather(ray, refs: list) -> list:
+    """Results in order; the first failure cancels the rest and is re-raised as itself (a
+    TrendfactoryError from a task stays a one-line error)."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        original = getattr(exc, "cause", None)
+        raise (original if isinstance(original, BaseException) else exc.as_instanceof_cause()) from None
+
+
+def _connect(where: Placement):
+    """``ray`` connected to the placement's cluster, or to a new local Ray of ``cpus`` CPUs."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from a research pipeline
+    try:
+        import ray
+    except ImportError:  # a broken install: it is a declared dependency
+        raise TrendfactoryError("parallel: Ray is not installed; run `pip install -e .` (it is in the project's dependencies)") from None
+    if ray.is_initialized():
+        return ray
+    common = dict(include_dashboard=False, log_to_driver=True, configure_logging=False)
+    if where.is_cluster:
+        _check_reachable(where.address)
+        try:
+            ray.init(address=where.address, **common)
+        except (ConnectionError, RuntimeError) as exc:
+            raise TrendfactoryError(
+                f"parallel.address / RAY_ADDRESS {where.address!r}: cannot connect to a Ray cluster there "
+                f"({str(exc).splitlines()[0]}); start one (`ray start --head`) or set parallel.address: local"
+            ) from None
+        _check_shared_filesystem(ray)
+    else:
+        ray.init(address=LOCAL, num_cpus=where.cpus, **common)
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` with nothing listening fails in seconds (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # ray://..., auto: Ray's own lookup
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise TrendfactoryError(
+            f"parallel.address / RAY_ADDRESS {address!r}: cannot connect to a Ray cluster there ({exc.strerror or exc}); "
+            "start one (`ray start --head`) or set parallel.address: local"
+        ) from None
+
+
+def _sees(path: str) -> bool:
+    return Path(path).is_dir()
+
+
+def _check_shared_filesystem(ray) -> None:
+    """Every alive node must see this working directory: the tasks read and write under it."""
+    here = os.getcwd()
+    probe = ray.remote(num_cpus=0)(_sees)
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        if not ray.get(probe.options(scheduling_strategy=strategy).remote(here)):
+            raise TrendfactoryError(
+                f"parallel: Ray node {node.get('NodeManagerAddress')} does not see {here}; every node of the cluster "
+                "needs the repository at the same path (a shared filesystem) and trendfactory installed"
+            )
+
+
+def chdir_to(root: Path) -> None:
+    """A task's first step: relative paths (data/windows, models/...) resolve under the
+    repository, whatever directory the Ray worker started in."""
+    if Path.cwd() != root:
+        os.chdir(root)
+

@@ -1,0 +1,175 @@
+"""trendfactory.parallel: fits fanned out as Ray tasks give what the sequential path gives, on a
+local Ray and on a real two-node Ray cluster started on localhost by the test."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.pipeline_helpers import build_stores, tiny_params
+from trendfactory.errors import TrendfactoryError
+from trendfactory.parallel import Placement, placement, run_tasks, slots
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def square_and_where(x: int) -> tuple[int, int, str]:
+    import ray
+
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "driver"
+    time.sleep(0.5)  # long enough that one node cannot take every task
+    return x * x, os.getpid(), node
+
+
+def refuse(x: int) -> int:
+    if x == 2:
+        raise TrendfactoryError("item 2: refused")
+    return x
+
+
+def test_placement_follows_params_then_ray_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert placement(None, 3) == Placement(None, 3)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert placement(None, None).address == "10.0.0.1:6379"
+    assert placement("local", 2) == Placement(None, 2)  # `local` ignores RAY_ADDRESS
+    assert placement("head:6379", None).address == "head:6379"
+
+
+def test_one_slot_runs_in_this_process_without_ray():
+    """cpus 2 and 2-thread tasks: only one fits at a time, so no Ray is started at all."""
+    out = run_tasks(square_and_where, [1, 2, 3], Placement(None, 2), cpus_per_task=2)
+    assert [o[0] for o in out] == [1, 4, 9]
+    assert {o[1] for o in out} == {os.getpid()} and {o[2] for o in out} == {"driver"}
+    assert slots(Placement(None, 2), 2) == 1 and slots(Placement(None, 4), 1) == 4
+
+
+def test_a_local_ray_runs_tasks_in_other_processes_in_order():
+    out = run_tasks(square_and_where, list(range(5)), Placement(None, 2), cpus_per_task=1)
+    assert [o[0] for o in out] == [0, 1, 4, 9, 16]  # the inputs' order, whatever finished first
+    assert os.getpid() not in {o[1] for o in out}
+
+
+def test_a_failing_task_raises_its_own_error():
+    with pytest.raises(TrendfactoryError, match=r"^item 2: refused$"):
+        run_tasks(refuse, [1, 2, 3], Placement(None, 2))
+
+
+# ---- a real two-node cluster on localhost ------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory):
+    """`ray start --head` and a second `ray start --address=...` node, one CPU each, as process
+    groups of their own (stopped by the fixture alone: `ray stop` would stop every Ray here)."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+    env.pop("RAY_ADDRESS", None)
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--object-store-memory=100000000", "--block", "--disable-usage-stats"]
+    logs = tmp_path_factory.mktemp("ray_logs")
+    nodes = []
+    try:
+        nodes.append(subprocess.Popen([str(ray_bin), "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+                                      env=env, cwd=REPO, start_new_session=True, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT))
+        address = f"127.0.0.1:{port}"
+        _wait_for(lambda: _can_connect(port), 60, "the head node")
+        nodes.append(subprocess.Popen([str(ray_bin), "start", f"--address={address}", *common],
+                                      env=env, cwd=REPO, start_new_session=True, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+        _wait_for(lambda: _alive_nodes(address, env) == 2, 90, "the second node")
+        yield address
+    finally:
+        for proc in reversed(nodes):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _can_connect(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive_nodes(address: str, env: dict) -> int:
+    code = f"import ray; ray.init(address={address!r}, configure_logging=False); print(sum(n['Alive'] for n in ray.nodes()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+def _wait_for(ready, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if ready():
+            return
+        time.sleep(1)
+    raise RuntimeError(f"Ray cluster: {what} did not come up in {seconds:.0f}s")
+
+
+@pytest.fixture
+def cluster_env(two_node_cluster, monkeypatch):
+    import ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_ADDRESS", two_node_cluster)  # what a user sets; params leave address null
+    yield two_node_cluster
+    ray.shutdown()  # the driver disconnects; the cluster stays up for the next test
+
+
+def test_tasks_spread_over_both_nodes_of_a_cluster(cluster_env):
+    where = placement(None, None)
+    assert where.address == cluster_env
+    out = run_tasks(square_and_where, list(range(6)), where, cpus_per_task=1)
+    assert [o[0] for o in out] == [x * x for x in range(6)]
+    assert len({o[2] for o in out}) == 2  # both nodes ran tasks
+
+
+def test_train_stage_on_the_cluster_equals_the_sequential_run(cluster_env, tmp_path, monkeypatch):
+    """The folds x seeds of XGBoost (n_jobs 1) fitted on the two-node cluster: the same
+    predictions and saved models as one after another in this process."""
+    from trendfactory.stages.train import main_body
+
+    params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,), models={"xgboost": {"n_estimators": 15, "n_jobs": 1}},
+                         evaluate={"seeds": 2})
+    build_stores(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+
+    def train(address: str | None) -> dict[str, pd.DataFrame]:
+        run_params = dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, address=address, cpus=1))
+        main_body(run_params, argparse.Namespace(model="xgboost", horizon=5))
+        out = {r: pd.read_parquet(tmp_path / f"data/predictions/xgboost-h5/{r}_h5.parquet") for r in ("val", "test")}
+        out["models"] = sorted(str(p.relative_to(tmp_path / "models")) for p in (tmp_path / "models/xgboost-h5").rglob("*") if p.is_file())
+        return out
+
+    on_cluster = train(None)  # RAY_ADDRESS
+    shutil.rmtree(tmp_path / "models/xgboost-h5")
+    sequential = train("local")  # cpus 1: in this process
+    for role in ("val", "test"):
+        assert set(on_cluster[role]["seed"]) == {0, 1} and set(on_cluster[role]["fold"]) == set(sequential[role]["fold"])
+        pd.testing.assert_frame_equal(on_cluster[role], sequential[role])
+    assert on_cluster["models"] == sequential["models"]
+
+
+def test_a_cluster_address_with_nothing_there_is_one_line(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    where = placement(f"127.0.0.1:{_free_port()}", None)
+    with pytest.raises(TrendfactoryError, match=r"^parallel.address / RAY_ADDRESS .*cannot connect to a Ray cluster there"):
+        run_tasks(square_and_where, [1, 2], where)
