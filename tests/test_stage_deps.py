@@ -86,3 +86,13 @@ def test_a_tabular_model_file_never_imports_torch():
             isinstance(n, (ast.Import, ast.ImportFrom)) and ast.unparse(n).split()[1].split(".")[0] == "torch"
             for n in ast.parse((ROOT / f).read_text()).body)]
         assert not top_level_torch, f"{name}: torch imported at module level by {top_level_torch}"
+
+
+@pytest.mark.parametrize("name", [n for n in model_names() if get_model_class(n).search_space])
+def test_a_models_tune_and_tuned_stages_depend_on_every_file_they_import(name):
+    for stage, modules in (("tune", ("trendfactory.stages.tune", "trendfactory.tuning")), ("train_tuned", ("trendfactory.stages.train",))):
+        needed = project_imports(f"trendfactory.models.zoo.{name}", *modules)
+        deps = stage_deps(stage, name)
+        assert not uncovered(needed, deps), f"{stage}@{name}: add to its deps in dvc.yaml: {uncovered(needed, deps)}"
+    needed = {f for f in project_imports("trendfactory.stages.evaluate") if "/models/" not in f}
+    assert not uncovered(needed, stage_deps("evaluate_tuned", name))

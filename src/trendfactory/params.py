@@ -281,6 +281,24 @@ class RunConfig:
     neural_models: tuple[str, ...] = ("mlp", "lstm", "gru", "tcn", "transformer", "nhits", "hybrid")
     # Joint multi-horizon models: one training for every horizon (train_joint), evaluated per horizon.
     joint_models: tuple[str, ...] = ("dual_tower",)
+    # Models given an Optuna study per horizon (tune@<m>-<h>) and trained again with its best
+    # params as <m>_tuned, compared beside the default (each must also be in its run list).
+    tune: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Optuna studies of run.tune (trendfactory.tuning). The objective is the pooled validation
+    Rank IC of the walk-forward folds (never test)."""
+
+    trials: int = pos_field(50)  # finished trials (complete, pruned or failed) per study
+    # null: a journal file .tuning/<m>-h<h>.journal (resumable; one machine or a shared disk) |
+    # any Optuna storage URL (sqlite:///tuning.db, postgresql://user@host/db) for many machines
+    storage: str | None = None
+    # median: stop a trial after a fold when its running pooled Rank IC is below the median of
+    # earlier trials at that fold | none
+    pruner: str = field(default="median", metadata=choice("median", "none"))
+    startup_trials: int = pos_field(5)  # trials sampled at random (and never pruned) before TPE
 
 
 @dataclass(frozen=True)
@@ -316,6 +334,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
 

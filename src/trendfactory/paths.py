@@ -18,6 +18,9 @@ COMPARE_JSON = Path("metrics/compare.json")
 SUMMARY_DIR = Path("metrics/summary")  # the verdict per horizon, h<h>.json: the compact DVC metric
 COMPARISON_MD = Path("metrics/comparison.md")
 COMPARE_PLOTS_DIR = Path("plots/compare")
+TUNED_DIR = Path("tuned")  # tune@<m>-<h>: each study's best params, <m>-h<h>.yaml (git-tracked; train reads it)
+TUNE_PLOTS_DIR = Path("plots/tune")  # Optuna's history and importance plots per study
+STUDIES_DIR = Path(".tuning")  # the default study storage: one journal file per study (resumable; not an output)
 CHECKPOINTS_DIR = Path(".checkpoints")  # neural fits in progress (not a DVC output)
 
 

@@ -118,6 +118,10 @@ class TrendModel:
     # its fit depends on the seed (random init, dropout, row/feature subsampling): the train stage
     # refits it with `evaluate.seeds` seeds per fold; deterministic models are fitted once
     stochastic: ClassVar[bool] = False
+    # hyperparameters an Optuna study may search (run.tune): {key: Float | Int | Choice} of
+    # trendfactory.models.search, keys the config's fields or ``train.<key>`` for the trainer
+    search_space: ClassVar[dict] = {}
+    base_name: ClassVar[str | None] = None  # a tuned variant's model (registry.tuned_variant)
 
     @classmethod
     def threads(cls, config: Any) -> int:

@@ -163,7 +163,29 @@ def resolve(name: str) -> str:
     raise UnknownModelError(f"unknown model {name!r}; available: {available}")
 
 
+#: the name of a model's tuned variant: <name>_tuned (run.tune; trendfactory.tuning)
+TUNED_SUFFIX = "_tuned"
+_VARIANTS: dict[str, type[TrendModel]] = {}  # "family:name_tuned" -> class; never listed as models
+
+
+def tuned_variant(cls: type[TrendModel]) -> type[TrendModel]:
+    """``cls`` under the name ``<name>_tuned``: fitted per horizon (``joint`` False, so a
+    network's stage trains it for one horizon) with the best params of its study, and saved,
+    evaluated and compared as a model of its own beside the default one."""
+    if cls.joint and cls.kind == "joint":
+        raise ParamsError(f"run.tune: {cls.name} is trained for every horizon jointly; tuning covers tabular models and networks")
+    full = f"{cls.family}:{cls.name}{TUNED_SUFFIX}"
+    if full not in _VARIANTS:
+        _VARIANTS[full] = type(f"{cls.__name__}Tuned", (cls,), {
+            "name": cls.name + TUNED_SUFFIX, "joint": False, "base_name": cls.name, "__module__": cls.__module__,
+            "__doc__": f"{cls.name} with the hyperparameters of its Optuna study (tuned/{cls.name}-h<h>.yaml)."})
+    return _VARIANTS[full]
+
+
 def get_model_class(name: str) -> type[TrendModel]:
+    """The class of a registered model, or of a tuned variant ``<name>_tuned``."""
+    if name.endswith(TUNED_SUFFIX):
+        return tuned_variant(_REGISTRY[resolve(name[: -len(TUNED_SUFFIX)])])
     return _REGISTRY[resolve(name)]
 
 
@@ -190,12 +212,32 @@ def check_listed(run: Any, cls: type[TrendModel]) -> None:
 
 
 def check_run_lists(run: Any) -> None:
-    """Every model in the run lists sits in the list of its kind (imports the listed models)."""
+    """Every model in the run lists sits in the list of its kind, and every model in run.tune
+    can be tuned and is in its run list (imports the listed models)."""
     for key in RUN_LIST.values():
         for i, name in enumerate(getattr(run, key)):
             cls = get_model_class(name)
             if RUN_LIST[cls.kind] != key:
                 raise ParamsError(f"run.{key}[{i}]: {name!r} is a {cls.kind} model; it belongs under run.{RUN_LIST[cls.kind]}")
+    for i, name in enumerate(run.tune):
+        check_tunable(run, name, f"run.tune[{i}]")
+
+
+def check_tunable(run: Any, name: str, where: str = "run.tune") -> type[TrendModel]:
+    """The class of a model in run.tune, or a ParamsError saying why it cannot be tuned."""
+    try:
+        cls = get_model_class(name)
+    except UnknownModelError as exc:
+        raise ParamsError(f"{where}: {exc}") from None
+    if cls.base_name:
+        raise ParamsError(f"{where}: list the model itself ({cls.base_name}), not its tuned variant")
+    if cls.kind == "joint":
+        raise ParamsError(f"{where}: {name} is trained for every horizon jointly; tuning covers tabular models and networks")
+    if not cls.search_space:
+        raise ParamsError(f"{where}: {name} declares no search space (search_space in models/zoo/{name}.py)")
+    if name not in getattr(run, RUN_LIST[cls.kind]):
+        raise ParamsError(f"{where}: {name} is not in run.{RUN_LIST[cls.kind]}; add it there (tuned and default are compared side by side)")
+    return cls
 
 
 def validate_all(params: Any) -> None:

@@ -21,11 +21,12 @@ import pandas as pd
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.ensemble import ENSEMBLES
-from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes
+from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_lines
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
+from trendfactory.models.registry import TUNED_SUFFIX
 from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
 from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, SUMMARY_DIR, item_id
@@ -69,7 +70,8 @@ def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_la
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     horizons = list(params.label.horizons)
-    models = [*params.run.models, *params.run.neural_models, *params.run.joint_models]
+    tuned = [f"{m}{TUNED_SUFFIX}" for m in params.run.tune]  # beside their defaults (train_tuned / evaluate_tuned)
+    models = [*params.run.models, *params.run.neural_models, *params.run.joint_models, *tuned]
     schema = read_json(FEATURES_DIR / "schema.json")
     entry_lag = int(schema["label"]["entry_lag"])
     bars = pd.read_parquet(RAW_DIR / "bars.parquet", columns=["symbol", "datetime", "close"])
@@ -84,7 +86,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             it, book = _read_item(m, h, next_returns, entry_lag, params)
             items[h].append(it)
             books[h][m] = book
-        if len([m for m in models if families[m] != "baseline"]) >= 2:  # what ensemble@<h> builds
+        if len([m for m in models if families[m] != "baseline" and m not in tuned]) >= 2:  # what ensemble@<h> builds
             for name in ENSEMBLES:
                 it, book = _read_ensemble(name, h, next_returns, entry_lag, params)
                 items[h].append(it)
@@ -111,6 +113,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     )
     n_models = len([m for m in families if families[m] != "baseline"])  # models and ensembles tried
     md = comparison_markdown(rows, verdicts, gates, header, n_models)
+    md += "\n".join(tuned_lines(rows, list(params.run.tune), horizons)) + ("\n" if tuned else "")
     summary = {f"h{h}": {**_summary(v, rows), "dsr": v["dsr"], "in_mcs": v["selected"] in v["mcs"], "test_best": v["test_best"]}
                for h, v in verdicts.items()}
 

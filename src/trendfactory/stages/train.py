@@ -49,7 +49,8 @@ from trendfactory.features.splits import fold_name
 from trendfactory.io import atomic_dir, write_parquet
 from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
-from trendfactory.models.registry import check_listed
+from trendfactory.models.registry import check_listed, check_tunable
+from trendfactory.models.search import tuned_configs
 from trendfactory.parallel import Placement, chdir_to, placement, run_tasks
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
@@ -127,7 +128,14 @@ def cpus_per_fit(cls: type[TrendModel], config: Any, params: Params, where: Plac
 def main_body(params: Params, args: argparse.Namespace) -> None:
     cls = get_model_class(args.model)
     check_listed(params.run, cls)
-    config = getattr(params.models, cls.name)
+    train_config = params.train if cls.uses_trainer else None
+    if cls.base_name:  # <model>_tuned: its study's best values over the model's own sections
+        check_tunable(params.run, cls.base_name, f"--model {cls.name}")
+        if args.horizon is None:
+            raise TrendfactoryError(f"--horizon: {cls.name} is tuned and trained per horizon; give one of label.horizons")
+        config, train_config = tuned_configs(cls.base_name, args.horizon, params.models.get(cls.base_name), train_config)
+    else:
+        config = getattr(params.models, cls.name)
     store = open_store()
     if cls.joint:  # one fit per fold for every horizon of the store; `horizon` is where it starts
         horizons = list(store.horizons)
@@ -152,7 +160,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed,
                   "seeds": n_seeds, **config_to_dict(config)}
         if cls.uses_trainer:
-            logged["train"] = config_to_dict(params.train)
+            logged["train"] = config_to_dict(train_config)
         live.log_params(logged)
         for k in range(n_folds):
             train, val = (load_split(r, horizon, k) for r in ("train", "val"))  # sizes, and errors before any fit
@@ -160,7 +168,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             log.info("%s fold %d of 0..%d (test %s..%s): %s train / %s val samples, %d features", name, k, n_folds - 1,
                      f["test_start"], f["test_end"] or "end", f"{len(train):,}", f"{len(val):,}", train.n_features)
         root = Path.cwd().resolve()
-        jobs = [Job(name, cls.name, config, params.train, horizon, tuple(horizons), k, s, params.seed + s, root / out_dir,
+        jobs = [Job(name, cls.name, config, train_config, horizon, tuple(horizons), k, s, params.seed + s, root / out_dir,
                     root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None, cls.uses_trainer, root)
                 for k in range(n_folds) for s in range(n_seeds)]
         log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)

@@ -29,6 +29,7 @@ from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.common.layers import TrendHead
 from trendfactory.models.common.trainer import Classification, RankICKeys, Trainer, fingerprint
 from trendfactory.models.data import Samples, class_weights
+from trendfactory.models.search import Float
 from trendfactory.params import TrainConfig, config_to_dict
 from trendfactory.windows.torch_data import BatchGatherer
 
@@ -49,6 +50,10 @@ class _Scorer(nn.Module):
         proba = torch.softmax(logits[:, self.head].float(), dim=1)  # [B, 3]
         # without an auxiliary score loss the score head is untrained: predict uses p_up - p_down
         return proba, score[:, self.head].float() if self.use_score_head else proba[:, 2] - proba[:, 0]
+
+
+# The shared trainer's part of every network's search space (run.tune): its step size and decay.
+TRAINER_SPACE = {"train.lr": Float(1e-4, 3e-3, log=True), "train.weight_decay": Float(1e-4, 0.1, log=True)}
 
 
 class NeuralModel(TrendModel):

@@ -50,8 +50,9 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, check, pos_field
 
 
@@ -208,6 +209,13 @@ class AutoformerConfig:
 @register("neural", "autoformer", kind="network", config=AutoformerConfig, needs_sequences=True, can_use_gpu=True)
 class Autoformer(NeuralModel):
     """Autoformer encoder: Auto-Correlation + series decomposition; head on seasonal + trend at the last bar."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((16, 32, 64)),
+        "layers": Int(1, 2),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"d_model": 16, "heads": 2, "layers": 2, "factor": 2, "d_ff": 32, "moving_avg": 5, "dropout": 0.05}
 

@@ -16,6 +16,7 @@ from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float, Int
 from trendfactory.params import NON_NEGATIVE, POSITIVE, check, pos_field
 
 MODEL_FILE = "model.cbm"
@@ -50,6 +51,12 @@ class CatBoostConfig(BoostingConfig):
 @register("boosting", "catboost", kind="tabular", config=CatBoostConfig, can_use_gpu=True)
 class CatBoost(BoostingModel):
     """CatBoost multiclass symmetric trees with early stopping on validation log loss."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        "learning_rate": Float(0.01, 0.2, log=True),
+        "depth": Int(3, 8),
+        "l2_leaf_reg": Float(1.0, 30.0, log=True),
+    }
 
     stochastic: ClassVar[bool] = True  # Bayesian bootstrap, random split strength
 

@@ -4,13 +4,15 @@ technical-indicator row, then an MLP head."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, check, pos_field
 
 
@@ -48,6 +50,13 @@ class HybridConfig:
 @register("neural", "hybrid", kind="network", config=HybridConfig, needs_sequences=True, can_use_gpu=True)
 class Hybrid(NeuralModel):
     """Conv1d -> LSTM -> attention, fused with the current indicator row, MLP head."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "conv_channels": Choice((16, 32, 64)),
+        "lstm_hidden": Choice((32, 64, 128)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

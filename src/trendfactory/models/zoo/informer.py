@@ -52,8 +52,9 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead, sinusoidal_encoding
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, pos_field
 
 SAMPLE_SEED = 20210202  # the constant the key samples are drawn from (AAAI 2021)
@@ -214,6 +215,13 @@ class InformerConfig:
 @register("neural", "informer", kind="network", config=InformerConfig, needs_sequences=True, can_use_gpu=True)
 class Informer(NeuralModel):
     """Informer encoder: ProbSparse self-attention + distilling; head on the last position."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((16, 32, 64)),
+        "layers": Int(1, 3),
+        "dropout": Float(0.0, 0.5),
+    }
 
     # factor 3 on the tests' 24-bar windows: u = 12 of 24 queries, then 9 of 12 (sparse in both layers)
     tiny_config: ClassVar[dict] = {"d_model": 16, "heads": 2, "layers": 2, "factor": 3, "d_ff": 32, "dropout": 0.05}

@@ -15,6 +15,7 @@ from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float, Int
 from trendfactory.params import FRACTION, NON_NEGATIVE, POSITIVE, check, pos_field
 
 MODEL_FILE = "model.txt"
@@ -56,6 +57,15 @@ class LightGBMConfig(BoostingConfig):
 @register("boosting", "lightgbm", kind="tabular", config=LightGBMConfig, can_use_gpu=False)  # PyPI LightGBM has no CUDA learner
 class LightGBM(BoostingModel):
     """LightGBM multiclass trees with early stopping on validation log loss."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        "learning_rate": Float(0.01, 0.2, log=True),
+        "num_leaves": Int(4, 64, log=True),
+        "min_child_samples": Int(50, 2000, log=True),
+        "subsample": Float(0.5, 1.0),
+        "colsample_bytree": Float(0.3, 1.0),
+        "reg_lambda": Float(1e-3, 30.0, log=True),
+    }
 
     stochastic: ClassVar[bool] = True  # bagging and feature fraction
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar, Any
 
 import numpy as np
 
 from trendfactory.models.common.sklearn_model import SklearnModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float
 from trendfactory.params import CLASS_WEIGHT, LAGS, POSITIVE, pos_field
 
 
@@ -23,6 +24,8 @@ class LogisticConfig:
 @register("classical", "logistic", kind="tabular", config=LogisticConfig)
 class Logistic(SklearnModel):
     """Multinomial logistic regression (L2, lbfgs) after a train-fitted StandardScaler."""
+
+    search_space: ClassVar[dict] = {"C": Float(1e-3, 10.0, log=True)}  # run.tune (models.search)
 
     def _make_estimator(self) -> Any:
         from sklearn.linear_model import LogisticRegression

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
 from trendfactory.models.common.layers import RNNConfig, RNNNet
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,13 @@ class LSTMConfig(RNNConfig):
 @register("neural", "lstm", kind="network", config=LSTMConfig, needs_sequences=True, can_use_gpu=True)
 class LSTM(NeuralModel):
     """LSTM over the window, head on the last step."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "hidden": Choice((32, 64, 128)),
+        "layers": Int(1, 2),
+        "dropout": Float(0.0, 0.5),
+    }
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

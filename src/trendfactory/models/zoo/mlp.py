@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, LAGS, POS_LIST
 
 
@@ -36,6 +38,12 @@ class MLPConfig:
 @register("neural", "mlp", kind="network", config=MLPConfig, can_use_gpu=True)
 class MLP(NeuralModel):
     """MLP (LayerNorm, GELU, dropout) on the last row plus lagged rows."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "hidden": Choice(((128,), (256, 128), (512, 256))),
+        "dropout": Float(0.0, 0.5),
+    }
 
     input_kind = "tabular"
 

@@ -11,13 +11,15 @@ blocks' hidden states is one linear map (the TrendHead) of their concatenation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, POS_LIST, pos_field
 
 
@@ -65,6 +67,12 @@ class NHITSConfig:
 @register("neural", "nhits", kind="network", config=NHITSConfig, needs_sequences=True, can_use_gpu=True)
 class NHITS(NeuralModel):
     """N-HiTS-style multi-rate pooling MLP blocks with hierarchical interpolation."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "hidden": Choice((64, 128, 256)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

@@ -53,8 +53,9 @@ import torch.nn.functional as F_
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, pos_field
 
 EPS = 1e-5  # RevIN's variance floor: a constant series normalises to zeros, not NaN
@@ -151,6 +152,12 @@ class PatchTSTConfig:
 @register("neural", "patchtst", kind="network", config=PatchTSTConfig, needs_sequences=True, can_use_gpu=True)
 class PatchTST(NeuralModel):
     """PatchTST: channel-independent patch Transformer with RevIN; channels mixed only before the head."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((8, 16, 32)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"patch_len": 6, "stride": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32,
                                    "channel_dim": 4, "channel_mix": 32}

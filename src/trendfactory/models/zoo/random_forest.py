@@ -9,6 +9,7 @@ import numpy as np
 
 from trendfactory.models.common.sklearn_model import SklearnModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float, Int
 from trendfactory.params import CLASS_WEIGHT, FRACTION, LAGS, pos_field
 
 
@@ -27,6 +28,13 @@ class RandomForestConfig:
 @register("classical", "random_forest", kind="tabular", config=RandomForestConfig)
 class RandomForest(SklearnModel):
     """Random forest on bootstrapped row subsets; impurity-based feature importance."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        "max_depth": Int(3, 12),
+        "min_samples_leaf": Int(20, 500, log=True),
+        "max_features": Float(0.1, 0.8),
+        "max_samples": Float(0.2, 0.9),
+    }
 
     stochastic: ClassVar[bool] = True  # bootstrap rows, random feature subsets
 

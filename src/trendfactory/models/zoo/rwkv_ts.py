@@ -43,8 +43,9 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, pos_field
 
 #: the running maximum exponent before any token: exp(NEG - p) is 0 for every finite p
@@ -190,6 +191,13 @@ class RWKVTSConfig:
 @register("neural", "rwkv_ts", kind="network", config=RWKVTSConfig, needs_sequences=True, can_use_gpu=True)
 class RWKVTS(NeuralModel):
     """RWKV-TS: RWKV-4 linear-attention recurrent blocks over patch tokens; head on the last token."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((32, 64, 128)),
+        "layers": Int(1, 3),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"patch_len": 4, "d_model": 16, "layers": 1, "ffn_mult": 2}
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from trendfactory.models.common.sklearn_model import SklearnModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float, Int
 from trendfactory.params import CLASS_WEIGHT, LAGS, POSITIVE, check, choice, pos_field
 
 
@@ -35,6 +36,11 @@ class SVMConfig:
 @register("classical", "svm", kind="tabular", config=SVMConfig)
 class SVM(SklearnModel):
     """Linear SVM on a Nyström RBF feature map, Platt-calibrated probabilities."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        "C": Float(1e-3, 1.0, log=True),
+        "n_components": Int(100, 600, log=True),
+    }
 
     stochastic: ClassVar[bool] = True  # the Nyström landmarks are drawn with the seed
 

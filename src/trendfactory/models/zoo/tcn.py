@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, POS_LIST, check, pos_field
 
 
@@ -56,6 +58,13 @@ class TCNConfig:
 @register("neural", "tcn", kind="network", config=TCNConfig, needs_sequences=True, can_use_gpu=True)
 class TCN(NeuralModel):
     """Dilated causal convolutions with residual blocks; head on the last step."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "channels": Choice((16, 32, 64)),
+        "kernel_size": Int(2, 4),
+        "dropout": Float(0.0, 0.5),
+    }
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

@@ -55,9 +55,10 @@ from torch import nn
 
 from trendfactory.models.base import FitContext
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, pos_field
 
 #: windows (spread evenly over the validation split) averaged for the variable-selection importance
@@ -243,6 +244,12 @@ class TFTConfig:
 @register("neural", "tft", kind="network", config=TFTConfig, needs_sequences=True, can_use_gpu=True)
 class TFT(NeuralModel):
     """Temporal Fusion Transformer: variable selection, LSTM, interpretable attention; head on the last step."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "hidden": Choice((16, 32, 64)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"hidden": 16, "heads": 2}
 

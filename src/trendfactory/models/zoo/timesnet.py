@@ -46,8 +46,9 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead, sinusoidal_encoding
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, pos_field
 
 
@@ -134,6 +135,13 @@ class TimesNetConfig:
 @register("neural", "timesnet", kind="network", config=TimesNetConfig, needs_sequences=True, can_use_gpu=True)
 class TimesNet(NeuralModel):
     """TimesNet: per-sample FFT periods fold the window to 2-D; inception convs; amplitude-weighted mix."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((8, 16, 32)),
+        "top_k": Int(1, 3),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"d_model": 8, "d_ff": 8, "top_k": 2, "num_kernels": 2, "layers": 1}
     # each sample picks its own periods, and the fold to 2-D depends on them: data-dependent

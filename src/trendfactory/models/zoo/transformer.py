@@ -4,13 +4,15 @@ positional embeddings; the last token (which holds the window's end row) feeds t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from trendfactory.models.common.layers import TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float, Int
 from trendfactory.params import DROPOUT, pos_field
 
 
@@ -50,6 +52,14 @@ class TransformerConfig:
 @register("neural", "transformer", kind="network", config=TransformerConfig, needs_sequences=True, can_use_gpu=True)
 class Transformer(NeuralModel):
     """Transformer encoder on patch tokens with learned positions; head on the last token."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "d_model": Choice((16, 32, 64)),
+        "layers": Int(1, 3),
+        "patch_len": Choice((3, 5, 10)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

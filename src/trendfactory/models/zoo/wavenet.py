@@ -37,8 +37,9 @@ import torch
 from torch import nn
 
 from trendfactory.models.common.layers import Dropout, TrendHead
-from trendfactory.models.common.neural import NeuralModel
+from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
+from trendfactory.models.search import Choice, Float
 from trendfactory.params import DROPOUT, POS_LIST, check, pos_field
 
 
@@ -98,6 +99,12 @@ class WaveNetConfig:
 @register("neural", "wavenet", kind="network", config=WaveNetConfig, needs_sequences=True, can_use_gpu=True)
 class WaveNet(NeuralModel):
     """WaveNet: gated dilated causal convolutions, residual + skip connections; head on the last bar's skip sum."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        **TRAINER_SPACE,
+        "channels": Choice((16, 32, 64)),
+        "dropout": Float(0.0, 0.5),
+    }
 
     tiny_config: ClassVar[dict] = {"channels": 12, "skip_channels": 12, "kernel_size": 2, "dilations": [1, 2, 4, 8]}
 

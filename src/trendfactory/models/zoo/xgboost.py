@@ -13,6 +13,7 @@ from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.boosting import PROGRESS_EVERY, BoostingConfig, BoostingModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
+from trendfactory.models.search import Float, Int
 from trendfactory.params import FRACTION, NON_NEGATIVE, POSITIVE, pos_field
 
 MODEL_FILE = "xgboost.json"  # XGBoost's own JSON model format (model.json is the metadata)
@@ -52,6 +53,15 @@ class XGBoostConfig(BoostingConfig):
 @register("boosting", "xgboost", kind="tabular", config=XGBoostConfig, can_use_gpu=True)
 class XGBoost(BoostingModel):
     """XGBoost multiclass trees with early stopping on validation log loss."""
+
+    search_space: ClassVar[dict] = {  # run.tune (models.search)
+        "learning_rate": Float(0.01, 0.2, log=True),
+        "max_depth": Int(2, 8),
+        "min_child_weight": Float(1.0, 100.0, log=True),
+        "subsample": Float(0.5, 1.0),
+        "colsample_bytree": Float(0.3, 1.0),
+        "reg_lambda": Float(1e-3, 30.0, log=True),
+    }
 
     stochastic: ClassVar[bool] = True  # row and column subsampling
 

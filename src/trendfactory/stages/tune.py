@@ -1,0 +1,89 @@
+"""Stage `tune@<model>-<h>`: an Optuna study of one model in run.tune at one horizon.
+
+    python -m trendfactory.stages.tune --model lightgbm --horizon 5
+
+Objective: the pooled validation Rank IC of the walk-forward folds (trendfactory.tuning; test
+is never read). Trials run as Ray tasks (``parallel``), the study lives in ``tune.storage``.
+Writes:
+
+- tuned/<model>-h<h>.yaml -- the best params (git-tracked): train_tuned@<model>-<h> trains
+  <model>_tuned with them, so a tuned run reproduces with ``dvc repro``;
+- plots/tune/<model>-h<h>/ -- Optuna's optimisation history, per-fold pruning curves and
+  hyperparameter importances (fANOVA) as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+
+from trendfactory.errors import TrendfactoryError
+from trendfactory.io import atomic_dir
+from trendfactory.models.registry import check_tunable
+from trendfactory.models.search import tuned_file, write_tuned
+from trendfactory.parallel import placement
+from trendfactory.params import Params
+from trendfactory.paths import TUNE_PLOTS_DIR, item_id
+from trendfactory.stages.common import log, stage_main
+from trendfactory.stages.store import add_args, open_store
+
+
+def save_plots(study, directory: Path, title: str) -> list[str]:
+    """Optuna's matplotlib plots of ``study`` as PNGs in ``directory``; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    plots = {"history.png": ovm.plot_optimization_history, "intermediate.png": ovm.plot_intermediate_values}
+    if len(complete) >= 2 and any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
+        plots["importance.png"] = ovm.plot_param_importances
+    else:
+        log.warning("%s: no importance plot (%d complete trial(s): importances need two or more that differ)", title, len(complete))
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the matplotlib backend is marked experimental
+        for name, plot in plots.items():
+            ax = plot(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.suptitle(f"{title}: {name[:-4]}", fontsize=10)
+            fig.set_size_inches(8, 5)
+            fig.tight_layout()
+            fig.savefig(directory / name, dpi=100)
+            plt.close(fig)
+            written.append(name)
+    return written
+
+
+def main_body(params: Params, args: argparse.Namespace) -> None:
+    cls = check_tunable(params.run, args.model, f"--model {args.model}")
+    if args.horizon is None:
+        raise TrendfactoryError(f"--horizon: a study tunes {cls.name} at one horizon; give one of label.horizons")
+    if args.horizon not in params.label.horizons:
+        raise TrendfactoryError(f"--horizon {args.horizon}: not in label.horizons {list(params.label.horizons)}")
+    store = open_store()
+    where = placement(params.parallel.address, params.parallel.cpus)
+    from trendfactory.tuning import run_study  # optuna loads here, after the cheap checks
+
+    result = run_study(params, cls.name, args.horizon, store.n_folds, where)
+    name = item_id(cls.name, args.horizon)
+    with atomic_dir(TUNE_PLOTS_DIR / name) as plot_dir:
+        written = save_plots(result.study, plot_dir, name)
+    write_tuned(tuned_file(cls.name, args.horizon), cls.name, args.horizon, result.record)
+    r = result.record
+    log.info("%s: best %s (pooled val Rank IC %+.4f; %s) -> %s, plots %s", name, r["params"], r["value"],
+             ", ".join(f"{v} {k}" for k, v in r["trials"].items()), tuned_file(cls.name, args.horizon), ", ".join(written))
+
+
+def main() -> None:
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    stage_main("tune", main_body, add_args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Hyperparameter studies (Optuna) for the models in run.tune, one per model x horizon.
+
+A trial samples the model's declared ``search_space`` (models.search), then for each
+walk-forward fold in order fits the model on the fold's train block (early stopping on its
+validation block, as the train stage does) and predicts the validation block. The objective is
+the **pooled validation Rank IC**: the mean daily Spearman IC over every fold's validation
+dates. Test blocks are never read. After each fold the running pooled value is reported, so a
+median pruner can stop a trial whose first folds already trail the earlier trials.
+
+Trials run in parallel as Ray tasks (trendfactory.parallel): each task is a worker that loads the
+study from its storage and runs trials until the study has ``tune.trials`` finished ones. The
+default storage is a journal file per study (.tuning/<m>-h<h>.journal, safe for several
+processes, resumable); ``tune.storage`` takes any Optuna RDB URL for workers on many machines.
+The study's name carries a fingerprint of what its trials depend on (data, params, space), so a
+changed input starts a new study instead of mixing trials.
+
+With one worker the study is deterministic (seeded sampler, seeded fits); with several, which
+trial sees which history depends on timing, which is why the result is kept in a git-tracked
+file (tuned/<m>-h<h>.yaml) that the training stage reads rather than recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trendfactory.errors import ParamsError, TrendfactoryError
+from trendfactory.evaluation.metrics import daily_ic
+from trendfactory.models import create, get_model_class
+from trendfactory.models.base import FitContext, TrendModel
+from trendfactory.models.search import Choice, apply_values, suggest
+from trendfactory.parallel import Placement, chdir_to, run_tasks, slots
+from trendfactory.params import Params, TuneConfig, config_to_dict
+from trendfactory.paths import STUDIES_DIR, WINDOWS_DIR
+from trendfactory.stages.common import configure_logging, seed_everything
+from trendfactory.stages.store import load_split
+
+log = logging.getLogger("trendfactory")
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a trial worker needs (picklable: it travels to Ray tasks)."""
+
+    model: str
+    horizon: int
+    config: dict  # the model's params.yaml section
+    train: Any  # TrainConfig or None
+    seed: int
+    n_folds: int
+    tune: TuneConfig
+    study_name: str
+    storage: str | None  # None: the journal file below
+    journal: Path
+    root: Path
+    one_thread: bool
+
+
+def study_name(params: Params, model: str, horizon: int) -> str:
+    """<model>-h<h>-<fingerprint of the data, the model's params, the trainer's, the space and seed>."""
+    cls = get_model_class(model)
+    meta = (WINDOWS_DIR / "meta.json").read_bytes() if (WINDOWS_DIR / "meta.json").is_file() else b""
+    key = {
+        "data": hashlib.sha256(meta).hexdigest(),
+        "config": config_to_dict(params.models.get(model)),
+        "train": config_to_dict(params.train) if cls.uses_trainer else None,
+        "space": repr(sorted(cls.search_space.items())),
+        "seed": params.seed,
+        "tune": {"pruner": params.tune.pruner, "startup_trials": params.tune.startup_trials},
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{model}-h{horizon}-{digest}"
+
+
+def open_study(spec: StudySpec):
+    """The study in its storage (created on first use; loaded if it exists: an interrupted one resumes)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say what happened
+    if spec.storage is None:
+        spec.journal.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = JournalStorage(JournalFileBackend(str(spec.journal)))
+    else:
+        storage = spec.storage
+    sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.tune.startup_trials)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.tune.startup_trials, n_warmup_steps=0)
+              if spec.tune.pruner == "median" else optuna.pruners.NopPruner())
+    try:
+        return optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="maximize", load_if_exists=True)
+    except (ImportError, ValueError, RuntimeError) as exc:  # a bad URL, a missing DB driver
+        raise TrendfactoryError(f"tune.storage {spec.storage!r}: cannot open an Optuna study there ({str(exc).splitlines()[0]})") from None
+
+
+def pooled_rank_ic(frames: list[pd.DataFrame]) -> float:
+    """Mean daily Rank IC over every date of ``frames`` (folds' validation blocks), -1 if none."""
+    ic = daily_ic(pd.concat(frames, ignore_index=True), method="spearman")
+    return float(ic.mean()) if len(ic) else -1.0
+
+
+def score_fold(spec: StudySpec, model: TrendModel, fold: int) -> pd.DataFrame:
+    """Fit ``model`` on the fold's train block (validation for early stopping) and return its
+    validation predictions: datetime, score, ret."""
+    train, val = (load_split(role, spec.horizon, fold) for role in ("train", "val"))
+    model.fit(train, val, FitContext())
+    keys = val.keys()
+    return pd.DataFrame({"datetime": np.asarray(keys["datetime"]), "score": model.predict(val).score,
+                         "ret": val.returns().astype(np.float64)})
+
+
+def objective(spec: StudySpec, trial) -> float:
+    """One trial: the pooled validation Rank IC of the sampled params over the folds."""
+    import optuna
+
+    cls = get_model_class(spec.model)
+    values = suggest(trial, cls.search_space)
+    trial.set_user_attr("values", values)  # list-valued choices are stored by index: keep the values
+    config, train = apply_values(spec.model, spec.config, spec.train, values, f"trial {trial.number}")
+    frames = []
+    t0 = time.perf_counter()
+    for k in range(spec.n_folds):
+        seed_everything(spec.seed)
+        model = create(spec.model, config, horizon=spec.horizon, seed=spec.seed, train=train)
+        frames.append(score_fold(spec, model, k))
+        value = pooled_rank_ic(frames)
+        trial.report(value, step=k)
+        if k < spec.n_folds - 1 and trial.should_prune():
+            log.info("%s-h%d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", spec.model, spec.horizon,
+                     trial.number, k, value, time.perf_counter() - t0)
+            raise optuna.TrialPruned()
+    log.info("%s-h%d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", spec.model, spec.horizon, trial.number, value,
+             time.perf_counter() - t0, _short(values))
+    return value
+
+
+def _short(values: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def trial_worker(spec: StudySpec) -> int:
+    """Run trials of the study until it has ``tune.trials`` finished ones; returns how many ran here.
+    A Ray task (or the stage itself, when one worker is all the machine has room for)."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    chdir_to(spec.root)
+    configure_logging("tune")
+    if spec.one_thread:
+        import torch
+
+        torch.set_num_threads(1)
+    study = open_study(spec)
+    before = len(study.get_trials(deepcopy=False))
+    states = tuple(getattr(TrialState, s) for s in FINISHED)
+    if _finished(study) < spec.tune.trials:
+        # ParamsError: a sampled combination the model refuses (recorded as a failed trial, logged)
+        study.optimize(lambda t: objective(spec, t), catch=(ParamsError,), gc_after_trial=False,
+                       callbacks=[MaxTrialsCallback(spec.tune.trials, states=states)])
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def _finished(study) -> int:
+    return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
+
+
+def enqueue_default(study, space: dict, config: Any, train: Any) -> None:
+    """Make the params.yaml configuration the study's first trial (when it lies inside the
+    space), so the tuned model is measured against the default on the same objective."""
+    if study.get_trials(deepcopy=False):
+        return
+    current = {**config_to_dict(config), **{f"train.{k}": v for k, v in (config_to_dict(train) if train else {}).items()}}
+    fixed: dict[str, Any] = {}
+    for key, dim in space.items():
+        value = current.get(key)
+        if isinstance(dim, Choice):
+            options = [list(o) if isinstance(o, tuple) else o for o in dim.options]
+            if value not in options:
+                return
+            fixed[key] = options.index(value) if any(isinstance(o, tuple) for o in dim.options) else value
+        elif value is None or not dim.low <= value <= dim.high:
+            return
+        else:
+            fixed[key] = value
+    study.enqueue_trial(fixed, user_attrs={"default": True})
+
+
+@dataclass
+class StudyResult:
+    name: str
+    record: dict  # what tuned/<m>-h<h>.yaml holds
+    study: Any  # the optuna Study (for plots)
+
+
+def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Placement) -> StudyResult:
+    """The model's study at ``horizon``: its trials fanned out on Ray, then the best trial."""
+    cls = get_model_class(model)
+    root = Path.cwd().resolve()
+    name = study_name(params, model, horizon)
+    config = params.models.get(model)
+    train = params.train if cls.uses_trainer else None
+    spec = StudySpec(model=model, horizon=horizon, config=config, train=train, seed=params.seed, n_folds=n_folds,
+                     tune=params.tune, study_name=name, storage=params.tune.storage,
+                     journal=root / STUDIES_DIR / f"{model}-h{horizon}.journal", root=root, one_thread=cls.uses_trainer)
+    study = open_study(spec)
+    enqueue_default(study, cls.search_space, config, train)
+    done = _finished(study)
+    threads = cls.threads(config)
+    workers = min(params.tune.trials - done, slots(where, threads) if not where.is_cluster else params.tune.trials)
+    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, max(workers, 0),
+             "s" if workers != 1 else "", params.tune.storage or spec.journal.relative_to(root))
+    t0 = time.perf_counter()
+    if workers > 0:
+        run_tasks(trial_worker, [spec] * workers, where, cpus_per_task=threads, what="trial worker")
+    study = open_study(spec)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise TrendfactoryError(f"study {name}: no trial completed ({len(trials)} pruned or failed); see the log above")
+    best = study.best_trial
+    default = next((t for t in trials if t.user_attrs.get("default")), None)
+    record = {
+        "params": best.user_attrs.get("values", best.params),
+        "objective": "pooled validation Rank IC of the walk-forward folds (mean daily Spearman IC over every fold's validation dates)",
+        "value": round(float(best.value), 6),
+        "default_value": round(float(default.value), 6) if default is not None and default.value is not None else None,
+        "best_trial": best.number,
+        "trials": {s.lower(): sum(t.state.name == s for t in trials) for s in FINISHED},
+        "study": name,
+        "storage": params.tune.storage or str(spec.journal.relative_to(root)),
+    }  # no timings: this file is git-tracked and DVC-hashed
+    log.info("study %s: best trial %d, pooled val Rank IC %+.4f (default %s) in %.0fs", name, best.number, best.value,
+             "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}", time.perf_counter() - t0)
+    return StudyResult(name=name, record=record, study=study)
+
