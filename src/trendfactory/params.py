@@ -244,6 +244,9 @@ class TrainConfig:
 
     lr: float = field(default=1e-3, metadata=POSITIVE)
     batch_size: int = pos_field(512)
+    # train samples drawn (a fresh random subset) per epoch; null: all of them. Caps an epoch's
+    # cost on a large universe (the windows are read from the memory-mapped store either way)
+    samples_per_epoch: int | None = field(default=None, metadata=check(_positive, "null (every train sample) or an integer >= 1"))
     max_epochs: int = pos_field(20)
     patience: int = pos_field(1)
     # what early stopping and the kept checkpoint follow: validation log loss, or the validation

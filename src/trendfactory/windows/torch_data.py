@@ -98,7 +98,8 @@ class BatchGatherer:
     epoch k shuffles with a generator seeded from (seed, k); every ``iter()`` uses the current
     epoch and advances it (or call ``set_epoch``). ``with_scores=True`` adds the [B] float32
     target ``score_h``, ``with_ends=True`` the [B] int64 end rows (to key predictions:
-    ``split.frame(ends)``), in that order after ``(x, y)``.
+    ``split.frame(ends)``), in that order after ``(x, y)``. ``samples_per_epoch`` caps a
+    shuffled epoch at a fresh random subset of that many samples (the epoch's permutation's prefix).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class BatchGatherer:
         ends: np.ndarray | None = None,
         lags: tuple[int, ...] | None = None,
         with_scores: bool = False,
+        samples_per_epoch: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -129,6 +131,11 @@ class BatchGatherer:
         self.with_ends = bool(with_ends)
         self.with_scores = bool(with_scores)
         self.epoch = 0
+        # a fresh random subset of this many samples per epoch (shuffled epochs only): an epoch's
+        # cost stops growing with the universe; None or >= n: every sample, as without it
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be None or an int >= 1, got {samples_per_epoch!r}")
+        self.samples_per_epoch = samples_per_epoch
         if ends is None:
             if multi:
                 raise ValueError("several horizons need explicit ends (rows labelled for all of them)")
@@ -158,8 +165,12 @@ class BatchGatherer:
         self._pin = self.device.type == "cuda"
         self._pool = _BufferPool(self.batch_size * L * F if lags is None else self.batch_size * self._shape[0])
 
-    def __len__(self) -> int:
+    def _epoch_size(self) -> int:
         n = int(self._ends.numel())
+        return min(n, self.samples_per_epoch) if self.shuffle and self.samples_per_epoch else n
+
+    def __len__(self) -> int:
+        n = self._epoch_size()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -173,7 +184,7 @@ class BatchGatherer:
         e = self.epoch if epoch is None else int(epoch)
         state = np.random.SeedSequence([self.seed, e]).generate_state(1, dtype=np.uint64)[0]
         g = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
-        return torch.randperm(n, generator=g)
+        return torch.randperm(n, generator=g)[: self._epoch_size()]  # the epoch's subset: a prefix of its permutation
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = self.order()

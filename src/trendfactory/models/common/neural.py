@@ -87,7 +87,7 @@ class NeuralModel(TrendModel):
         cfg = self.train_config
         return BatchGatherer(
             samples.split, self.horizons_, cfg.batch_size if train else cfg.eval_batch_size, shuffle=train, seed=self.seed,
-            device=device, ends=ends, lags=self.lags, with_scores=True,
+            device=device, ends=ends, lags=self.lags, with_scores=True, samples_per_epoch=cfg.samples_per_epoch if train else None,
         )
 
     def network(self, n_heads: int) -> nn.Module:

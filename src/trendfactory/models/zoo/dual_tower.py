@@ -257,7 +257,8 @@ class DualTower(NeuralModel):
             net = self._net(len(group))
             tr_ends, va_ends = self.common_ends(train, group), self.common_ends(val, group)
             batches = [
-                BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True)
+                BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True,
+                              samples_per_epoch=tc.samples_per_epoch if shuffle else None)
                 for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))
             ]
             run_id = resume_key(self.name, group, self.seed, cfg, tc, (train, tr_ends), (val, va_ends))
