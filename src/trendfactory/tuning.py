@@ -98,10 +98,12 @@ def open_study(spec: StudySpec):
     sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.tune.startup_trials)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.tune.startup_trials, n_warmup_steps=0)
               if spec.tune.pruner == "median" else optuna.pruners.NopPruner())
+    from sqlalchemy.exc import SQLAlchemyError  # Optuna's RDB storage is SQLAlchemy
+
     try:
         return optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                    direction="maximize", load_if_exists=True)
-    except (ImportError, ValueError, RuntimeError) as exc:  # a bad URL, a missing DB driver
+    except (ImportError, ValueError, RuntimeError, SQLAlchemyError) as exc:  # a bad URL, a missing DB driver, no server
         raise TrendfactoryError(f"tune.storage {spec.storage!r}: cannot open an Optuna study there ({str(exc).splitlines()[0]})") from None
 
 

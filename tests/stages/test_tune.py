@@ -150,3 +150,15 @@ def test_refusals_are_one_line(project, monkeypatch):
     (root / "tuned/lightgbm-h5.yaml").unlink()
     with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: missing; run `dvc repro tune@lightgbm-5`"):
         train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
+
+
+def test_a_storage_url_holds_the_study(tmp_path, monkeypatch):
+    """tune.storage: any Optuna RDB URL (SQLite here; PostgreSQL/MySQL for many machines)."""
+    params = _params(trials=3, storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    write_stores(tmp_path, params)
+    record = _tune(tmp_path, monkeypatch, params)
+    assert sum(record["trials"].values()) == 3 and record["storage"].startswith("sqlite:///")
+    assert (tmp_path / "studies.db").is_file() and not (tmp_path / ".tuning").exists()
+    bad = dataclasses.replace(params, tune=dataclasses.replace(params.tune, storage="nosuchdb://x"))
+    with pytest.raises(TrendfactoryError, match=r"^tune.storage 'nosuchdb://x': cannot open an Optuna study there"):
+        _tune(tmp_path, monkeypatch, bad)

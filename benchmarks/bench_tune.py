@@ -1,0 +1,71 @@
+"""A tuning study at the default data size: ``tune.trials`` (50) LightGBM trials at one horizon
+on the embedded data's walk-forward folds (objective: pooled validation Rank IC; median
+pruning), through the tune stage as `dvc repro tune@lightgbm-5` runs it -- wall time, trials
+complete/pruned, the best and the default configuration's objective.
+
+Target (issue 13): a 50-trial LightGBM study in <= 15 minutes on the 2-core machine. Needs the
+default window store (`dvc repro window` or `dvc pull`). Runs in a scratch directory that links
+the store (a fresh study: its journal is the scratch directory's).
+
+    .venv/bin/python benchmarks/bench_tune.py --model lightgbm --horizon 5 --trials 50
+    .venv/bin/python benchmarks/bench_tune.py --n-jobs 1     # two one-thread trial workers on local Ray
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lightgbm")
+    ap.add_argument("--horizon", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--n-jobs", type=int, default=None, help="threads per trial (default: params.yaml's n_jobs)")
+    args = ap.parse_args()
+
+    from trendfactory.params import parse_params
+    from trendfactory.stages.common import configure_logging
+    from trendfactory.stages.tune import main_body
+
+    configure_logging("bench")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["run"]["tune"] = [args.model]
+    raw["tune"]["trials"] = args.trials
+    if args.n_jobs is not None:
+        raw["models"][args.model]["n_jobs"] = args.n_jobs
+    raw["parallel"] = {"address": "local", "cpus": None}
+    params = parse_params(raw)
+    os.environ.pop("RAY_ADDRESS", None)
+    scratch = Path(tempfile.mkdtemp(prefix="bench_tune_", dir=ROOT / "benchmarks"))
+    (scratch / "data").mkdir()
+    (scratch / "data" / "windows").symlink_to(ROOT / "data" / "windows")
+    here = Path.cwd()
+    os.chdir(scratch)
+    try:
+        t0 = time.perf_counter()
+        main_body(params, argparse.Namespace(model=args.model, horizon=args.horizon))
+        wall = time.perf_counter() - t0
+        record = yaml.safe_load((scratch / f"tuned/{args.model}-h{args.horizon}.yaml").read_text())
+    finally:
+        os.chdir(here)
+        shutil.rmtree(scratch, ignore_errors=True)
+    t = record["trials"]
+    print(f"{args.model} h={args.horizon}: {sum(t.values())} trials ({t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed) "
+          f"in {wall / 60:.1f} min (target <= 15 min)")
+    print(f"  pooled validation Rank IC: best {record['value']:+.4f} (trial {record['best_trial']}), "
+          f"params.yaml's configuration {record['default_value']:+.4f}")
+    print(f"  best params: {record['params']}")
+
+
+if __name__ == "__main__":
+    main()
