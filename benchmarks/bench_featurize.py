@@ -42,8 +42,8 @@ def main() -> None:
     result = build_features(raw.bars, raw.context, params)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, frame in result.splits.items():
-            write_parquet(frame, Path(tmp) / f"{name}.parquet")
+        write_parquet(result.frame, Path(tmp) / "features.parquet")
+        write_json(result.folds, Path(tmp) / "folds.json")
         write_json(result.schema, Path(tmp) / "schema.json")
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

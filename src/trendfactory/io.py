@@ -117,3 +117,105 @@ def write_parquet(frame: pd.DataFrame, target: str | Path) -> None:
     """Write a DataFrame to Parquet atomically (no index)."""
     with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+class ParquetStream:
+    """A Parquet file written chunk by chunk at a temp path beside its target (see
+    :func:`parquet_stream`): memory holds one chunk, never the whole file.
+
+    Each :meth:`write` is one row group, written the way ``DataFrame.to_parquet(index=False)``
+    writes (a file of one chunk is byte-identical to it)."""
+
+    def __init__(self, target: Path, tmp: Path) -> None:
+        self.target, self.tmp = Path(target), Path(tmp)
+        self.rows = 0
+        self._writer = None
+        self._schema = None
+        self._closed = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (same columns and types as the first chunk) as one row group."""
+        import pyarrow as pa  # lazy: most stages never stream a parquet
+        import pyarrow.parquet as pq
+
+        if self._closed:
+            raise RuntimeError(f"{self.target}: write after the stream was closed")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+        elif not table.schema.equals(self._schema, check_metadata=False):
+            raise ValueError(f"{self.target}: a chunk's columns differ from the first chunk's: {_schema_diff(self._schema, table.schema)}")
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))  # one row group per chunk
+        self.rows += table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns written so far (those of the first chunk)."""
+        return [] if self._schema is None else list(self._schema.names)
+
+    def close(self) -> None:
+        """Write the footer: from now on the file at ``tmp`` is complete and readable."""
+        if self._closed:
+            return
+        if self._writer is None:
+            raise ValueError(f"{self.target}: nothing was written")
+        self._writer.close()
+        self._closed = True
+
+    def discard(self) -> None:
+        """Close the file without caring for its content (the caller deletes it)."""
+        if self._writer is not None and not self._closed:
+            self._writer.close()
+        self._closed = True
+
+    def drop_columns(self, columns: list[str]) -> None:
+        """Rewrite the stream's file without ``columns``, one row group at a time (memory: one
+        row group); the stream is closed afterwards."""
+        import pyarrow.parquet as pq
+
+        drop = set(columns)
+        if not drop:
+            return
+        self.close()
+        keep = [c for c in self.columns if c not in drop]
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(self.target), suffix=".tmp", dir=self.target.parent)
+        os.close(fd)
+        rewritten = ParquetStream(self.target, Path(name))
+        try:
+            source = pq.ParquetFile(self.tmp)
+            for i in range(source.num_row_groups):
+                # through pandas, so the schema's pandas metadata lists only the kept columns
+                rewritten.write(source.read_row_group(i, columns=keep).to_pandas())
+            rewritten.close()
+            os.replace(rewritten.tmp, self.tmp)
+        except BaseException:
+            rewritten.discard()
+            Path(name).unlink(missing_ok=True)
+            raise
+        self._schema = rewritten._schema
+
+
+def _schema_diff(first, other) -> str:
+    """The first column whose presence or type differs, for an error message."""
+    for name in list(first.names) + [n for n in other.names if n not in first.names]:
+        a = first.field(name).type if name in first.names else "absent"
+        b = other.field(name).type if name in other.names else "absent"
+        if str(a) != str(b):
+            return f"column {name!r} is {b} here, {a} in the first chunk"
+    return "column order differs"
+
+
+@contextlib.contextmanager
+def parquet_stream(target: str | Path) -> Iterator[ParquetStream]:
+    """A :class:`ParquetStream` at a temp name beside ``target`` (:func:`atomic_path`'s scheme,
+    so a killed run's leftover is recognised and removed); on success it is renamed over
+    ``target``, on an error deleted."""
+    with atomic_path(target) as tmp:
+        stream = ParquetStream(Path(target), tmp)
+        try:
+            yield stream
+        except BaseException:
+            stream.discard()
+            raise
+        stream.close()

@@ -91,8 +91,8 @@ class DataConfig:
     # the universe's median that day, looks like an unadjusted split: warn (name symbol, date, size) or stop
     on_jump: str = field(default="warn", metadata=choice("warn", "error"))
     jump_ratio: float = field(default=3.0, metadata=check(lambda v: v > 1.0, "a number > 1 (a price ratio: 3 flags x3 or /3 in one bar)"))
-    # symbols held in memory at once by ingest, featurize and window (peak memory follows the
-    # chunk, not the universe); the outputs do not depend on it
+    # symbols held in memory at once by ingest and featurize (peak memory follows the chunk, not
+    # the universe); the outputs depend on it only in the last bits of merged statistics
     chunk_symbols: int = pos_field(250)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

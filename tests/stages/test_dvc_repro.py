@@ -218,6 +218,10 @@ def project(tmp_path_factory):
     out["exp_show"] = _run(dvc + ["exp", "show", "--only-changed", "--csv"], work, env)
     out["exp_lr"] = _run(dvc + ["exp", "run", "-S", "train.lr=0.0005"], work, env)
     out["exp_ablation"] = _run(dvc + ["exp", "run", "-S", "models.dual_tower.heads_see=context"], work, env)
+    out["exp_tune"] = _run(dvc + ["exp", "run", "-S", "run.tune=[xgboost]", "-S", "tune.trials=3"], work, env)
+    out["tune_comparison"] = (work / "metrics/comparison.md").read_text()
+    out["tuned_yaml"] = yaml.safe_load((work / "tuned/xgboost-h5.yaml").read_text())
+    out["tune_plots"] = sorted(p.name for p in (work / "plots/tune/xgboost-h5").iterdir())
     out["exp_fixed"] = _run(dvc + ["exp", "run", "-S", "split.scheme=fixed"], work, env)
     out["fixed_schema"] = json.loads((work / "data/features/schema.json").read_text())
     # back to the walk-forward baseline for the tests that read the workspace
@@ -355,6 +359,20 @@ def test_ablation_param_reruns_only_the_dual_tower(project):
     assert sorted(_ran(out["exp_ablation"])) == [
         "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower",
     ]
+
+
+def test_tuning_is_opt_in_and_compares_tuned_beside_default(project):
+    """run.tune=[xgboost]: a study per horizon, xgboost_tuned trained and evaluated from its
+    git-tracked best params, and a "Tuned vs default" table; nothing else retrains."""
+    _, out = project
+    assert sorted(_ran(out["exp_tune"])) == [
+        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_tuned@xgboost-20", "evaluate_tuned@xgboost-5",
+        "train_tuned@xgboost-20", "train_tuned@xgboost-5", "tune@xgboost-20", "tune@xgboost-5",
+    ]
+    assert sum(out["tuned_yaml"]["trials"].values()) == 3 and "max_depth" in out["tuned_yaml"]["params"]
+    assert {"history.png", "intermediate.png"} <= set(out["tune_plots"])
+    page = out["tune_comparison"]
+    assert "## Tuned vs default" in page and "| xgboost | 5 |" in page and "xgboost_tuned" in page
 
 
 def test_metrics_diff_shows_the_changed_model(project):

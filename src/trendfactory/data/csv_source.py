@@ -97,7 +97,7 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataValidationError(f"{path}: cannot read ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
 
 
-def _list_files(path: Path) -> list[Path]:
+def list_files(path: Path) -> list[Path]:
     """The data files of a directory (hidden ones, such as macOS '._AAPL.csv', skipped), or the file."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and data_suffix(p) and not p.name.startswith("."))
@@ -109,7 +109,7 @@ def _list_files(path: Path) -> list[Path]:
     raise DataValidationError(f"{path}: no such file or directory; set data.path to your bars")
 
 
-def _add_origins(origins: dict[str, str], frame: pd.DataFrame, file: Path) -> None:
+def add_origins(origins: dict[str, str], frame: pd.DataFrame, file: Path) -> None:
     """Record symbol -> file; a symbol already read from another file names both files."""
     for sym in map(str, frame["symbol"].unique()):
         if sym in origins and origins[sym] != str(file):
@@ -120,23 +120,28 @@ def _add_origins(origins: dict[str, str], frame: pd.DataFrame, file: Path) -> No
         origins[sym] = str(file)
 
 
+def read_bars_file(file: Path, in_directory: bool, timezone: str = "UTC") -> pd.DataFrame:
+    """One file's validated bars. In a directory, a file without a symbol column is one symbol
+    named after the file; a single file needs a symbol column."""
+    raw = rename_columns(_read(file), str(file))
+    if "symbol" not in raw.columns:
+        if not in_directory:
+            raise DataValidationError(
+                f"{file}: no symbol column (looked for {', '.join(ALIASES['symbol'])}); add one, "
+                "or use a directory with one file per symbol named after it"
+            )
+        raw.insert(0, "symbol", symbol_from_name(file))
+    return validate_bars(raw, str(file), timezone)
+
+
 def load_csv_bars(path: str | Path, timezone: str = "UTC") -> tuple[list[pd.DataFrame], dict[str, str]]:
     """Validated frames (one per file) and a symbol -> file map for later error messages.
 
     `timezone` is ``data.timezone``: stamps with a UTC offset are converted to it."""
     path = Path(path)
-    files = _list_files(path)
     frames, origins = [], {}
-    for file in files:
-        raw = rename_columns(_read(file), str(file))
-        if "symbol" not in raw.columns:
-            if not path.is_dir():
-                raise DataValidationError(
-                    f"{file}: no symbol column (looked for {', '.join(ALIASES['symbol'])}); add one, "
-                    "or use a directory with one file per symbol named after it"
-                )
-            raw.insert(0, "symbol", symbol_from_name(file))
-        frame = validate_bars(raw, str(file), timezone)
-        _add_origins(origins, frame, file)
+    for file in list_files(path):
+        frame = read_bars_file(file, path.is_dir(), timezone)
+        add_origins(origins, frame, file)
         frames.append(frame)
     return frames, origins

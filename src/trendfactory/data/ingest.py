@@ -1,9 +1,14 @@
 """Ingest: load bars from the configured source, validate, join context, describe provenance.
 
-After the sources are combined and cut to data.start..data.end, the universe-wide checks of
-:mod:`trendfactory.data.universe` run: symbols too short for the features' warm-up
-(``data.min_history``, when the caller says how many bars that is) and one-bar moves that look
-like unadjusted splits (``data.on_jump``). Their messages name the user's own files.
+The universe is handled ``data.chunk_symbols`` symbols at a time (:mod:`trendfactory.data.sources`
+serves each chunk's validated bars): each chunk goes to a sink -- the stage appends it to
+bars.parquet, :func:`run_ingest` collects it in memory -- so peak memory follows the chunk,
+not the universe. The universe-wide checks of :mod:`trendfactory.data.universe` still see the
+whole universe: symbols too short for the features' warm-up (``data.min_history``, when the
+caller says how many bars that is) are judged from every symbol's bar count before any chunk
+is loaded, and one-bar moves that look like unadjusted splits (``data.on_jump``) are found per
+chunk and judged against the universe's median move at their dates, read back once every
+chunk is written. Their messages name the user's own files.
 """
 
 from __future__ import annotations
@@ -11,14 +16,23 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from trendfactory.data import embedded
+from trendfactory.data.chunks import FrameSink, batched
 from trendfactory.data.context import build_context
-from trendfactory.data.csv_source import load_csv_bars
-from trendfactory.data.synthetic import generate_bars
-from trendfactory.data.universe import HistoryNeed, enforce_min_history, find_jumps, report_jumps
-from trendfactory.data.validation import combine, validate_bars
+from trendfactory.data.sources import open_source
+from trendfactory.data.universe import (
+    HistoryNeed,
+    Jump,
+    JumpCandidate,
+    judge_jumps,
+    jump_candidates,
+    min_history_drops,
+    report_jumps,
+    returns_at,
+)
 from trendfactory.errors import DataValidationError
 from trendfactory.params import DataConfig
 
@@ -31,16 +45,13 @@ class IngestResult:
     origins: dict[str, str]  # symbol -> file/loader, for error messages downstream
 
 
-def _restrict(bars: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
-    if cfg.start:
-        bars = bars[bars["datetime"] >= pd.Timestamp(cfg.start)]
-    if cfg.end:
-        bars = bars[bars["datetime"] <= pd.Timestamp(cfg.end) + pd.Timedelta(days=1) - pd.Timedelta(1)]
-    if bars.empty:
-        raise DataValidationError(
-            f"bars: no rows between data.start {cfg.start} and data.end {cfg.end}; widen the range in params.yaml"
-        )
-    return bars.reset_index(drop=True)
+@dataclass
+class IngestSummary:
+    """What ingest produces besides the bars (which went to the sink chunk by chunk)."""
+
+    context: pd.DataFrame
+    manifest: dict
+    origins: dict[str, str]
 
 
 def context_mode(cfg: DataConfig) -> str:
@@ -48,24 +59,6 @@ def context_mode(cfg: DataConfig) -> str:
     if cfg.context == "auto":
         return "embedded" if cfg.source == "embedded" else "none"
     return cfg.context
-
-
-def load_bars(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, dict, dict[str, str]]:
-    """Validated bars, their provenance entry and symbol -> origin map."""
-    if cfg.source == "embedded":
-        loaded = embedded.DATASETS[cfg.dataset]()
-        frames = [validate_bars(item.frame, item.loader, cfg.timezone) for item in loaded]
-        origins = {str(s): item.loader for item, f in zip(loaded, frames) for s in f["symbol"].unique()}
-        provenance = {"dataset": cfg.dataset, "loaders": [item.provenance() for item in loaded]}
-    elif cfg.source == "csv":
-        frames, origins = load_csv_bars(cfg.path, cfg.timezone)
-        provenance = {"path": str(cfg.path), "files": sorted(set(origins.values()))}
-    else:
-        frame = validate_bars(generate_bars(cfg.synthetic, seed), "synthetic generator", cfg.timezone)
-        frames, origins = [frame], {s: "synthetic generator" for s in frame["symbol"].unique()}
-        provenance = {"generator": "trendfactory.data.synthetic.generate_bars", "seed": seed, **cfg.synthetic.__dict__}
-    bars = _restrict(combine(frames), cfg)
-    return bars, provenance, origins
 
 
 def _span(cfg: DataConfig) -> str:
@@ -77,28 +70,46 @@ def _span(cfg: DataConfig) -> str:
     return ""
 
 
-def check_universe(
-    bars: pd.DataFrame, cfg: DataConfig, origins: dict[str, str], history: HistoryNeed | None
-) -> tuple[pd.DataFrame, dict, list]:
-    """Bars after data.min_history (when ``history`` is given), the dropped symbols, and the
-    suspect jumps ``data.on_jump: warn`` let through (``error`` raises on the first)."""
+def _judge(candidates: list[JumpCandidate], sink) -> list[Jump]:
+    """The candidates that are jumps, judged against every symbol's return at their times
+    (read back from ``sink``, chunk by chunk: a few rows per chunk)."""
+    if not candidates:
+        return []
+    times = np.unique(np.array([c.time for c in candidates], dtype=np.int64))
+    returns = pd.concat([returns_at(chunk, times) for chunk in sink.chunks(["symbol", "datetime", "close"])], ignore_index=True)
+    return judge_jumps(candidates, returns)
+
+
+def ingest_chunks(cfg: DataConfig, seed: int, history: HistoryNeed | None, sink) -> IngestSummary:
+    """Validate the universe and write its bars to ``sink`` a chunk of ``data.chunk_symbols``
+    symbols at a time (``sink``: :class:`~trendfactory.data.chunks.FrameSink` or
+    :class:`~trendfactory.data.chunks.ParquetSink`); raises DataValidationError before the
+    sink's output is complete. ``history``: as :func:`run_ingest`."""
+    source = open_source(cfg, seed)
+    if source.counts.empty:
+        raise DataValidationError(
+            f"bars: no rows between data.start {cfg.start} and data.end {cfg.end}; widen the range in params.yaml"
+        )
     dropped: dict[str, dict] = {}
     if history is not None:
-        bars, dropped = enforce_min_history(bars, history, origins, cfg.min_history, _span(cfg))
-    jumps = find_jumps(bars, cfg.jump_ratio)
-    report_jumps(jumps, origins, cfg.on_jump)
-    return bars, dropped, jumps
+        dropped = min_history_drops(source.counts, history, source.origins, cfg.min_history, _span(cfg))
+    symbols = [str(s) for s in source.counts.index if str(s) not in dropped]
 
-
-def run_ingest(cfg: DataConfig, seed: int, history: HistoryNeed | None = None) -> IngestResult:
-    """Everything the ingest stage writes, computed in memory (the stage writes it atomically).
-
-    ``history``: the bars each symbol needs (``universe.required_history(params.features,
-    params.label)``); None skips data.min_history (featurize's own length check still stops
-    a run with a short symbol)."""
-    bars, provenance, origins = load_bars(cfg, seed)
-    bars, dropped, jumps = check_universe(bars, cfg, origins, history)
-    calendar = pd.DatetimeIndex(bars["datetime"].drop_duplicates().sort_values())
+    rows, first, last = 0, None, None
+    calendar = np.array([], dtype="datetime64[ns]")
+    candidates: list[JumpCandidate] = []
+    for group in batched(symbols, cfg.chunk_symbols):
+        bars = source.load(list(group))
+        candidates += jump_candidates(bars, cfg.jump_ratio)
+        dt = bars["datetime"].to_numpy().astype("datetime64[ns]")
+        calendar = np.union1d(calendar, dt)  # the universe's bar times: O(dates) memory
+        lo, hi = pd.Timestamp(bars["datetime"].min()), pd.Timestamp(bars["datetime"].max())
+        first, last = (lo, hi) if first is None else (min(first, lo), max(last, hi))
+        rows += len(bars)
+        sink.write(bars)
+        del bars
+    jumps = _judge(candidates, sink)
+    report_jumps(jumps, source.origins, cfg.on_jump)
 
     mode = context_mode(cfg)
     series, context_prov = {}, {}
@@ -108,22 +119,23 @@ def run_ingest(cfg: DataConfig, seed: int, history: HistoryNeed | None = None) -
             item = loader()
             series[name] = (item.frame, monthly)
             context_prov[name] = item.provenance()
-    context, join_report = build_context(calendar, series, cfg.release_lag_days)
+    context, join_report = build_context(pd.DatetimeIndex(calendar), series, cfg.release_lag_days)
     for name, rep in join_report.items():
         rep.update(context_prov[name])
 
+    origins = source.origins
     manifest = {
         "source": cfg.source,
-        "provenance": provenance,
-        "rows": int(len(bars)),
-        "symbols": sorted(map(str, bars["symbol"].unique())),
-        "n_symbols": int(bars["symbol"].nunique()),
-        "start": str(bars["datetime"].min()),
-        "end": str(bars["datetime"].max()),
-        "columns": [c for c in bars.columns],
-        "has_high_low": bool({"high", "low"} <= set(bars.columns)),
-        "has_volume": "volume" in bars.columns,
-        "origins": {s: origins[s] for s in sorted(map(str, bars["symbol"].unique()))},  # symbol -> the user's file
+        "provenance": source.provenance,
+        "rows": int(rows),
+        "symbols": sorted(symbols),
+        "n_symbols": len(symbols),
+        "start": str(first),
+        "end": str(last),
+        "columns": list(source.columns),
+        "has_high_low": bool({"high", "low"} <= set(source.columns)),
+        "has_volume": "volume" in source.columns,
+        "origins": {s: origins[s] for s in sorted(symbols)},  # symbol -> the user's file
         "dropped_symbols": dropped,  # data.min_history: drop -> {symbol: {file, bars, needed}}
         "suspect_jumps": [
             {"symbol": j.symbol, "datetime": str(j.when), "ratio": round(j.ratio, 6), "file": origins.get(j.symbol)}
@@ -133,4 +145,15 @@ def run_ingest(cfg: DataConfig, seed: int, history: HistoryNeed | None = None) -
         "context": join_report,
         "versions": {"trendfactory": importlib.metadata.version("trendfactory"), "pandas": pd.__version__},
     }
-    return IngestResult(bars=bars, context=context, manifest=manifest, origins=origins)
+    return IngestSummary(context=context, manifest=manifest, origins=origins)
+
+
+def run_ingest(cfg: DataConfig, seed: int, history: HistoryNeed | None = None) -> IngestResult:
+    """Everything the ingest stage writes, in memory (the stage streams the bars to disk instead).
+
+    ``history``: the bars each symbol needs (``universe.required_history(params.features,
+    params.label)``); None skips data.min_history (featurize's own length check still stops
+    a run with a short symbol)."""
+    sink = FrameSink()
+    summary = ingest_chunks(cfg, seed, history, sink)
+    return IngestResult(bars=sink.frame, context=summary.context, manifest=summary.manifest, origins=summary.origins)

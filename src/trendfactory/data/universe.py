@@ -18,6 +18,13 @@ Two things a per-file check cannot judge:
   1990-04-10 quoted 3.322 -> 1.107, x0.333, back above 1.92 eleven bars later and at 3.322
   again by June.)
 
+Both work on a universe that is ingested a chunk of symbols at a time: the history check
+judges every symbol's bar count before any chunk is loaded (:func:`min_history_drops`), and the
+split check finds each chunk's candidate steps (:func:`jump_candidates`, a symbol's own bars)
+and judges them once every chunk is written, against the other symbols' returns at just those
+times (:func:`returns_at`, :func:`judge_jumps`): a median does not merge, but the few rows it
+needs can be gathered.
+
 Every message names the user's file (the ``origins`` symbol -> file map), never an
 intermediate file of the pipeline.
 """
@@ -66,17 +73,19 @@ def required_history(features: FeaturesConfig, label: LabelConfig) -> HistoryNee
     )
 
 
-def enforce_min_history(
-    bars: pd.DataFrame, need: HistoryNeed, origins: dict[str, str], policy: str, span: str = ""
-) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Bars without the symbols shorter than ``need`` (policy ``drop``), and what was dropped
-    (symbol -> file, bars, needed); policy ``error`` stops at the first short symbol.
+def min_history_drops(
+    counts: pd.Series, need: HistoryNeed, origins: dict[str, str], policy: str, span: str = ""
+) -> dict[str, dict]:
+    """The symbols shorter than ``need`` that policy ``drop`` leaves out (symbol -> file, bars,
+    needed), from the bars per symbol (``counts``, indexed by symbol); policy ``error`` stops at
+    the first short symbol. Counts, not bars: a universe read chunk by chunk is judged whole
+    before any chunk is written.
 
     ``span`` says where the bars were counted (e.g. " between data.start ... and data.end ...")."""
-    counts = bars.groupby("symbol", sort=True).size()
+    counts = counts.sort_index()
     short = counts[counts < need.bars]
     if short.empty:
-        return bars, {}
+        return {}
     if len(short) == len(counts):
         raise _all_too_short(counts, need, origins, span)
     if policy == "error":
@@ -95,7 +104,7 @@ def enforce_min_history(
             sym, file, n, span, need.bars, need.why,
         )
         dropped[str(sym)] = {"file": file, "bars": int(n), "needed": need.bars}
-    return bars[~bars["symbol"].isin(short.index)].reset_index(drop=True), dropped
+    return dropped
 
 
 def _all_too_short(counts: pd.Series, need: HistoryNeed, origins: dict[str, str], span: str) -> DataValidationError:
@@ -127,27 +136,73 @@ class Jump:
         return self.after / self.before
 
 
-def find_jumps(bars: pd.DataFrame, jump_ratio: float) -> list[Jump]:
-    """Unshared one-bar moves beyond ``jump_ratio`` (bars sorted by symbol, datetime), by time."""
-    close = bars["close"].to_numpy(dtype=np.float64)
-    logret = np.log(bars["close"]).groupby(bars["symbol"], sort=False).diff().to_numpy()
+@dataclass(frozen=True)
+class JumpCandidate:
+    """A one-bar move beyond the jump ratio that is a clean step (:func:`_is_step`): a jump
+    unless the rest of the universe moved with it (judged by :func:`judge_jumps`)."""
+
+    symbol: str
+    time: int  # ns since epoch of the bar
+    logret: float
+    before: float  # previous close
+    after: float  # this bar's close
+
+
+def _log_returns(bars: pd.DataFrame) -> np.ndarray:
+    """[N] one-bar log return of each row within its symbol (NaN on a symbol's first bar)."""
+    return np.log(bars["close"]).groupby(bars["symbol"], sort=False).diff().to_numpy()
+
+
+def _times(bars: pd.DataFrame) -> np.ndarray:
+    return bars["datetime"].to_numpy().astype("datetime64[ns]").view(np.int64)
+
+
+def jump_candidates(bars: pd.DataFrame, jump_ratio: float) -> list[JumpCandidate]:
+    """The candidate jumps of ``bars`` (sorted by symbol, datetime; whole symbols, so a chunk
+    of the universe finds exactly its own symbols' candidates)."""
+    logret = _log_returns(bars)
     with np.errstate(invalid="ignore"):
         big = np.flatnonzero(np.abs(logret) > np.log(jump_ratio))
     if big.size == 0:
         return []
-    times = bars["datetime"].to_numpy().astype("datetime64[ns]").view(np.int64)
-    same_time = _rows_by_time(times, big)
-    symbols, log_close = bars["symbol"].to_numpy(), np.log(close)
+    close = bars["close"].to_numpy(dtype=np.float64)
+    symbols, log_close, times = bars["symbol"].to_numpy(), np.log(close), _times(bars)
+    return [
+        JumpCandidate(str(symbols[i]), int(times[i]), float(logret[i]), float(close[i - 1]), float(close[i]))
+        for i in big
+        if _is_step(log_close, symbols, i)  # else the old level comes back (or was brief): a stale or bad quote
+    ]
+
+
+def returns_at(bars: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
+    """Every row's one-bar log return at ``times`` (int64 ns): symbol, time, logret. The few
+    rows the jump judgement needs, gathered chunk by chunk."""
+    t = _times(bars)
+    rows = np.flatnonzero(np.isin(t, times))
+    return pd.DataFrame({"symbol": bars["symbol"].to_numpy()[rows].astype(str), "time": t[rows], "logret": _log_returns(bars)[rows]})
+
+
+def judge_jumps(candidates: list[JumpCandidate], returns: pd.DataFrame) -> list[Jump]:
+    """The candidates the universe did not move with, by time: ``returns`` holds every
+    symbol's one-bar log return at the candidates' times (:func:`returns_at`)."""
+    by_time = {int(t): part for t, part in returns.groupby("time", sort=False)}
     jumps = []
-    for i in big:
-        if not _is_step(log_close, symbols, i):
-            continue  # the old level comes back (or was brief): a stale or bad quote, not a split
-        median = _others_median(logret, same_time[times[i]], i)
-        if median is not None and median * np.sign(logret[i]) >= 0.5 * abs(logret[i]):
+    for c in candidates:
+        rows = by_time.get(c.time)
+        median = None if rows is None else _others_median(rows, c.symbol)
+        if median is not None and median * np.sign(c.logret) >= 0.5 * abs(c.logret):
             continue  # the universe moved with it: a market move, not a split
         universe = None if median is None else float(np.exp(median))
-        jumps.append(Jump(str(bars["symbol"].iloc[i]), pd.Timestamp(bars["datetime"].iloc[i]), close[i - 1], close[i], universe))
+        jumps.append(Jump(c.symbol, pd.Timestamp(c.time), c.before, c.after, universe))
     return sorted(jumps, key=lambda j: (j.when, j.symbol))
+
+
+def find_jumps(bars: pd.DataFrame, jump_ratio: float) -> list[Jump]:
+    """Unshared one-bar moves beyond ``jump_ratio`` (bars sorted by symbol, datetime), by time."""
+    candidates = jump_candidates(bars, jump_ratio)
+    if not candidates:
+        return []
+    return judge_jumps(candidates, returns_at(bars, np.array([c.time for c in candidates], dtype=np.int64)))
 
 
 def _is_step(log_close: np.ndarray, symbols: np.ndarray, i: int) -> bool:
@@ -162,17 +217,10 @@ def _is_step(log_close: np.ndarray, symbols: np.ndarray, i: int) -> bool:
     return bool(np.all(direction * (before - midway) < 0) and np.all(direction * (after - midway) > 0))
 
 
-def _rows_by_time(times: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
-    """time -> positions of every row at that time, for the times of ``rows`` only (few)."""
-    positions = np.flatnonzero(np.isin(times, times[rows]))
-    groups = pd.Series(positions).groupby(times[positions]).indices
-    return {int(t): positions[locs] for t, locs in groups.items()}
-
-
-def _others_median(logret: np.ndarray, rows: np.ndarray, i: int) -> float | None:
-    """Median one-bar log return of the other symbols at row ``i``'s time (``rows``: every row
-    at that time); None when no other symbol has one."""
-    others = logret[rows[rows != i]]
+def _others_median(rows: pd.DataFrame, symbol: str) -> float | None:
+    """Median one-bar log return of the symbols other than ``symbol`` in ``rows`` (every row
+    at one time); None when no other symbol has one."""
+    others = rows["logret"].to_numpy()[rows["symbol"].to_numpy() != symbol]
     others = others[np.isfinite(others)]
     return float(np.median(others)) if others.size else None
 

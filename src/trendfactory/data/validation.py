@@ -229,7 +229,13 @@ def _check_time_order(frame: pd.DataFrame, origin: str, hint: str = "") -> None:
 
 def check_min_length(bars: pd.DataFrame, min_rows: int, origins: dict[str, str] | str, why: str) -> None:
     """Every symbol needs at least `min_rows` bars (longest lookback + horizon + entry lag...)."""
-    counts = bars.groupby("symbol", sort=True).size()
+    check_symbol_lengths(bars.groupby("symbol", sort=True).size(), min_rows, origins, why)
+
+
+def check_symbol_lengths(counts: pd.Series, min_rows: int, origins: dict[str, str] | str, why: str) -> None:
+    """:func:`check_min_length` from the bars per symbol (``counts``, indexed by symbol), so a
+    universe read chunk by chunk is checked as a whole."""
+    counts = counts.sort_index()
     short = counts[counts < min_rows]
     if len(short):
         sym = str(short.index[0])
@@ -247,15 +253,15 @@ def canonical_order(bars: pd.DataFrame) -> pd.DataFrame:
     return bars[cols].sort_values(["symbol", "datetime"], kind="stable").reset_index(drop=True)
 
 
-def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+def combine(frames: Iterable[pd.DataFrame], columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Concatenate validated frames; columns absent from any frame are dropped from all.
 
     Mixed sources (some with high/low, some close-only) fall back to what all of them share,
-    so indicators never silently see a column that only part of the universe has.
+    so indicators never silently see a column that only part of the universe has. A universe
+    combined chunk by chunk passes ``columns``: what every source of the whole universe shares.
     """
     frames = list(frames)
-    shared = set.intersection(*(set(f.columns) for f in frames))
-    cols = [c for c in BAR_COLUMNS if c in shared]
+    cols = shared_columns([f.columns for f in frames] if columns is None else [columns])
     out = pd.concat([f[cols] for f in frames], ignore_index=True)
     dup = out.duplicated(["symbol", "datetime"]).to_numpy()
     if dup.any():
@@ -265,3 +271,9 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
             "give each symbol in one file only"
         )
     return canonical_order(out)
+
+
+def shared_columns(column_sets: Iterable[Iterable[str]]) -> list[str]:
+    """The bar columns every source has (what :func:`combine` keeps), in canonical order."""
+    shared = set.intersection(*(set(c) for c in column_sets))
+    return [c for c in BAR_COLUMNS if c in shared]

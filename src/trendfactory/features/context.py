@@ -1,10 +1,13 @@
 """Context-tower features `ctx_*`: market, macro and cross-sectional breadth, per datetime.
 
-Computed once on the calendar of bar datetimes, then joined to every symbol-row by datetime.
-Everything at time t uses series values known at t (the ingest as-of join already applied the
-publication lags) and the universe's bars at t and before. The cross-sectional (breadth)
-features are defined on dates where a single symbol trades, too: its own share above the MA
-or up, and a dispersion of 0, so a thinned-out universe loses no rows.
+Computed once on the calendar of bar datetimes (:func:`context_by_date`), then joined to every
+symbol-row by datetime (:func:`join_context`), one chunk of symbols at a time if need be: the
+breadth block comes from the whole universe's per-date aggregates
+(:mod:`trendfactory.features.breadth`). Everything at time t uses series values known at t (the
+ingest as-of join already applied the publication lags) and the universe's bars at t and
+before. The cross-sectional (breadth) features are defined on dates where a single symbol
+trades, too: its own share above the MA or up, and a dispersion of 0, so a thinned-out
+universe loses no rows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trendfactory.features.breadth import BreadthStats, breadth_stats
 from trendfactory.params import FeaturesConfig
 
 
@@ -35,41 +39,31 @@ def _market_block(level: pd.Series, prefix: str, lookbacks: tuple[int, ...]) -> 
     return out
 
 
-def _breadth_block(bars: pd.DataFrame, lookbacks: tuple[int, ...]) -> dict[str, pd.Series]:
+def _breadth_block(stats: BreadthStats, lookbacks: tuple[int, ...]) -> dict[str, pd.Series]:
     """Equal-weight universe return, breadth (share above MA / up) and return dispersion."""
-    by_sym = bars.groupby("symbol", sort=False)["close"]
-    logret = np.log(bars["close"]).groupby(bars["symbol"], sort=False).diff()
     out: dict[str, pd.Series] = {}
-    dt = bars["datetime"]
     # Equal-weight index: mean 1-bar log return across symbols each datetime, cumulated.
-    ew = logret.groupby(dt).mean().sort_index().fillna(0.0)
+    ew = stats.ew_return().sort_index().fillna(0.0)
     ew_level = np.exp(ew.cumsum())
     out.update(_market_block(ew_level, "ctx_ew", lookbacks))
-    for n in lookbacks:
-        if n < 5:
-            continue
-        ret_n = np.log(bars["close"] / by_sym.shift(n))
-        ma_n = by_sym.transform(lambda s, n=n: s.rolling(n, min_periods=n).mean())
-        above = (bars["close"] > ma_n).astype(np.float64).where(ma_n.notna())
-        out[f"ctx_breadth_above_ma_{n}"] = above.groupby(dt).mean()
-        out[f"ctx_breadth_up_{n}"] = (ret_n > 0).astype(np.float64).where(ret_n.notna()).groupby(dt).mean()
-        out[f"ctx_dispersion_{n}"] = _dispersion(ret_n, dt)
+    for n in stats.lookbacks:
+        out[f"ctx_breadth_above_ma_{n}"] = stats.share_above_ma(n)
+        out[f"ctx_breadth_up_{n}"] = stats.share_up(n)
+        out[f"ctx_dispersion_{n}"] = stats.dispersion(n)
     return out
 
 
-def _dispersion(ret_n: pd.Series, dt: pd.Series) -> pd.Series:
-    """Cross-sectional std of ``ret_n`` per datetime; 0 where one symbol has a value.
+@dataclass
+class ContextByDate:
+    """Every ctx_* column per datetime of the universe (before the join to bar rows)."""
 
-    A sample std of one value is undefined (NaN), which would drop every window of that
-    symbol ending within seq_len bars of the date (a universe thinned to one symbol by IPOs,
-    delistings or another exchange's holiday). One return has no spread: 0 is its dispersion.
-    Dates where two or more symbols have a value are unchanged; none stays NaN (warm-up)."""
-    by_date = ret_n.groupby(dt)
-    return by_date.std().mask(by_date.count() == 1, 0.0)
+    frame: pd.DataFrame  # index = datetime (sorted), ctx_* columns
+    groups: dict[str, list[str]]  # "market" | "macro" | "breadth" -> columns
 
 
-def compute_context_features(bars: pd.DataFrame, context: pd.DataFrame, cfg: FeaturesConfig) -> ContextFeatures:
-    """ctx_* columns for each bar row. `context` = ingest's frame ('datetime' + series columns)."""
+def context_by_date(context: pd.DataFrame, breadth: BreadthStats, cfg: FeaturesConfig) -> ContextByDate:
+    """ctx_* per datetime from ingest's ``context`` frame ('datetime' + series columns) and the
+    universe's cross-sectional aggregates ``breadth``."""
     lookbacks = tuple(sorted(set(cfg.context_lookbacks)))
     cal = context.set_index("datetime").sort_index()
     groups: dict[str, list[str]] = {"market": [], "macro": [], "breadth": []}
@@ -97,14 +91,21 @@ def compute_context_features(bars: pd.DataFrame, context: pd.DataFrame, cfg: Fea
             cols[f"ctx_{name}"] = cal[name]
             groups["macro"].append(f"ctx_{name}")
 
-    breadth = _breadth_block(bars, lookbacks)
-    cols.update(breadth)
-    groups["breadth"] += list(breadth)
+    block = _breadth_block(breadth, lookbacks)
+    cols.update(block)
+    groups["breadth"] += list(block)
+    return ContextByDate(frame=pd.DataFrame(cols).sort_index(), groups={g: c for g, c in groups.items() if c})
 
-    per_date = pd.DataFrame(cols).sort_index()
-    per_date = per_date.reindex(pd.DatetimeIndex(bars["datetime"].unique()).sort_values())
-    # [N rows] <- [dates]: every symbol-row gets its datetime's context values.
-    joined = per_date.reindex(bars["datetime"].to_numpy())
+
+def join_context(by_date: ContextByDate, bars: pd.DataFrame) -> ContextFeatures:
+    """[N rows] <- [dates]: every row of ``bars`` (the universe or a chunk of it) gets its
+    datetime's context values."""
+    joined = by_date.frame.reindex(bars["datetime"].to_numpy())
     joined.index = bars.index
-    frame = joined.astype(np.float64)
-    return ContextFeatures(frame=frame, groups={g: c for g, c in groups.items() if c})
+    return ContextFeatures(frame=joined.astype(np.float64), groups=by_date.groups)
+
+
+def compute_context_features(bars: pd.DataFrame, context: pd.DataFrame, cfg: FeaturesConfig) -> ContextFeatures:
+    """ctx_* columns for each bar row, ``bars`` being the whole universe. `context` = ingest's
+    frame ('datetime' + series columns)."""
+    return join_context(context_by_date(context, breadth_stats(bars, cfg.context_lookbacks), cfg), bars)

@@ -163,23 +163,98 @@ def assign_splits(
     return res
 
 
+def merge_reports(a: dict, b: dict) -> dict:
+    """One fold's :func:`assign_roles` report over two disjoint sets of symbols (chunks): row,
+    purge and embargo counts add up, each split's date range spans both."""
+    dates = {}
+    for s in SPLITS:
+        ranges = [r for r in (a["dates"][s], b["dates"][s]) if r is not None]
+        dates[s] = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None  # ISO dates sort by time
+    return {
+        "rows": {s: a["rows"][s] + b["rows"][s] for s in a["rows"]},
+        "purged": {s: a["purged"][s] + b["purged"][s] for s in a["purged"]},
+        "embargoed": {s: a["embargoed"][s] + b["embargoed"][s] for s in a["embargoed"]},
+        "dates": dates,
+    }
+
+
+def merge_moments(a: tuple, b: tuple, ddof: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, mean, variance) of two disjoint samples merged (Chan et al.'s pairwise update),
+    elementwise over arrays; ``ddof`` as the variances were computed with (a variance of
+    ``count <= ddof`` values may be NaN). Where one side is empty the other is returned as it
+    is, bit for bit: a statistic of one chunk does not move by merging nothing into it."""
+    na, ma, va = (np.asarray(x, dtype=np.float64) for x in a)
+    nb, mb, vb = (np.asarray(x, dtype=np.float64) for x in b)
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = mb - ma
+        mean = ma + delta * (nb / n)
+        m2 = np.where(na > ddof, va * (na - ddof), 0.0) + np.where(nb > ddof, vb * (nb - ddof), 0.0) + delta**2 * (na * nb / n)
+        var = np.where(n > ddof, m2 / (n - ddof), np.nan)
+    mean = np.where(nb == 0, ma, np.where(na == 0, mb, mean))
+    var = np.where(nb == 0, va, np.where(na == 0, vb, var))
+    return n, mean, var
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What the train-only scaler and the uninformative-feature check need of one column's
+    train rows, mergeable across chunks of symbols (:meth:`merge`).
+
+    ``mean``/``var`` are ``np.nanmean``/``np.nanvar`` (NaN ignored, ddof 0) of the values;
+    finite values give the rest: their count, min, max, and how many are not -1, 0 or 1."""
+
+    n: int
+    mean: float
+    var: float
+    finite: int
+    low: float
+    high: float
+    not_signal: int
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "ColumnStats":
+        v = np.asarray(values, dtype=np.float64)
+        n = int(np.count_nonzero(~np.isnan(v)))
+        mean, var = (float(np.nanmean(v)), float(np.nanvar(v))) if n else (np.nan, np.nan)
+        finite = v[np.isfinite(v)]
+        if finite.size == 0:
+            return cls(n, mean, var, 0, np.nan, np.nan, 0)
+        not_signal = int(np.count_nonzero((finite != -1.0) & (finite != 0.0) & (finite != 1.0)))
+        return cls(n, mean, var, int(finite.size), float(finite.min()), float(finite.max()), not_signal)
+
+    def merge(self, other: "ColumnStats") -> "ColumnStats":
+        n, mean, var = merge_moments((self.n, self.mean, self.var), (other.n, other.mean, other.var), ddof=0)
+        return ColumnStats(
+            int(n), float(mean), float(var), self.finite + other.finite,
+            float(np.fmin(self.low, other.low)), float(np.fmax(self.high, other.high)), self.not_signal + other.not_signal,
+        )
+
+    @property
+    def is_signal(self) -> bool:
+        """A {-1, 0, 1} signal column (some finite value, none other): it stays unscaled."""
+        return self.finite > 0 and self.not_signal == 0
+
+
 def is_indicator_column(values: np.ndarray) -> bool:
     """Signal columns take values in {-1, 0, 1} only: they stay unscaled."""
-    finite = values[np.isfinite(values)]
-    return finite.size > 0 and bool(np.isin(np.unique(finite), (-1.0, 0.0, 1.0)).all())
+    return ColumnStats.of(values).is_signal
 
 
 def fit_scaler(train: pd.DataFrame, columns: list[str]) -> dict[str, dict]:
     """Per-column z-score parameters fitted on train rows only (NaNs ignored)."""
+    return scaler_from_stats({col: ColumnStats.of(train[col].to_numpy(dtype=np.float64)) for col in columns})
+
+
+def scaler_from_stats(stats: dict[str, ColumnStats]) -> dict[str, dict]:
+    """:func:`fit_scaler` from each column's train statistics (merged over chunks of symbols)."""
     scaler = {}
-    for col in columns:
-        v = train[col].to_numpy(dtype=np.float64)
-        if is_indicator_column(v):
+    for col, s in stats.items():
+        if s.is_signal:
             scaler[col] = {"kind": "identity", "mean": 0.0, "std": 1.0}
             continue
-        mean = float(np.nanmean(v))
-        std = float(np.nanstd(v))
-        scaler[col] = {"kind": "zscore", "mean": mean, "std": std if std > 0 else 1.0}
+        std = float(np.sqrt(s.var))  # np.nanstd is the root of np.nanvar
+        scaler[col] = {"kind": "zscore", "mean": float(s.mean), "std": std if std > 0 else 1.0}
     return scaler
 
 

@@ -58,6 +58,7 @@ from trendfactory.params import FeaturesConfig
 __all__ = [
     "GROUPS",
     "StockFeatures",
+    "available_inputs",
     "compute_stock_features",
     "compute_feature_tensors",
     "feature_warmups",
@@ -256,13 +257,20 @@ def _has_values(bars: pd.DataFrame, col: str) -> bool:
     return col in bars.columns and bool(bars[col].notna().all())
 
 
-def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> StockFeatures:
+def available_inputs(bars: pd.DataFrame) -> tuple[bool, bool]:
+    """(non-null high and low, non-null volume) in ``bars``: which optional indicators can run."""
+    return _has_values(bars, "high") and _has_values(bars, "low"), _has_values(bars, "volume")
+
+
+def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig, inputs: tuple[bool, bool] | None = None) -> StockFeatures:
     """Scale-free per-symbol features of long-format ``bars`` (columns symbol, datetime,
     close and optionally open/high/low/volume; sorted by (symbol, datetime)).
 
     Returns a :class:`StockFeatures` whose frame has one row per bar (index = bars.index).
     Indicators that need high/low (ADX, ±DI, ATR, CCI, stochastic) run only when the source has
-    non-null high and low; the volume z-score only when it has non-null volume.
+    non-null high and low; the volume z-score only when it has non-null volume. ``inputs``:
+    :func:`available_inputs` of the whole universe when ``bars`` is one chunk of it (every
+    chunk then gets the same columns); None: judged on ``bars``.
     """
     for col in ("symbol", "close"):
         if col not in bars.columns:
@@ -270,8 +278,7 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> StockFeat
                 f"bars: missing column {col!r} (have {list(bars.columns)}); "
                 "stock features need long-format bars with symbol and close"
             )
-    has_hl = _has_values(bars, "high") and _has_values(bars, "low")
-    has_vol = _has_values(bars, "volume")
+    has_hl, has_vol = available_inputs(bars) if inputs is None else inputs
     skipped: dict[str, str] = {}
     notes: dict[str, str] = {}
     if not has_hl:

@@ -25,9 +25,11 @@ A window ending at row e is rows e-L+1 .. e (inclusive). It is valid when all th
 to the same symbol and all their features are finite (leakage rule 6: a window never crosses
 symbols and never reaches past its end row).
 
-The features matrix is filled streaming from the parquet (``iter_batches``) straight into an
-``np.lib.format.open_memmap`` file, so peak memory stays near the size of the float32 matrix
-(the mapped pages) plus one batch; the parquet is never loaded whole.
+Every array is filled streaming from the parquet (``iter_batches``), each batch through a
+mapping of just its rows (:class:`~trendfactory.windows.npyfile.NpyFile`), and the window index
+is built block by block: resident memory holds a batch or a block, one byte per row (which rows
+have finite features) and the per-symbol counts -- not the feature matrix, which the kernel's
+page cache takes. The parquet is never loaded whole.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import pyarrow.parquet as pq
 
 from trendfactory.errors import DataValidationError
 from trendfactory.io import make_temp_dir, remove_stale_temps
+from trendfactory.windows.npyfile import NpyFile
 
 __all__ = [
     "FORMAT_VERSION",
@@ -71,6 +74,9 @@ _READ_BUFFER = 1 << 20
 # Feature columns read per pass over the file (bounds pyarrow's per-column reader memory).
 _COLUMNS_PER_PASS = 8
 _USE_THREADS = False  # 2-core machines: decoding in the calling thread is as fast, leaner
+# Rows per block when the window index is built from the written arrays (a few int64 arrays of
+# this many rows are alive at once).
+_INDEX_BLOCK_ROWS = 1 << 18
 
 
 def _label_col(h: int) -> str:
@@ -257,19 +263,52 @@ def build_split(
     n = pf.metadata.num_rows
     f = len(features)
     tz = schema.field(DATETIME_COL).type.tz
+    fold_cols = _fold_columns(parquet_path, schema, folds)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # what killed runs left behind
     tmp = make_temp_dir(out_dir)
     try:
-        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler)
+        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler, fold_cols)
         if folds is not None:
-            meta = _write_roles(pf, parquet_path, tmp, meta, folds, features)
+            meta = _add_folds(parquet_path, tmp, meta, folds, features)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _fold_columns(path: Path, schema: pa.Schema, folds: Sequence[dict] | None) -> list[str] | None:
+    """The parquet's fold_XX role columns for ``folds`` (None without folds: no roles.npy)."""
+    if folds is None:
+        return None
+    from trendfactory.features.splits import fold_name  # light module; no cycle at import time
+
+    names = [fold_name(k) for k in range(len(folds))]
+    missing = [c for c in names if c not in schema.names]
+    if missing:
+        raise DataValidationError(f"{path}: missing fold role column(s) {missing}; rerun featurize")
+    return names
+
+
+class _OrderCheck:
+    """Each symbol's rows contiguous and datetimes strictly increasing within a symbol, checked
+    batch by batch (the previous batch's last row carried over)."""
+
+    def __init__(self, path: Path, symbols: list[str]) -> None:
+        self.path, self.symbols = path, symbols
+        self.last: tuple[int, int] | None = None  # (code, datetime) of the last row seen
+
+    def add(self, start: int, codes: np.ndarray, dts: np.ndarray) -> None:
+        if codes.shape[0] == 0:
+            return
+        if self.last is not None:
+            codes = np.concatenate([[self.last[0]], codes])
+            dts = np.concatenate([[self.last[1]], dts])
+            start -= 1
+        self.last = (int(codes[-1]), int(dts[-1]))
+        _check_order(self.path, codes, dts, self.symbols, start)
 
 
 def _write(
@@ -283,8 +322,8 @@ def _write(
     f: int,
     tz: str | None,
     scaler: dict[str, dict] | None,
+    fold_cols: list[str] | None,
 ) -> dict[str, Any]:
-    open_mm = np.lib.format.open_memmap
     pool = pa.default_memory_pool()
     batch_size = max(_MIN_BATCH_ROWS, min(_MAX_BATCH_ROWS, _BATCH_BYTES // (4 * f)))
 
@@ -300,18 +339,20 @@ def _write(
         if off != n:
             raise DataValidationError(f"{path}: read {off} rows, the parquet metadata says {n}")
 
-    # ---- pass 1: symbols, datetimes, labels / returns / scores --------------------------------
-    codes = open_mm(tmp / "symbol_codes.npy", mode="w+", dtype=np.int32, shape=(n,))
-    dts = open_mm(tmp / "datetime.npy", mode="w+", dtype=np.int64, shape=(n,))
-    labels = {h: open_mm(tmp / f"label_h{h}.npy", mode="w+", dtype=np.int8, shape=(n,)) for h in hs}
-    rets = {h: open_mm(tmp / f"ret_h{h}.npy", mode="w+", dtype=np.float32, shape=(n,)) for h in hs}
-    scores = {h: open_mm(tmp / f"score_h{h}.npy", mode="w+", dtype=np.float32, shape=(n,)) for h in hs}
+    # ---- pass 1: symbols, datetimes, labels / returns / scores, fold roles --------------------
+    codes = NpyFile.create(tmp / "symbol_codes.npy", np.int32, (n,))
+    dts = NpyFile.create(tmp / "datetime.npy", np.int64, (n,))
+    labels = {h: NpyFile.create(tmp / f"label_h{h}.npy", np.int8, (n,)) for h in hs}
+    rets = {h: NpyFile.create(tmp / f"ret_h{h}.npy", np.float32, (n,)) for h in hs}
+    scores = {h: NpyFile.create(tmp / f"score_h{h}.npy", np.float32, (n,)) for h in hs}
+    roles = None if fold_cols is None else NpyFile.create(tmp / "roles.npy", np.int8, (n, len(fold_cols)))
     symbols: list[str] = []
     sym_code: dict[str, int] = {}
+    order = _OrderCheck(path, symbols)
     meta_cols = [SYMBOL_COL, DATETIME_COL]
     for h in hs:
         meta_cols += [_label_col(h), _ret_col(h), _score_col(h)]
-    for sl, batch in batches(meta_cols):
+    for sl, batch in batches(meta_cols + (fold_cols or [])):
         # symbols -> int32 codes, in order of first appearance
         sym = batch.column(SYMBOL_COL)
         if sym.null_count:
@@ -329,14 +370,17 @@ def _write(
                 c = sym_code[s] = len(symbols)
                 symbols.append(s)
             lut[k] = c
-        codes[sl] = lut[idx]
+        batch_codes = lut[idx]
+        codes.write(sl.start, batch_codes)
 
         # datetimes -> int64 ns
         dt = batch.column(DATETIME_COL)
         if dt.null_count:
             bad = int(np.flatnonzero(dt.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
             raise DataValidationError(f"{path}: null {DATETIME_COL!r} at row {bad}; fix the featurize output")
-        dts[sl] = dt.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64()).to_numpy()
+        batch_dts = dt.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64()).to_numpy()
+        dts.write(sl.start, batch_dts)
+        order.add(sl.start, batch_codes, batch_dts)
 
         for h in hs:
             lab = _np(batch.column(_label_col(h))).astype(np.float64, copy=False)  # null -> NaN
@@ -348,24 +392,22 @@ def _write(
                     f"{path}: column {_label_col(h)!r} has value {bad_v:g}; "
                     f"labels must be -1, 0, +1 or null"
                 )
-            labels[h][sl] = np.where(miss, MISSING_LABEL, np.nan_to_num(lab)).astype(np.int8)
-            rets[h][sl] = _np(batch.column(_ret_col(h)))
-            scores[h][sl] = _np(batch.column(_score_col(h)))
+            labels[h].write(sl.start, np.where(miss, MISSING_LABEL, np.nan_to_num(lab)).astype(np.int8))
+            rets[h].write(sl.start, _np(batch.column(_ret_col(h))))
+            scores[h].write(sl.start, _np(batch.column(_score_col(h))))
+        if fold_cols:
+            roles.write(sl.start, np.stack([_np(batch.column(c)).astype(np.int8) for c in fold_cols], axis=1))
         del batch
     pool.release_unused()  # hand the reader's freed buffers back to the OS
-    _check_order(path, codes, dts, symbols)
-    # unmap (the pages stay in the page cache / file): only the features are mapped while
-    # they are written
-    del codes, dts, labels, rets, scores
 
     # ---- passes 2..: features, a few columns per pass -----------------------------------------
     # pyarrow holds a reader (page buffers, decoded dictionary: a few MB) per open column, so
     # reading all F columns at once would cost F times that; a group of columns bounds it.
     # Columns are cast to float32 (nulls -> NaN) into a small cache-resident [rows, group]
-    # block, which is then copied into the memmap rows in one strided assignment.
-    X = open_mm(tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n, f))
+    # block, which is then copied into the batch's rows of the file in one strided assignment.
+    X = NpyFile.create(tmp / "features.npy", np.float32, (n, f))
     _reserve(tmp / "features.npy")
-    row_ok = np.ones(n, dtype=bool)  # all features finite
+    row_ok = np.ones(n, dtype=bool)  # all features finite: one byte per row stays in memory
     block = np.empty((batch_size, min(f, _COLUMNS_PER_PASS)), dtype=np.float32)
     for g0 in range(0, f, _COLUMNS_PER_PASS):
         group = features[g0 : g0 + _COLUMNS_PER_PASS]
@@ -376,40 +418,14 @@ def _write(
                 with np.errstate(over="ignore"):  # beyond float32 -> inf: an unusable row
                     blk[:, j] = _np(batch.column(name))
                 ok &= np.isfinite(blk[:, j])  # after the cast
-            X[sl, g0 : g0 + len(group)] = blk
-            del batch
+            rows = X.block(sl.start, sl.stop, writable=True)
+            rows[:, g0 : g0 + len(group)] = blk
+            del rows, batch  # unmapped: the written pages leave this process
         pool.release_unused()
-    del X, block
+    del block
 
     # ---- window index -----------------------------------------------------------------------
-    codes = np.load(tmp / "symbol_codes.npy", mmap_mode="r")
-    index = valid_window_ends(codes, row_ok, seq_len)
-    np.save(tmp / "index.npy", index)
-    counts: dict[str, Any] = {
-        "rows": n,
-        "rows_features_finite": int(row_ok.sum()),
-        "windows": int(index.size),
-        "rows_per_symbol": dict(zip(symbols, np.bincount(codes, minlength=len(symbols)).tolist())),
-        "windows_per_symbol": dict(
-            zip(symbols, np.bincount(codes[index], minlength=len(symbols)).tolist())
-        ),
-        "horizons": {},
-    }
-    del codes, row_ok
-    for h in hs:
-        lab_e = np.load(tmp / f"label_h{h}.npy", mmap_mode="r")[index]
-        ret_e = np.load(tmp / f"ret_h{h}.npy", mmap_mode="r")[index]
-        keep = (lab_e != MISSING_LABEL) & np.isfinite(ret_e)
-        idx_h = index[keep]
-        np.save(tmp / f"index_h{h}.npy", idx_h)
-        lab_k = lab_e[keep]
-        counts["horizons"][str(h)] = {
-            "windows": int(idx_h.size),
-            "down": int((lab_k == -1).sum()),
-            "flat": int((lab_k == 0).sum()),
-            "up": int((lab_k == 1).sum()),
-        }
-
+    counts = _write_index(tmp, n, seq_len, row_ok, hs, symbols, roles)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "source": path.name,  # not the full path: outputs stay byte-identical across checkouts
@@ -431,23 +447,90 @@ def _write(
     return meta
 
 
-def _write_roles(pf: pq.ParquetFile, path: Path, tmp: Path, meta: dict, folds: Sequence[dict], features: list[str]) -> dict:
-    """roles.npy [N, K] from the parquet's fold_XX columns, and each fold's scaler into meta."""
-    from trendfactory.features.splits import fold_name  # light module; no cycle at import time
+def _blocks(n: int, size: int):
+    for a in range(0, n, size):
+        yield a, min(n, a + size)
 
-    names = [fold_name(k) for k in range(len(folds))]
-    missing = [c for c in names if c not in pf.schema_arrow.names]
-    if missing:
-        raise DataValidationError(f"{path}: missing fold role column(s) {missing}; rerun featurize")
-    table = pf.read(columns=names)
-    roles = np.stack([_np(table.column(c)).astype(np.int8) for c in names], axis=1) if names else np.zeros((meta["n_rows"], 0), np.int8)
-    np.save(tmp / "roles.npy", np.ascontiguousarray(roles))
-    ends_roles = roles[np.load(tmp / "index.npy")]  # [W, K]: the role of each valid window end
+
+def _write_index(tmp: Path, n: int, seq_len: int, row_ok: np.ndarray, hs: list[int], symbols: list[str], roles: NpyFile | None) -> dict[str, Any]:
+    """index.npy, index_h{h}.npy and the counts of meta.json, a block of rows at a time.
+
+    A window ending at row e reads rows e-seq_len+1 .. e, so each block's ends are found from
+    its rows plus the seq_len-1 rows before it. The first sweep counts the ends (the files'
+    lengths), the second writes them."""
+    codes = NpyFile.open(tmp / "symbol_codes.npy")
+    labels = {h: NpyFile.open(tmp / f"label_h{h}.npy") for h in hs}
+    rets = {h: NpyFile.open(tmp / f"ret_h{h}.npy") for h in hs}
+    S = len(symbols)
+
+    def sweep():
+        """Per block: its first row, its symbol codes, its window ends, and per horizon the
+        ends whose label is present and return finite."""
+        for a, b in _blocks(n, _INDEX_BLOCK_ROWS):
+            lo = max(0, a - (seq_len - 1))
+            block_codes = codes.read(lo, b)
+            ends = valid_window_ends(block_codes, row_ok[lo:b], seq_len) + lo
+            ends = ends[ends >= a]
+            per_h = {}
+            for h in hs:
+                lab_e, ret_e = labels[h].read(a, b)[ends - a], rets[h].read(a, b)[ends - a]
+                keep = (lab_e != MISSING_LABEL) & np.isfinite(ret_e)
+                per_h[h] = (ends[keep], lab_e[keep])
+            yield a, block_codes[a - lo :], ends, per_h
+
+    n_ends, n_h = 0, {h: 0 for h in hs}
+    rows_per_symbol = np.zeros(S, dtype=np.int64)
+    windows_per_symbol = np.zeros(S, dtype=np.int64)
+    classes = {h: np.zeros(3, dtype=np.int64) for h in hs}
+    for a, block_codes, ends, per_h in sweep():
+        n_ends += ends.size
+        rows_per_symbol += np.bincount(block_codes, minlength=S)
+        windows_per_symbol += np.bincount(block_codes[ends - a], minlength=S)
+        for h, (idx_h, lab_k) in per_h.items():
+            n_h[h] += idx_h.size
+            classes[h] += [int((lab_k == v).sum()) for v in (-1, 0, 1)]
+
+    index = NpyFile.create(tmp / "index.npy", np.int64, (n_ends,))
+    index_h = {h: NpyFile.create(tmp / f"index_h{h}.npy", np.int64, (n_h[h],)) for h in hs}
+    at, at_h = 0, {h: 0 for h in hs}
+    for _a, _codes, ends, per_h in sweep():
+        index.write(at, ends)
+        at += ends.size
+        for h, (idx_h, _lab) in per_h.items():
+            index_h[h].write(at_h[h], idx_h)
+            at_h[h] += idx_h.size
+
+    return {
+        "rows": n,
+        "rows_features_finite": int(row_ok.sum()),
+        "windows": int(n_ends),
+        "rows_per_symbol": dict(zip(symbols, rows_per_symbol.tolist())),
+        "windows_per_symbol": dict(zip(symbols, windows_per_symbol.tolist())),
+        "horizons": {
+            str(h): {"windows": int(n_h[h]), "down": int(classes[h][0]), "flat": int(classes[h][1]), "up": int(classes[h][2])}
+            for h in hs
+        },
+    }
+
+
+def _add_folds(path: Path, tmp: Path, meta: dict, folds: Sequence[dict], features: list[str]) -> dict:
+    """Each fold's boundaries, scaler and window counts into meta (roles.npy is written)."""
+    roles = NpyFile.open(tmp / "roles.npy")
+    index = NpyFile.open(tmp / "index.npy")
+    K = len(folds)
+    windows = np.zeros((K, 4), dtype=np.int64)  # [fold, role code]: window ends of that role
+    for a, b in _blocks(index.rows if K else 0, _INDEX_BLOCK_ROWS):
+        ends = index.read(a, b)
+        if ends.size == 0:
+            continue
+        ends_roles = roles.read(int(ends[0]), int(ends[-1]) + 1)[ends - ends[0]]  # [W, K]
+        for k in range(K):
+            windows[k] += [int((ends_roles[:, k] == code).sum()) for code in range(4)]
     meta["scaled"] = False
     meta["folds"] = []
     for k, f in enumerate(folds):
-        windows = {role: int((ends_roles[:, k] == code).sum()) for role, code in (("train", 1), ("val", 2), ("test", 3))}
-        empty = [role for role, count in windows.items() if count == 0]
+        counts = {role: int(windows[k, code]) for role, code in (("train", 1), ("val", 2), ("test", 3))}
+        empty = [role for role, count in counts.items() if count == 0]
         if empty:  # before the store replaces the previous one: nothing half-usable is left behind
             raise DataValidationError(
                 f"{path}: fold {k} has no {empty[0]} windows of {meta['seq_len']} bars; "
@@ -457,7 +540,7 @@ def _write_roles(pf: pq.ParquetFile, path: Path, tmp: Path, meta: dict, folds: S
             **{key: v for key, v in f.items() if key not in ("scaler", "report")},
             # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
             "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
-            "windows": windows,
+            "windows": counts,
         })
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -480,8 +563,9 @@ def _reserve(path: Path) -> None:
         os.close(fd)
 
 
-def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[str]) -> None:
-    """Each symbol's rows contiguous; datetimes strictly increasing within a symbol."""
+def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[str], start: int = 0) -> None:
+    """Each symbol's rows contiguous; datetimes strictly increasing within a symbol (``codes``
+    and ``dts`` are rows ``start ..`` of the file, for the messages)."""
     if codes.shape[0] < 2:
         return
     dc = np.diff(codes)
@@ -490,7 +574,7 @@ def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[s
     if bad.size:
         i = int(bad[0]) + 1
         raise DataValidationError(
-            f"{path}: symbol {symbols[codes[i]]!r} reappears at row {i} after other symbols; "
+            f"{path}: symbol {symbols[codes[i]]!r} reappears at row {start + i} after other symbols; "
             f"rows must be sorted by (symbol, datetime)"
         )
     bad = np.flatnonzero((dc == 0) & (np.diff(dts) <= 0))
@@ -498,5 +582,5 @@ def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[s
         i = int(bad[0]) + 1
         raise DataValidationError(
             f"{path}: symbol {symbols[codes[i]]!r} has a non-increasing or duplicate datetime at row "
-            f"{i}; rows must be sorted by (symbol, datetime) with one row per bar"
+            f"{start + i}; rows must be sorted by (symbol, datetime) with one row per bar"
         )
