@@ -19,7 +19,7 @@ import pytest
 
 from tests.pipeline_helpers import build_stores, tiny_params
 from trendfactory.errors import TrendfactoryError
-from trendfactory.parallel import Placement, placement, run_tasks, slots
+from trendfactory.parallel import Placement, pin_threads, placement, run_tasks, slots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,13 @@ def square_and_where(x: int) -> tuple[int, int, str]:
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "driver"
     time.sleep(0.5)  # long enough that one node cannot take every task
     return x * x, os.getpid(), node
+
+
+def pinned_blas_threads(n: int) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    pin_threads(n)
+    return sorted({pool["num_threads"] for pool in threadpool_info()})
 
 
 def refuse(x: int) -> int:
@@ -59,6 +66,15 @@ def test_a_local_ray_runs_tasks_in_other_processes_in_order():
     out = run_tasks(square_and_where, list(range(5)), Placement(None, 2), cpus_per_task=1)
     assert [o[0] for o in out] == [0, 1, 4, 9, 16]  # the inputs' order, whatever finished first
     assert os.getpid() not in {o[1] for o in out}
+
+
+def test_a_fit_runs_on_its_declared_threads_wherever_it_runs():
+    """Ray starts a 1-CPU task with OMP_NUM_THREADS=1 and the stage's own process would use every
+    core: pin_threads sets the BLAS/OpenMP pools to the fit's own count in both (a BLAS-bound
+    solver such as logistic regression rounds differently on 1 and 2 threads)."""
+    assert run_tasks(pinned_blas_threads, [2, 2], Placement(None, 2), cpus_per_task=1) == [[2], [2]]
+    assert pinned_blas_threads(1) == [1]
+    assert run_tasks(pinned_blas_threads, [1, 1], Placement(None, 2), cpus_per_task=1) == [[1], [1]]
 
 
 def test_a_failing_task_raises_its_own_error():

@@ -164,6 +164,21 @@ def _check_shared_filesystem(ray) -> None:
             )
 
 
+def pin_threads(threads: int, torch_too: bool = False) -> None:
+    """Run this process' native thread pools (BLAS, OpenMP; and torch's with ``torch_too``) on
+    ``threads`` threads. A fit's arithmetic can depend on its thread count (a BLAS reduction
+    split two ways rounds differently), and a Ray worker starts with ``OMP_NUM_THREADS`` at its
+    task's CPUs while the stage's own process would use every core: pinning both to the fit's
+    declared threads makes a fit give the same numbers wherever it runs."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    if torch_too:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def chdir_to(root: Path) -> None:
     """A task's first step: relative paths (data/windows, models/...) resolve under the
     repository, whatever directory the Ray worker started in."""

@@ -37,7 +37,7 @@ from trendfactory.evaluation.metrics import daily_ic
 from trendfactory.models import create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.search import Choice, apply_values, suggest
-from trendfactory.parallel import Placement, chdir_to, run_tasks, slots
+from trendfactory.parallel import Placement, chdir_to, pin_threads, run_tasks, slots
 from trendfactory.params import Params, TuneConfig, config_to_dict
 from trendfactory.paths import STUDIES_DIR, WINDOWS_DIR
 from trendfactory.stages.common import configure_logging, seed_everything
@@ -63,7 +63,8 @@ class StudySpec:
     storage: str | None  # None: the journal file below
     journal: Path
     root: Path
-    one_thread: bool
+    threads: int  # pinned in every trial worker (parallel.pin_threads)
+    uses_torch: bool
 
 
 def study_name(params: Params, model: str, horizon: int) -> str:
@@ -161,10 +162,7 @@ def trial_worker(spec: StudySpec) -> int:
 
     chdir_to(spec.root)
     configure_logging("tune")
-    if spec.one_thread:
-        import torch
-
-        torch.set_num_threads(1)
+    pin_threads(spec.threads, torch_too=spec.uses_torch)
     study = open_study(spec)
     before = len(study.get_trials(deepcopy=False))
     states = tuple(getattr(TrialState, s) for s in FINISHED)
@@ -216,7 +214,7 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     train = params.train if cls.uses_trainer else None
     spec = StudySpec(model=model, horizon=horizon, config=config, train=train, seed=params.seed, n_folds=n_folds,
                      tune=params.tune, study_name=name, storage=params.tune.storage,
-                     journal=root / STUDIES_DIR / f"{model}-h{horizon}.journal", root=root, one_thread=cls.uses_trainer)
+                     journal=root / STUDIES_DIR / f"{model}-h{horizon}.journal", root=root, threads=cls.threads(config), uses_torch=cls.uses_trainer)
     study = open_study(spec)
     enqueue_default(study, cls.search_space, config, train)
     done = _finished(study)

@@ -52,10 +52,11 @@ def test_a_stochastic_model_is_fitted_with_every_seed(project, monkeypatch):
     assert not np.allclose(a["score"], b["score"])  # subsampling with another seed: another model
 
 
-@pytest.mark.parametrize("model, item_horizon", [("mlp", None), ("xgboost", 5)])
+@pytest.mark.parametrize("model, item_horizon", [("mlp", None), ("xgboost", 5), ("logistic", 5)])
 def test_fits_on_a_local_ray_give_the_same_numbers(project, monkeypatch, model, item_horizon):
     """Sequential (parallel.cpus 1) and fanned out on a local Ray of 2 CPUs (one-thread fits: a
-    network, and XGBoost with n_jobs 1): the same predictions, bit for bit."""
+    network, XGBoost with n_jobs 1, and a BLAS-bound logistic regression, whose solver rounds
+    differently on two BLAS threads than on one): the same predictions, bit for bit."""
     import dataclasses
 
     root, params = project
@@ -63,5 +64,5 @@ def test_fits_on_a_local_ray_give_the_same_numbers(project, monkeypatch, model, 
     alone = _train(root, monkeypatch, dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=1)), model, item_horizon)
     fanned = _train(root, monkeypatch, dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=2)), model, item_horizon)
     for role in ("val", "test"):
-        assert set(fanned[role]["seed"]) == {0, 1}
+        assert set(fanned[role]["seed"]) == ({0} if model == "logistic" else {0, 1})
         pd.testing.assert_frame_equal(alone[role], fanned[role])

@@ -51,7 +51,7 @@ from trendfactory.models import Samples, create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.registry import check_listed, check_tunable
 from trendfactory.models.search import tuned_configs
-from trendfactory.parallel import Placement, chdir_to, placement, run_tasks
+from trendfactory.parallel import Placement, chdir_to, pin_threads, placement, run_tasks
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
 from trendfactory.stages.common import configure_logging, log, seed_everything, stage_main
@@ -87,7 +87,8 @@ class Job:
     seed: int
     out_dir: Path
     checkpoint_dir: Path | None
-    one_thread: bool  # torch on one thread: the same numbers whether run alone or beside others
+    threads: int  # CPU threads of the fit (TrendModel.threads): pinned, so it gives the same numbers wherever it runs
+    uses_torch: bool
     root: Path  # the repository: a task on another worker or node resolves data/ and models/ from it
 
 
@@ -97,10 +98,7 @@ def run_job(job: Job) -> dict:
     not depend on which process or node runs it or what ran before."""
     chdir_to(job.root)
     configure_logging("train")  # a Ray worker starts without the stage's log format
-    if job.one_thread:
-        import torch
-
-        torch.set_num_threads(1)
+    pin_threads(job.threads, torch_too=job.uses_torch)
     seed_everything(job.seed)
     train, val = (load_split(r, job.horizon, job.fold) for r in ("train", "val"))
     model = create(job.model, job.config, horizon=job.horizon, seed=job.seed, train=job.train)
@@ -169,7 +167,8 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                      f["test_start"], f["test_end"] or "end", f"{len(train):,}", f"{len(val):,}", train.n_features)
         root = Path.cwd().resolve()
         jobs = [Job(name, cls.name, config, train_config, horizon, tuple(horizons), k, s, params.seed + s, root / out_dir,
-                    root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None, cls.uses_trainer, root)
+                    root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None,
+                    cls.threads(config), cls.uses_trainer, root)
                 for k in range(n_folds) for s in range(n_seeds)]
         log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)
         results = run_tasks(run_job, jobs, where, cpus_per_task=cpus_per_fit(cls, config, params, where), what="fit")
