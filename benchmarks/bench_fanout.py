@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from scratch import ROOT, linked_store
 
 
 def _noop(x: int) -> int:
@@ -47,12 +44,7 @@ def main() -> None:
     raw["models"][args.model]["n_jobs"] = 1
     os.environ.pop("RAY_ADDRESS", None)
     cpus = os.cpu_count() or 1
-    scratch = Path(tempfile.mkdtemp(prefix="bench_fanout_", dir=ROOT / "benchmarks"))
-    (scratch / "data").mkdir()
-    (scratch / "data" / "windows").symlink_to(ROOT / "data" / "windows")
-    here = Path.cwd()
-    os.chdir(scratch)
-    try:
+    with linked_store("bench_fanout_") as scratch:
         times, preds = {}, {}
         for label, n in (("sequential", 1), ("local Ray", cpus)):
             raw["parallel"] = {"address": "local", "cpus": n}
@@ -71,9 +63,6 @@ def main() -> None:
         t0 = time.perf_counter()
         run_tasks(_noop, list(range(args.empty_tasks)), Placement(None, cpus))
         per_task = (time.perf_counter() - t0 - startup) / (args.empty_tasks - 2)
-    finally:
-        os.chdir(here)
-        shutil.rmtree(scratch, ignore_errors=True)
 
     ratio = times["local Ray"] / times["sequential"]
     print(f"{args.model} h={args.horizon}, n_jobs 1: {n_fits} fits (folds x seeds), {cpus} CPUs")

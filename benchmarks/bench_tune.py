@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from scratch import ROOT, linked_store
 
 
 def main() -> None:
@@ -46,19 +42,11 @@ def main() -> None:
     raw["parallel"] = {"address": "local", "cpus": None}
     params = parse_params(raw)
     os.environ.pop("RAY_ADDRESS", None)
-    scratch = Path(tempfile.mkdtemp(prefix="bench_tune_", dir=ROOT / "benchmarks"))
-    (scratch / "data").mkdir()
-    (scratch / "data" / "windows").symlink_to(ROOT / "data" / "windows")
-    here = Path.cwd()
-    os.chdir(scratch)
-    try:
+    with linked_store("bench_tune_") as scratch:
         t0 = time.perf_counter()
         main_body(params, argparse.Namespace(model=args.model, horizon=args.horizon))
         wall = time.perf_counter() - t0
         record = yaml.safe_load((scratch / f"tuned/{args.model}-h{args.horizon}.yaml").read_text())
-    finally:
-        os.chdir(here)
-        shutil.rmtree(scratch, ignore_errors=True)
     t = record["trials"]
     print(f"{args.model} h={args.horizon}: {sum(t.values())} trials ({t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed) "
           f"in {wall / 60:.1f} min (target <= 15 min)")
