@@ -451,3 +451,27 @@ def test_integer_and_float64_feature_columns(tmp_path, frame):
     assert np.isinf(split.features[30, 2])
     covered = (split.index()[:, None] + np.arange(-SEQ_LEN + 1, 1)).ravel()
     assert 30 not in set(covered) and 3 not in set(covered)
+
+
+def test_a_large_fold_matrix_is_memory_mapped_not_held(tmp_path, monkeypatch):
+    """Above reader.SPILL_BYTES a fold's scaled matrix goes to an unlinked temp file, mapped:
+    the same numbers as in RAM, and no file left behind."""
+    import tempfile
+
+    from tests.pipeline_helpers import tiny_params, write_stores
+    from trendfactory.windows import reader
+
+    params = tiny_params(n_symbols=3, n_bars=700, split={"scheme": "walk_forward", "test_start": "2001-06-01", "fold": 1,
+                                                          "val_years": 1, "embargo": 5})
+    store = write_stores(tmp_path / "project", params)
+    in_ram = np.array(WindowSplit.open(store, fold=0, role="train").features)
+    reader._SCALED.clear()
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setattr(reader, "SPILL_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_dir))
+    view = WindowSplit.open(store, fold=0, role="train")
+    assert isinstance(view.features, np.memmap) and not view.features.flags.writeable
+    np.testing.assert_array_equal(np.asarray(view.features), in_ram)
+    assert list(spill_dir.iterdir()) == []
+    reader._SCALED.clear()

@@ -34,6 +34,10 @@ def _load(path: Path) -> np.ndarray:
 
 
 _SCALED: dict[tuple, np.ndarray] = {}  # (store dir, its meta mtime, fold) -> scaled features; one fold at a time
+# A fold's scaled matrix larger than this is written to an unlinked temp file and memory-mapped
+# (pages the OS can drop) instead of held in RAM: a large universe's fits stay within memory.
+# The default data (~45 MB) stays in RAM. TMPDIR says where the file goes.
+SPILL_BYTES = 1 << 30
 
 
 def _scaled_features(split: "WindowSplit", fold: int) -> np.ndarray:
@@ -52,10 +56,24 @@ def _scaled_features(split: "WindowSplit", fold: int) -> np.ndarray:
     params = np.array([spec["scaler"][c] for c in split.feature_names], dtype=np.float64)  # [F, 3]: mean, std, z-score?
     mean, std, zscore = params[:, 0], params[:, 1], params[:, 2] > 0
     raw = split.features  # [N, F] float32 memmap (unscaled)
-    out = np.empty(raw.shape, dtype=np.float32)
+    spill = raw.size * 4 > SPILL_BYTES
+    if spill:
+        import os
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix=f"trendfactory-fold{fold}-", suffix=".npy")
+        os.close(fd)
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=raw.shape)
+    else:
+        out = np.empty(raw.shape, dtype=np.float32)
     step = 1 << 16  # rows per chunk: the float64 temporaries stay small
     for a in range(0, raw.shape[0], step):
         out[a : a + step] = standardise(raw[a : a + step], mean, std, zscore, float(spec["clip"]))
+    if spill:
+        out.flush()
+        del out
+        out = np.load(path, mmap_mode="r")  # read-only map; the data lives while it is mapped
+        os.unlink(path)  # nothing left behind, whatever happens to this process later
     out.setflags(write=False)
     _SCALED[key] = out
     return out
