@@ -42,7 +42,6 @@ def main() -> None:
     configure_logging("bench")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["models"][args.model]["n_jobs"] = 1
-    os.environ.pop("RAY_ADDRESS", None)
     cpus = os.cpu_count() or 1
     with linked_store("bench_fanout_") as scratch:
         times, preds = {}, {}

@@ -14,7 +14,6 @@ the store (a fresh study: its journal is the scratch directory's).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import yaml
@@ -41,7 +40,6 @@ def main() -> None:
         raw["models"][args.model]["n_jobs"] = args.n_jobs
     raw["parallel"] = {"address": "local", "cpus": None}
     params = parse_params(raw)
-    os.environ.pop("RAY_ADDRESS", None)
     with linked_store("bench_tune_") as scratch:
         t0 = time.perf_counter()
         main_body(params, argparse.Namespace(model=args.model, horizon=args.horizon))

@@ -128,7 +128,6 @@ class ParquetStream:
 
     def __init__(self, target: Path, tmp: Path) -> None:
         self.target, self.tmp = Path(target), Path(tmp)
-        self.rows = 0
         self._writer = None
         self._schema = None
         self._closed = False
@@ -147,7 +146,6 @@ class ParquetStream:
         elif not table.schema.equals(self._schema, check_metadata=False):
             raise ValueError(f"{self.target}: a chunk's columns differ from the first chunk's: {_schema_diff(self._schema, table.schema)}")
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))  # one row group per chunk
-        self.rows += table.num_rows
 
     @property
     def columns(self) -> list[str]:

@@ -36,6 +36,7 @@ from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.metrics import daily_ic
 from trendfactory.models import create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
+from trendfactory.models.data import Samples
 from trendfactory.models.search import Choice, apply_values, suggest
 from trendfactory.parallel import Placement, chdir_to, pin_threads, run_tasks, slots
 from trendfactory.params import Params, TuneConfig, config_to_dict
@@ -114,17 +115,22 @@ def pooled_rank_ic(frames: list[pd.DataFrame]) -> float:
     return float(ic.mean()) if len(ic) else -1.0
 
 
-def score_fold(spec: StudySpec, model: TrendModel, fold: int) -> pd.DataFrame:
-    """Fit ``model`` on the fold's train block (validation for early stopping) and return its
+def load_folds(spec: StudySpec) -> list[tuple[Samples, Samples]]:
+    """Every fold's (train, val) samples, read and scaled once per worker: the store's cache
+    holds one fold, so reading them per trial would rescale every fold in every trial."""
+    return [(load_split("train", spec.horizon, k), load_split("val", spec.horizon, k)) for k in range(spec.n_folds)]
+
+
+def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
+    """Fit ``model`` on a fold's train block (validation for early stopping) and return its
     validation predictions: datetime, score, ret."""
-    train, val = (load_split(role, spec.horizon, fold) for role in ("train", "val"))
     model.fit(train, val, FitContext())
     keys = val.keys()
     return pd.DataFrame({"datetime": np.asarray(keys["datetime"]), "score": model.predict(val).score,
                          "ret": val.returns().astype(np.float64)})
 
 
-def objective(spec: StudySpec, trial) -> float:
+def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> float:
     """One trial: the pooled validation Rank IC of the sampled params over the folds."""
     import optuna
 
@@ -134,10 +140,10 @@ def objective(spec: StudySpec, trial) -> float:
     config, train = apply_values(spec.model, spec.config, spec.train, values, f"trial {trial.number}")
     frames = []
     t0 = time.perf_counter()
-    for k in range(spec.n_folds):
+    for k, (train_k, val_k) in enumerate(folds):
         seed_everything(spec.seed)
         model = create(spec.model, config, horizon=spec.horizon, seed=spec.seed, train=train)
-        frames.append(score_fold(spec, model, k))
+        frames.append(score_fold(model, train_k, val_k))
         value = pooled_rank_ic(frames)
         trial.report(value, step=k)
         if k < spec.n_folds - 1 and trial.should_prune():
@@ -167,8 +173,9 @@ def trial_worker(spec: StudySpec) -> int:
     before = len(study.get_trials(deepcopy=False))
     states = tuple(getattr(TrialState, s) for s in FINISHED)
     if _finished(study) < spec.tune.trials:
+        folds = load_folds(spec)
         # ParamsError: a sampled combination the model refuses (recorded as a failed trial, logged)
-        study.optimize(lambda t: objective(spec, t), catch=(ParamsError,), gc_after_trial=False,
+        study.optimize(lambda t: objective(spec, folds, t), catch=(ParamsError,), gc_after_trial=False,
                        callbacks=[MaxTrialsCallback(spec.tune.trials, states=states)])
     return len(study.get_trials(deepcopy=False)) - before
 
@@ -218,14 +225,12 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     study = open_study(spec)
     enqueue_default(study, cls.search_space, config, train)
     done = _finished(study)
-    threads = cls.threads(config)
-    workers = min(params.tune.trials - done, slots(where, threads) if not where.is_cluster else params.tune.trials)
+    workers = min(params.tune.trials - done, slots(where, spec.threads) if not where.is_cluster else params.tune.trials)
     log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, max(workers, 0),
              "s" if workers != 1 else "", params.tune.storage or spec.journal.relative_to(root))
     t0 = time.perf_counter()
     if workers > 0:
-        run_tasks(trial_worker, [spec] * workers, where, cpus_per_task=threads, what="trial worker")
-    study = open_study(spec)
+        run_tasks(trial_worker, [spec] * workers, where, cpus_per_task=spec.threads, what="trial worker")
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if not complete:

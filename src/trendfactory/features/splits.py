@@ -236,11 +236,6 @@ class ColumnStats:
         return self.finite > 0 and self.not_signal == 0
 
 
-def is_indicator_column(values: np.ndarray) -> bool:
-    """Signal columns take values in {-1, 0, 1} only: they stay unscaled."""
-    return ColumnStats.of(values).is_signal
-
-
 def fit_scaler(train: pd.DataFrame, columns: list[str]) -> dict[str, dict]:
     """Per-column z-score parameters fitted on train rows only (NaNs ignored)."""
     return scaler_from_stats({col: ColumnStats.of(train[col].to_numpy(dtype=np.float64)) for col in columns})

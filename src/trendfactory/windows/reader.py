@@ -15,7 +15,7 @@ symbol, all finite, nothing after row ``e``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,27 +56,37 @@ def _scaled_features(split: "WindowSplit", fold: int) -> np.ndarray:
     params = np.array([spec["scaler"][c] for c in split.feature_names], dtype=np.float64)  # [F, 3]: mean, std, z-score?
     mean, std, zscore = params[:, 0], params[:, 1], params[:, 2] > 0
     raw = split.features  # [N, F] float32 memmap (unscaled)
-    spill = raw.size * 4 > SPILL_BYTES
-    if spill:
-        import os
-        import tempfile
-
-        fd, path = tempfile.mkstemp(prefix=f"trendfactory-fold{fold}-", suffix=".npy")
-        os.close(fd)
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=raw.shape)
+    clip = float(spec["clip"])
+    step = 1 << 16  # rows per chunk: the float64 temporaries stay small
+    blocks = ((a, standardise(raw[a : a + step], mean, std, zscore, clip)) for a in range(0, raw.shape[0], step))
+    if raw.size * 4 > SPILL_BYTES:
+        out = _spill(blocks, raw.shape, fold)
     else:
         out = np.empty(raw.shape, dtype=np.float32)
-    step = 1 << 16  # rows per chunk: the float64 temporaries stay small
-    for a in range(0, raw.shape[0], step):
-        out[a : a + step] = standardise(raw[a : a + step], mean, std, zscore, float(spec["clip"]))
-    if spill:
-        out.flush()
-        del out
-        out = np.load(path, mmap_mode="r")  # read-only map; the data lives while it is mapped
-        os.unlink(path)  # nothing left behind, whatever happens to this process later
+        for a, block in blocks:
+            out[a : a + len(block)] = block
     out.setflags(write=False)
     _SCALED[key] = out
     return out
+
+
+def _spill(blocks: Iterable[tuple[int, np.ndarray]], shape: tuple[int, ...], fold: int) -> np.ndarray:
+    """(row, block) pairs written to an unlinked temp .npy file, returned memory-mapped read-only:
+    the data lives while it is mapped and nothing is left behind, whatever happens to the process."""
+    import os
+    import tempfile
+
+    from trendfactory.windows.npyfile import NpyFile  # block-wise writes: resident memory stays one block
+
+    fd, path = tempfile.mkstemp(prefix=f"trendfactory-fold{fold}-", suffix=".npy")
+    os.close(fd)
+    try:
+        file = NpyFile.create(Path(path), np.float32, shape)
+        for a, block in blocks:
+            file.write(a, block)
+        return np.load(path, mmap_mode="r")
+    finally:
+        os.unlink(path)
 
 
 class WindowSplit:
