@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from trendfactory import numerics
 from trendfactory.errors import TrendfactoryError
 
 log = logging.getLogger("trendfactory")
@@ -74,11 +75,12 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpu
     items = list(items)
     if len(items) <= 1 or (not where.is_cluster and slots(where, cpus_per_task) <= 1):
         return [fn(x) for x in items]
-    ray = _connect(where)
+    mode = numerics.state().mode
+    ray = _connect(where, mode)
     started = time.perf_counter()
     try:
         remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_call)
-        refs = [remote.remote(fn, x) for x in items]
+        refs = [remote.remote(fn, x, mode) for x in items]
         n = min(len(items), slots(where, cpus_per_task)) if not where.is_cluster else len(items)
         log.info("%d %ss on Ray (%s, %d CPU%s each, up to %d at once)", len(items), what,
                  where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", n)
@@ -90,7 +92,8 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpu
     return results
 
 
-def _call(fn: Callable[[T], R], item: T) -> R:
+def _call(fn: Callable[[T], R], item: T, mode: str) -> R:
+    numerics.ensure(mode)  # the worker computes on the stage's numerical paths, or says why not
     return fn(item)
 
 
@@ -106,8 +109,9 @@ def _gather(ray, refs: list) -> list:
         raise (original if isinstance(original, BaseException) else exc.as_instanceof_cause()) from None
 
 
-def _connect(where: Placement):
-    """``ray`` connected to the placement's cluster, or to a new local Ray of ``cpus`` CPUs."""
+def _connect(where: Placement, mode: str):
+    """``ray`` connected to the placement's cluster, or to a new local Ray of ``cpus`` CPUs, its
+    workers started with the environment of numerics ``mode`` (set before they load numpy)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from a research pipeline
     try:
         import ray
@@ -115,7 +119,8 @@ def _connect(where: Placement):
         raise TrendfactoryError("parallel: Ray is not installed; run `pip install -e .` (it is in the project's dependencies)") from None
     if ray.is_initialized():
         return ray
-    common = dict(include_dashboard=False, log_to_driver=True, configure_logging=False)
+    common = dict(include_dashboard=False, log_to_driver=True, configure_logging=False,
+                  runtime_env={"env_vars": numerics.child_env(mode)})
     if where.is_cluster:
         _check_reachable(where.address)
         try:
@@ -177,6 +182,7 @@ def pin_threads(threads: int, torch_too: bool = False) -> None:
         import torch
 
         torch.set_num_threads(threads)
+    numerics.ensure(numerics.state().mode)  # every library a fit loaded runs on the process' paths
 
 
 def chdir_to(root: Path) -> None:

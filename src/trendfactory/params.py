@@ -327,6 +327,8 @@ class EnsembleConfig:
 @dataclass(frozen=True)
 class Params:
     seed: int = field(default=42, metadata=check(lambda v: 0 <= v <= MAX_SEED, f"an integer in 0 .. {MAX_SEED} (numpy's seed range)"))
+    # portable: the same bytes on every x86-64 CPU with AVX2 (trendfactory.numerics) | native
+    numerics: str = field(default="portable", metadata=choice("portable", "native"))
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     label: LabelConfig = field(default_factory=LabelConfig)

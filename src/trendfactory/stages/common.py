@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from trendfactory import numerics
 from trendfactory.errors import TrendfactoryError
 from trendfactory.params import Params, load_params
 
@@ -93,6 +94,8 @@ def stage_main(name: str, body: Callable[[Params, argparse.Namespace], None], ad
     stop_with_dvc()
     try:
         params = load_params(args.params)
+        numerics.ensure(params.numerics)  # the CPU paths trendfactory's import set are the params'
+        log.info(numerics.describe(params.numerics))
         seed_everything(params.seed)
         body(params, args)
     except TrendfactoryError as exc:
