@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trendfactory  # noqa: F401  (first: it fixes numpy's and torch's CPU paths before they load)
+
 import numpy as np
 import pandas as pd
 import pytest

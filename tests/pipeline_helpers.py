@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from trendfactory.data.ingest import run_ingest
 from trendfactory.features.build import build_features
@@ -62,6 +67,58 @@ def _as_raw(params: Params) -> dict:
         return v
 
     return plain(params)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# A tiny profile with a stage of every kind: the data layer, a tabular model of each library
+# (scikit-learn, XGBoost, LightGBM, CatBoost), a convolutional network, the dual tower, evaluate,
+# the ensembles and compare (two walk-forward folds, one horizon, one seed): about 2 minutes.
+EVERY_KIND = {
+    "data": {"source": "synthetic", "start": None, "end": None,
+             "synthetic": {"n_symbols": 5, "n_bars": 900, "start": "2000-01-03", "signal_strength": 0.5}},
+    "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
+    "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1, "embargo": 5},
+    "window": {"seq_len": 8},
+    "label": {"horizons": [5]},
+    "run": {"models": ["majority", "logistic", "xgboost", "lightgbm", "catboost"], "neural_models": ["tcn"],
+            "joint_models": ["dual_tower"]},
+    "models": {"xgboost": {"n_estimators": 30}, "lightgbm": {"n_estimators": 30}, "catboost": {"iterations": 30},
+               "tcn": {"channels": 8, "dilations": [1, 2]}, "dual_tower": {"context_hidden": [16], "stock_hidden": [32]}},
+    "train": {"max_epochs": 2, "batch_size": 256},
+    "evaluate": {"bootstrap_reps": 100, "seeds": 1},
+}
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged in, mappings key by key at every depth."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def copy_project(work: Path, overrides: dict, env: dict | None = None) -> dict:
+    """A DVC project in ``work`` (a git repo with dvc init and a first commit) running this checkout's stages: its
+    dvc.yaml and a copy of src/, and params.yaml = the project's with ``overrides`` merged in.
+    Returns the environment to run ``python -m dvc`` there with: stages run the interpreter
+    running the tests on the copy's code (so a file added to the copy is what they import)."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ if env is None else env, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"),
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    # DVCLive (train/evaluate) needs a repo with a commit, as every clone has
+    for cmd in (["git", "init", "-q", "-b", "main"], [sys.executable, "-m", "dvc", "init", "-q"],
+                [sys.executable, "-m", "dvc", "config", "core.analytics", "false"], ["git", "add", "-A"],
+                ["git", "-c", "commit.gpgsign=false", "commit", "-qm", "project"]):
+        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
+    return env
 
 
 def chance_band(y: np.ndarray, overlap: int) -> float:

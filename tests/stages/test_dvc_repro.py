@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.pipeline_helpers import copy_project
 from trendfactory.windows.reader import WindowSplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,30 +153,9 @@ def _use_remote(repo: Path, url: str, key: Path, env) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, work / name)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in TINY.items():
-        for k, v in values.items():
-            if isinstance(v, dict):
-                params[section][k].update(v)
-            else:
-                params[section][k] = v
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    # Stages run `python -m trendfactory...`: make that the interpreter running the tests, on
-    # this copy's code (so a file added to the copy is what the stages import).
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONPATH"] = str(work / "src")
+    env = copy_project(work, TINY)
     dvc = [sys.executable, "-m", "dvc"]
     git = ["git", "-c", "commit.gpgsign=false"]
-    _run(["git", "init", "-q", "-b", "main"], work, env)
-    _run(dvc + ["init", "-q"], work, env)
-    _run(dvc + ["config", "core.analytics", "false"], work, env)
-    # DVCLive (train/evaluate) needs a repo with a commit, as every clone has
-    _run(["git", "add", "-A"], work, env)
-    _run(git + ["commit", "-qm", "project"], work, env)
     out = {"window": _run(dvc + ["repro", "window"], work, env)}
     out["all"] = _run(dvc + ["repro"], work, env)
     out["again"] = _run(dvc + ["repro"], work, env)

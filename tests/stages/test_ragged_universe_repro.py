@@ -6,8 +6,6 @@ line, leaving nothing recorded in dvc.lock."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.pipeline_helpers import copy_project, merge
 from trendfactory.data.synthetic import generate_bars
 from trendfactory.params import SyntheticConfig
 from trendfactory.windows.reader import WindowSplit
@@ -55,19 +54,7 @@ def ragged_universe(root: Path) -> Path:
 
 def _project(root: Path, prices: Path) -> tuple[Path, dict]:
     work = root / "project"
-    work.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, work / name)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))  # the stages' code deps
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in PARAMS.items():
-        params[section].update(values)
-    params["data"]["path"] = str(prices)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"))
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
-        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
+    env = copy_project(work, merge(PARAMS, {"data": {"path": str(prices)}}))
     return work, env
 
 
