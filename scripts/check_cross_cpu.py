@@ -1,0 +1,93 @@
+"""Same bytes on another CPU: run the tiny pipeline of every stage kind here and on an emulated
+AVX2 CPU, then compare the two dvc.lock files output by output.
+
+The emulated CPU is QEMU's user-mode emulator (`qemu-x86_64 -cpu Haswell`, Debian's qemu-user):
+every instruction of the stage processes runs on a virtual Haswell, which has AVX2 and FMA and
+no AVX-512, so the libraries' own CPU detection picks their AVX2 kernels -- a real second
+instruction set, not the environment switches the test suite forces. DVC itself runs natively;
+a `python` shim first on PATH runs each stage's `python -m trendfactory.stages...` under QEMU.
+QEMU does not follow a process into the programs it starts, so the emulated run keeps every fit
+in the stage's process (`parallel.cpus: 1`; the native run fans fits out to Ray workers).
+Expect ~10x the native time under emulation (tens of minutes, one core).
+
+    .venv/bin/python scripts/check_cross_cpu.py [--numerics portable|native] [--workdir DIR]
+
+Exit 0 when every output hash agrees; otherwise it lists the stage outputs that differ. With
+``--numerics native`` on an AVX-512 machine it shows what portable mode fixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.pipeline_helpers import EVERY_KIND, copy_project  # noqa: E402
+from trendfactory import numerics  # noqa: E402
+
+QEMU_CPU = "Haswell"
+
+
+def _repro(work: Path, env: dict) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"dvc repro failed in {work}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - started
+
+
+def _outs(work: Path) -> dict[str, str]:
+    import yaml
+
+    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    return {f"{stage}: {o['path']}": o.get("md5") for stage, entry in lock.items() for o in entry.get("outs", [])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--numerics", choices=numerics.MODES, default="portable")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the two projects go (default: a temp dir)")
+    args = parser.parse_args()
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        raise SystemExit("qemu-x86_64 not found; install Debian's qemu-user (apt-get install qemu-user)")
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="cross-cpu-"))
+    # the switches this process set on import are not what a fresh machine starts with
+    base = {k: v for k, v in os.environ.items() if k not in {numerics.ENV_VAR, *numerics.portable_env(x86=True)}}
+    profile = {**EVERY_KIND, "numerics": args.numerics}
+
+    native = root / "native"
+    env = copy_project(native, {**profile, "parallel": {"cpus": 2}}, base)
+    print(f"[cross-cpu] native run ({args.numerics}) in {native} ...", flush=True)
+    t_native = _repro(native, env)
+
+    emulated = root / "haswell"
+    env = copy_project(emulated, {**profile, "parallel": {"cpus": 1}}, base)
+    shim = root / "qemu-bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "python").write_text(f'#!/bin/sh\nexec {qemu} -cpu {QEMU_CPU} {sys.executable} "$@"\n')
+    (shim / "python").chmod(0o755)
+    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    print(f"[cross-cpu] emulated {QEMU_CPU} run ({args.numerics}) in {emulated} ...", flush=True)
+    t_emulated = _repro(emulated, env)
+
+    a, b = _outs(native), _outs(emulated)
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    print(f"[cross-cpu] native {t_native:.0f}s, emulated {QEMU_CPU} {t_emulated:.0f}s; {len(a)} outputs compared")
+    if differ:
+        print(f"[cross-cpu] {len(differ)} outputs differ:\n  " + "\n  ".join(differ))
+        return 1
+    print(f"[cross-cpu] every output identical on this CPU and on an emulated {QEMU_CPU} (numerics: {args.numerics})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
