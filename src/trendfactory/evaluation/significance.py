@@ -5,23 +5,39 @@ h - 1 bars with the next day's, and model scores built from moving averages pers
 to day, so the daily IC series is autocorrelated up to lag ~h - 1. The Newey-West t with h - 1
 Bartlett lags in ``metrics.ic_metrics`` down-weights exactly those lags and rejects a true null
 about twice as often as it should (9-12 % at a nominal 5 % once scores persist, rho >= 0.9,
-at h = 5 and 20). ``mean_test`` is calibrated for such series (4.8-5.5 %); the bootstrap
-tools are better than ignoring the dependence but still somewhat liberal. The false-positive
-rates are measured in tests/evaluation/test_significance.py:
+at h = 5 and 20). Block bootstraps do better but are still liberal here: their variance of a
+mean is biased low by the block length and estimated from few blocks, and percentile
+critical values ignore that noise. Everything the verdict uses is therefore built on one
+estimator, the equal-weighted cosine (EWC) long-run variance with its fixed-b Student-t
+reference (Lazarus, Lewis, Stock & Watson 2018), which accounts for exactly that noise:
 
-- ``mean_test``: t-test of mean = 0 with the equal-weighted cosine (EWC) long-run variance and
-  its fixed-b Student-t reference (Lazarus, Lewis, Stock & Watson 2018);
-- ``bootstrap_ci``: stationary-bootstrap percentile interval of any statistic of one series
-  (mean Rank IC, ``annualised_sharpe``);
-- ``spa_test`` / ``model_confidence_set``: Hansen's SPA test and the Hansen-Lunde-Nason model
-  confidence set over several models' daily losses (loss = -daily Rank IC), from ``arch``;
+- ``mean_test``: t-test of mean = 0 (the HAR t);
+- ``mean_ci``: its inversion, the interval of the mean Rank IC;
+- ``sharpe_ci``: delta-method interval of an annualised Sharpe ratio with the same variance;
+- ``spa_test``: Hansen's SPA test over several models' daily losses (loss = -daily Rank IC),
+  studentized by the EWC long-run covariance, p-value from the fixed-b null law;
+- ``detectable_mean``: the smallest true mean ``mean_test`` detects with 80 % power, i.e.
+  what a non-significant result could have found;
+- ``model_confidence_set``: Hansen-Lunde-Nason model confidence set, from ``arch``
+  (stationary bootstrap; its calibration is not measured here);
+- ``bootstrap_ci``: stationary-bootstrap percentile interval of any statistic, for
+  statistics without a variance formula (liberal on persistent series, see there);
 - ``deflated_sharpe_ratio``: Bailey & Lopez de Prado's correction of a Sharpe ratio for the
   number of strategies tried.
 
+False-positive rates measured on null panels of 20 symbols x 3,000 days (2,000 panels per
+cell, score persistence rho 0 / 0.9 / 0.98, h 5 and 20; benchmarks/README.md, rerun by
+benchmarks/bench_calibration.py): ``mean_test`` 5.0-5.8 % at 5 %; 90 % ``mean_ci`` of the
+mean Rank IC excludes 0 in 9.3-10.8 %; 90 % ``sharpe_ci`` of a null tranche book in
+9.7-10.9 %; ``spa_test`` (3 null models vs a null benchmark) 4.5-5.5 % at 5 %. Planting the
+size ``detectable_mean`` states gives 77.8-80.6 % power. tests/evaluation/test_significance.py
+re-checks all of these at a smaller size.
+
 Neither statsmodels (0.15) nor arch (8.0) offers EWC or fixed-b inference (their HAC kernels
-are Bartlett, Parzen, QS, ... with normal critical values), so ``mean_test`` implements EWC
-here; it is a type-II DCT of the series. Every function is pure; undefined values are
-``None``, never NaN, because results are written to JSON.
+are Bartlett, Parzen, QS, ... with normal critical values), so it is implemented here; it is
+a type-II DCT of the series. Every function is pure (the Monte Carlo of ``spa_test`` and the
+bootstraps are deterministic given ``seed``); undefined values are ``None``, never NaN,
+because results are written to JSON.
 """
 
 from __future__ import annotations
@@ -32,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import MCS, SPA, StationaryBootstrap, optimal_block_length
-from scipy import fft, stats
+from arch.bootstrap import MCS, StationaryBootstrap, optimal_block_length
+from scipy import fft, optimize, stats
 
 MIN_OBS = 10  # below this many finite points no test is reported (t, p, intervals are None)
 _TINY = 1e-12  # a (long-run) std at or below this is zero: ratios of float noise are not statistics
@@ -87,6 +103,15 @@ def ewc_dof(n: int, horizon: int) -> int:
     return max(2, min(int(0.4 * n ** (2.0 / 3.0)), n // (3 * horizon)))
 
 
+def _cosine_projections(x: np.ndarray, b: int) -> np.ndarray:
+    """[B] or [B, k]: sqrt(2/T) sum_t cos(pi j (t - 1/2) / T) (x_t - mean), j = 1..B, along axis 0.
+
+    The orthonormal type-II DCT is exactly this sum for j >= 1 (O(T log T), no basis matrix);
+    cosines j >= 1 sum to zero, demeaning is for float accuracy only.
+    """
+    return fft.dct(x - x.mean(axis=0), type=2, norm="ortho", axis=0)[1 : b + 1]
+
+
 def mean_test(x: np.ndarray, horizon: int) -> MeanTest:
     """HAR t-test of mean(x) = 0 for a daily series autocorrelated up to lag ~horizon - 1.
 
@@ -110,16 +135,133 @@ def mean_test(x: np.ndarray, horizon: int) -> MeanTest:
     if n < MIN_OBS:
         return MeanTest(mean=mean, t=None, p=None, dof=None, n=n)
     b = ewc_dof(n, horizon)
-    # The orthonormal type-II DCT is exactly sqrt(2/T) sum_t cos(pi j (t - 1/2) / T) x_t for
-    # j >= 1 (O(T log T), no basis matrix); cosines j >= 1 sum to zero, demeaning is for float
-    # accuracy only.
-    proj = fft.dct(x - mean, type=2, norm="ortho")[1 : b + 1]
+    proj = _cosine_projections(x, b)
     lrv = float(proj @ proj) / b
     if math.sqrt(lrv) <= _TINY:
         return MeanTest(mean=mean, t=None, p=None, dof=b, n=n)
     t = math.sqrt(n) * mean / math.sqrt(lrv)
     p = float(2.0 * stats.t.sf(abs(t), b))
     return MeanTest(mean=mean, t=_float_or_none(t), p=_float_or_none(p), dof=b, n=n)
+
+
+def _ewc_half_width(x: np.ndarray, horizon: int, level: float) -> tuple[float, int] | None:
+    """t_B((1 + level) / 2) sqrt(lrv / T) of the series x (finite, >= MIN_OBS points) and B;
+    None when its long-run variance is zero."""
+    n = len(x)
+    b = ewc_dof(n, horizon)
+    proj = _cosine_projections(x, b)
+    lrv = float(proj @ proj) / b
+    if math.sqrt(lrv) <= _TINY:
+        return None
+    return float(stats.t.ppf(0.5 + level / 2.0, b)) * math.sqrt(lrv / n), b
+
+
+def _check_level(level: float, caller: str) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"{caller}: got level={level}, expected a value in (0, 1)")
+
+
+def mean_ci(x: np.ndarray, horizon: int, *, level: float = 0.9) -> tuple[float | None, float | None]:
+    """Two-sided ``level`` interval of mean(x): mean +- t_B((1 + level) / 2) sqrt(lrv / T).
+
+    The inversion of ``mean_test`` (same EWC long-run variance, same B = ``ewc_dof`` and
+    Student-t reference), so the interval excludes 0 exactly when ``mean_test``'s p-value is
+    below 1 - level, and it inherits that test's calibration: on null panels of 20 symbols x
+    3,000 days a 90 % interval of the mean Rank IC excluded 0 in 9.3-10.8 % of cases
+    (rho 0-0.98, h 5 and 20, 2,000 panels each; benchmarks/README.md), where the
+    stationary-bootstrap percentile interval (``bootstrap_ci``) excluded it in 12-17 % of
+    exploratory panels. The long-run variance is estimated, not known, so the t_B quantile
+    (not the normal one) is what makes this right. NaNs are dropped;
+    (None, None) with fewer than ``MIN_OBS`` points or a constant series.
+    """
+    _check_horizon(horizon, "mean_ci")
+    _check_level(level, "mean_ci")
+    x = _finite(x)
+    if len(x) < MIN_OBS:
+        return None, None
+    hw = _ewc_half_width(x, horizon, level)
+    if hw is None:
+        return None, None
+    mean = float(x.mean())
+    return _float_or_none(mean - hw[0]), _float_or_none(mean + hw[0])
+
+
+def sharpe_ci(
+    x: np.ndarray, horizon: int, bars_per_year: float, *, level: float = 0.9
+) -> tuple[float | None, float | None]:
+    """Two-sided ``level`` interval of ``annualised_sharpe(x, bars_per_year)`` by the delta method.
+
+    The per-bar Sharpe ratio SR = mu / sigma is a smooth function of two means; its influence
+    function psi_t = (x_t - mu) / sigma - SR / (2 sigma^2) ((x_t - mu)^2 - sigma^2) (Lo 2002,
+    without assuming normal or independent returns) has the Sharpe's sampling variance as its
+    long-run variance / T. That long-run variance is estimated as in ``mean_test`` (EWC,
+    B = ``ewc_dof(T, horizon)``) and the interval is SR +- t_B((1 + level) / 2) sqrt(lrv / T),
+    annualised by sqrt(bars_per_year). Measured on the net returns of null long/short tranche
+    books (20 symbols x 3,000 days, rho 0-0.98, h 5 and 20): a 90 % interval excluded 0 in
+    9.7-10.9 % of cases, where the stationary-bootstrap percentile interval excluded it in
+    10.5-13.2 % (benchmarks/README.md). NaNs are dropped; (None, None) with fewer than
+    ``MIN_OBS`` points, zero std or a zero long-run variance.
+    """
+    _check_horizon(horizon, "sharpe_ci")
+    _check_level(level, "sharpe_ci")
+    x = _finite(x)
+    if len(x) < MIN_OBS:
+        return None, None
+    mu, sd = float(x.mean()), float(x.std(ddof=1))
+    if sd <= _TINY:
+        return None, None
+    sr = mu / sd
+    dev = x - mu
+    psi = dev / sd - sr / (2.0 * sd * sd) * (dev * dev - sd * sd)
+    hw = _ewc_half_width(psi, horizon, level)
+    if hw is None:
+        return None, None
+    scale = math.sqrt(bars_per_year)
+    return _float_or_none((sr - hw[0]) * scale), _float_or_none((sr + hw[0]) * scale)
+
+
+def detectable_mean(x: np.ndarray, horizon: int, *, alpha: float = 0.05, power: float = 0.80) -> float | None:
+    """Smallest true mean that ``mean_test`` detects with probability ``power`` at level ``alpha``.
+
+    The power of a series like x, e.g. a model's test Rank IC: with x's long-run variance lrv
+    as ``mean_test`` estimates it (EWC, B = ``ewc_dof(T, horizon)``), the t-statistic of a
+    series with true mean m is noncentral t with B dof and noncentrality
+    delta = sqrt(T) m / sqrt(lrv) (the cosine projections that make up lrv are independent
+    of the mean), so the answer is delta* sqrt(lrv / T) with delta* solving
+    P(|t_B(delta*)| > t_B(1 - alpha / 2)) = power (two-sided, as ``mean_test``). The mean of
+    x itself does not enter (the projections are orthogonal to it); x's own lrv is one
+    estimate of the population's, so the figure carries its noise, ~1 / sqrt(2B) relative.
+    Validated on planted-signal panels (20 symbols x 3,000 days, h 5 and 20, rho 0-0.98):
+    planting the stated size in the IC series or in the scores gave 77.8-80.6 % power
+    (benchmarks/README.md). NaNs are dropped; None with fewer than ``MIN_OBS`` points or
+    a constant series.
+    """
+    _check_horizon(horizon, "detectable_mean")
+    if not 0.0 < alpha < power < 1.0:
+        raise ValueError(f"detectable_mean: got alpha={alpha}, power={power}; expected 0 < alpha < power < 1")
+    x = _finite(x)
+    n = len(x)
+    if n < MIN_OBS:
+        return None
+    b = ewc_dof(n, horizon)
+    proj = _cosine_projections(x, b)
+    lrv = float(proj @ proj) / b
+    if math.sqrt(lrv) <= _TINY:
+        return None
+    crit = float(stats.t.ppf(1.0 - alpha / 2.0, b))
+
+    def shortfall(delta: float) -> float:
+        # the wrong-sign tail is below 1e-6 wherever delta matters; scipy's nct returns NaN
+        # for it far out, where it is ~0
+        wrong_sign = float(np.nan_to_num(stats.nct.cdf(-crit, b, delta), nan=0.0))
+        return float(stats.nct.sf(crit, b, delta)) + wrong_sign - power
+
+    # power rises monotonically from alpha at delta = 0; bracket the root by doubling
+    hi = crit + float(stats.norm.ppf(power))
+    while shortfall(hi) < 0.0:
+        hi *= 2.0
+    delta = optimize.brentq(shortfall, 0.0, hi, xtol=1e-10)
+    return _float_or_none(delta * math.sqrt(lrv / n))
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -165,15 +307,18 @@ def bootstrap_ci(
     Politis & Romano's stationary bootstrap (arch's ``StationaryBootstrap``) resamples blocks
     of geometric length with mean ``block_size(x, horizon)``, which keeps the autocorrelation
     of overlapping-return series inside the blocks. The percentile method needs no variance
-    formula, so the same code serves the mean Rank IC and ``annualised_sharpe`` (e.g.
-    ``lambda r: annualised_sharpe(r, 252)``). Deterministic given ``seed``. NaNs are dropped;
-    (None, None) with fewer than ``MIN_OBS`` points or when the statistic is undefined
-    (None / NaN) on the sample or on any resample.
+    formula, so it serves any statistic of one series. Deterministic given ``seed``. NaNs
+    are dropped; (None, None) with fewer than ``MIN_OBS`` points or when the statistic is
+    undefined (None / NaN) on the sample or on any resample.
 
-    Coverage is below ``level`` for persistent IC series: at block 2h the bootstrap variance
-    is ~0.86 of the long-run variance and comes from only ~T / b blocks, so on null panels a
-    90 % interval of the mean Rank IC excluded 0 in 11-18 % of cases (nominal 10 %). Use
-    ``mean_test``'s p-value, not "the interval excludes 0", as the significance test.
+    Not what the verdict uses for the mean Rank IC or the Sharpe ratio (``mean_ci``,
+    ``sharpe_ci``): on persistent IC series the bootstrap variance of the mean is biased low
+    by the block length (~0.86 of the long-run variance at block 2h) and comes from only
+    ~T / b blocks, which percentile quantiles ignore. On null panels of 20 symbols x 3,000
+    days a 90 % interval of the mean Rank IC excluded 0 in 12-17 % of cases (400 panels per
+    cell, 300 resamples; longer blocks, 4h-8h stationary or circular, gave 11.5-16.5 %) and
+    in 8.8-12.4 % +- 2 of another 250 (benchmarks/README.md); the Sharpe interval of a
+    null book in 10.5-13.2 % (2,000 panels).
     """
     _check_horizon(horizon, "bootstrap_ci")
     if not 0.0 < level < 1.0:
@@ -206,20 +351,35 @@ def spa_test(
 
     Losses are daily, lower is better; in this project loss = -(daily Rank IC) and the
     benchmark is the best baseline. ``model_losses`` is [T, M]. Dates where the benchmark or
-    any model is NaN are dropped. Uses arch's ``SPA`` with the stationary bootstrap and
-    ``block_size`` blocks (>= 2 horizon). Returns the p-values ``consistent`` (Hansen's
-    recommended one), ``lower`` and ``upper`` (bounds), plus ``n`` and ``block_size``; a small
-    p means at least one model beats the benchmark. The p-values are None with fewer than
-    ``MIN_OBS`` complete dates.
+    any model is NaN are dropped. Returns the p-values ``consistent`` (Hansen's recommended
+    one), ``lower`` and ``upper`` (bounds), plus ``n`` and ``dof`` (B); a small p means at
+    least one model beats the benchmark. The p-values are None with fewer than ``MIN_OBS``
+    complete dates.
 
-    Like ``bootstrap_ci`` it is somewhat liberal on persistent IC series: on null panels
-    (3 null models against a null benchmark) consistent p < 0.05 came out 7.5-9.5 %.
+    Hansen's studentized statistic S = max_m sqrt(T) mean(d_m) / omega_m over the loss
+    differentials d_m = benchmark - model m, with the long-run covariance Omega of the d
+    estimated as in ``mean_test`` (EWC, B = ``ewc_dof``: Omega = (1/B) sum_j L_j L_j'), and
+    its null law in the fixed-b form that makes ``mean_test`` exact: Z ~ N(0, R),
+    L_1..L_B ~ N(0, R) independent, t*_m = (Z_m + shift_m) / sqrt(mean_j L_jm^2), R the
+    correlation of Omega. The p-value is the share of ``reps`` Monte Carlo draws (seeded by
+    ``seed``) with max_m t*_m >= S. Hansen's re-centring sets the shifts: ``upper`` all 0
+    (every model at the boundary, White's Reality Check), ``consistent`` t_m for models with
+    t_m < -sqrt(2 log log T) (clearly worse ones stay out of the way) and 0 for the rest,
+    ``lower`` min(t_m, 0). With one model ``upper`` is the one-sided ``mean_test`` p.
 
-    Note: arch 8.0.0 uses ``studentize`` only to pick the models that enter the consistent
-    p-value; its statistic is the unstudentized max mean loss differential (White's Reality
-    Check statistic with Hansen's re-centring), still a valid test.
+    Why not arch's bootstrap SPA (this function's earlier implementation): its stationary
+    bootstrap estimates the variance of the mean loss differential with a block-length bias
+    and from few blocks, and its critical values ignore that noise; on null panels (3 null
+    models against a null benchmark, 20 symbols x 3,000 days) it rejected in up to 9 % of
+    cases at a nominal 5 % (4.5-9.0 %, 400 panels per cell; 4.2-7.2 % with circular blocks
+    of 4h, 4.0-8.2 % of 8h), this test in 4.5-5.5 % (2,000 panels per cell;
+    benchmarks/README.md). Its power is what a 5 % test can have: on planted-signal
+    panels it found a model with mean Rank IC 0.045 in 59 % of cases where arch's found it in
+    65 % (h = 5, rho = 0.9), a gap that is mostly arch's excess size.
     """
     _check_horizon(horizon, "spa_test")
+    if reps < 1:
+        raise ValueError(f"spa_test: got reps={reps}, expected an integer >= 1")
     bench = np.asarray(benchmark_loss, dtype=np.float64).ravel()
     models = np.asarray(model_losses, dtype=np.float64)
     if models.ndim == 1:
@@ -232,23 +392,46 @@ def spa_test(
     # a model whose losses equal the benchmark's cannot beat it (and has a zero-variance difference)
     models = models[:, [j for j in range(models.shape[1]) if not np.array_equal(models[:, j], bench)]]
     if models.shape[1] == 0:
-        return {"consistent": 1.0, "lower": 1.0, "upper": 1.0, "n": len(bench), "block_size": None}
+        return {"consistent": 1.0, "lower": 1.0, "upper": 1.0, "n": len(bench), "dof": None}
     keep = np.isfinite(bench) & np.isfinite(models).all(axis=1)
-    bench, models = bench[keep], models[keep]
-    n = len(bench)
+    diff = bench[keep, None] - models[keep]  # [n, M], > 0 where a model beats the benchmark
+    n = len(diff)
     if n < MIN_OBS:
-        return {"consistent": None, "lower": None, "upper": None, "n": n, "block_size": None}
-    size = block_size(bench[:, None] - models, horizon)
-    spa = SPA(bench, models, block_size=size, reps=reps, bootstrap="stationary", seed=seed)
-    spa.compute()
-    pv = spa.pvalues
-    return {
-        "consistent": float(pv["consistent"]),
-        "lower": float(pv["lower"]),
-        "upper": float(pv["upper"]),
-        "n": n,
-        "block_size": size,
+        return {"consistent": None, "lower": None, "upper": None, "n": n, "dof": None}
+    b = ewc_dof(n, horizon)
+    mean = diff.mean(axis=0)
+    proj = _cosine_projections(diff, b)  # [B, M]
+    omega = proj.T @ proj / b
+    sd = np.sqrt(np.diag(omega))
+    # A differential with no long-run variance is a constant: a model that loses by a constant
+    # (or ties) cannot beat the benchmark; one that wins by a constant beats it for certain.
+    flat = sd <= _TINY
+    if (flat & (mean > _TINY)).any():
+        return {"consistent": 0.0, "lower": 0.0, "upper": 0.0, "n": n, "dof": b}
+    if flat.all():
+        return {"consistent": 1.0, "lower": 1.0, "upper": 1.0, "n": n, "dof": b}
+    mean, sd, omega = mean[~flat], sd[~flat], omega[np.ix_(~flat, ~flat)]
+    t = math.sqrt(n) * mean / sd
+    t_obs = float(t.max())
+    # R may be singular (more models than cosines, or near-identical models): a symmetric
+    # square root with clipped eigenvalues draws N(0, R) all the same.
+    eigval, eigvec = np.linalg.eigh(omega / np.outer(sd, sd))
+    root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
+    shifts = {
+        "lower": np.minimum(t, 0.0),
+        "consistent": np.where(t < -math.sqrt(2.0 * math.log(math.log(n))), t, 0.0),
+        "upper": np.zeros_like(t),
     }
+    exceed = dict.fromkeys(shifts, 0)
+    rng = np.random.default_rng(seed)
+    chunk = 500  # bounds memory at chunk x (B + 1) x M normals
+    for start in range(0, reps, chunk):
+        draws = rng.standard_normal((min(chunk, reps - start), b + 1, len(t))) @ root.T
+        scale = np.sqrt((draws[:, 1:] ** 2).mean(axis=1))  # [draws, M]
+        for key, shift in shifts.items():
+            exceed[key] += int((((draws[:, 0] + shift) / scale).max(axis=1) >= t_obs).sum())
+    pv = {key: exceed[key] / reps for key in shifts}
+    return {"consistent": pv["consistent"], "lower": pv["lower"], "upper": pv["upper"], "n": n, "dof": b}
 
 
 def model_confidence_set(
