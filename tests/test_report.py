@@ -21,12 +21,12 @@ def _sh(repo: Path, *cmd: str) -> None:
     subprocess.run(cmd, cwd=repo, env=ENV, check=True, capture_output=True, text=True)
 
 
-def _write(repo: Path, xgb_ric: float, xgb_t: float, selected: str, max_depth: int) -> None:
+def _write(repo: Path, xgb_ric: float, xgb_t: float, xgb_p: float, selected: str, max_depth: int) -> None:
     """The layout of a run: one headline file per item, one summary per horizon."""
     (repo / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
-    for m, ric, t in (("xgboost", xgb_ric, xgb_t), ("lstm", 0.01, 0.5)):
+    for m, ric, t, p in (("xgboost", xgb_ric, xgb_t, xgb_p), ("lstm", 0.01, 0.5, 0.62)):
         (repo / "metrics" / "eval" / f"{m}-h5.json").write_text(json.dumps(
-            {"rank_ic": ric, "rank_ic_t": t, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
+            {"rank_ic": ric, "rank_ic_t": t, "rank_ic_p": p, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
     (repo / "metrics" / "summary").mkdir(exist_ok=True)
     (repo / "metrics" / "summary" / "h5.json").write_text(json.dumps(
         {"selected": selected, "rank_ic": xgb_ric, "rank_ic_t": 1.0, "survives": False}))
@@ -49,13 +49,13 @@ def repo(tmp_path_factory) -> Path:
         "stages:\n  train:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n    deps:\n      - src.py\n"
         "    params:\n      - models.xgboost\n    outs:\n      - out.txt\n"
     )
-    _write(repo, 0.010, 1.2, "lstm", max_depth=4)
+    _write(repo, 0.010, 1.2, 0.24, "lstm", max_depth=4)
     _sh(repo, *DVC, "repro", "-q")
     (repo / ".gitignore").write_text("out.txt\n")
     _sh(repo, "git", "add", ".")
     _sh(repo, "git", "commit", "-q", "-m", "base")
     _sh(repo, "git", "checkout", "-q", "-b", "pr")
-    _write(repo, 0.030, 2.5, "xgboost", max_depth=6)
+    _write(repo, 0.030, 2.1, 0.04, "xgboost", max_depth=6)
     _sh(repo, "git", "commit", "-q", "-am", "change")
     return repo
 
@@ -68,8 +68,8 @@ def test_headline_table_verdict_and_params(repo):
     text, ok = build_report(base="main", repo=repo)
     assert ok and text.startswith(MARKER)
     assert _rows(text, "h5") == [["h5", "lstm → xgboost", "+0.0100 → +0.0300", "+1.00", "False"]]
-    assert _rows(text, "xgboost-h5") == [["xgboost-h5", "+0.0100 → +0.0300", "+1.20 → +2.50", "+0.0200", "+0.50", "+0.0200",
-                                          "⚑ t now beyond ±1.96"]]
+    assert _rows(text, "xgboost-h5") == [["xgboost-h5", "+0.0100 → +0.0300", "+1.20 → +2.10", "+0.0200", "+0.50", "+0.0200",
+                                          "⚑ now significant (p < 0.05)"]]
     assert _rows(text, "lstm-h5") == []  # its headline numbers did not move
     assert _rows(text, "params.yaml") == [["params.yaml", "models.xgboost.max_depth", "4", "6"]]
     assert "| metrics/eval/xgboost-h5.json | rank_ic | 0.01 | 0.03 |" in text  # the details

@@ -7,11 +7,13 @@ The report compares this checkout's git-tracked metrics and params with ``--base
 (``dvc metrics diff --all --json``, ``dvc params diff --json``) and writes Markdown that always
 fits in one GitHub comment (at most ``--limit`` characters, whatever the change):
 
-1. the verdict per horizon before -> after (``metrics/summary/h<h>.json``: the model selected
-   on validation, its out-of-sample Rank IC and t, whether it survives);
+1. the verdict per horizon before -> after (``metrics/summary/h<h>.json``: each fold's model
+   chosen walk-forward on validation, the stitched out-of-sample Rank IC and its calibrated HAR
+   t, whether it survives);
 2. one row per model x horizon whose headline numbers moved (``metrics/eval/<item>.json``: test
-   and validation Rank IC, the Newey-West t, net Sharpe), largest move of test Rank IC first,
-   with a flag where the change matters: t crossed ±1.96, or the item is new or gone;
+   and validation Rank IC, the calibrated HAR t, net Sharpe), largest move of test Rank IC
+   first, with a flag where the change matters: its p-value crossed 0.05 (files without a p:
+   |t| crossed 1.96), or the item is new or gone;
 3. the params that changed;
 4. every changed metric, folded in ``<details>`` and cut where the limit would be passed, with a
    pointer to the job summary (``--full`` writes the uncut report there).
@@ -43,10 +45,11 @@ COMMENT_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
 SUMMARY_LIMIT = 900_000  # a job summary may hold up to 1 MiB
 ITEM_FILE = re.compile(r"^metrics/eval/(?P<item>[^/]+)\.json$")  # an item's headline numbers
 SUMMARY_FILE = re.compile(r"^metrics/summary/(?P<h>h\d+)\.json$")  # the verdict of one horizon
-T_CRITICAL = 1.96
+ALPHA = 0.05  # a p-value below this is "significant" in the flags
+T_CRITICAL = 1.96  # for metrics files written before the headline p existed
 HEADLINE = (  # (column title, key in metrics/eval/<item>.json, format)
     ("test Rank IC", "rank_ic", "{:+.4f}"),
-    ("NW t", "rank_ic_t", "{:+.2f}"),
+    ("t (HAR)", "rank_ic_t", "{:+.2f}"),
     ("val Rank IC", "val_rank_ic", "{:+.4f}"),
     ("Sharpe net", "sharpe", "{:+.2f}"),
 )
@@ -100,7 +103,10 @@ def _cell(old, new, fmt: str) -> str:
     return _fmt(new, fmt) if old == new else f"{_fmt(old, fmt)} → {_fmt(new, fmt)}"
 
 
-def _significant(t) -> bool | None:
+def _significant(t, p=None) -> bool | None:
+    """p < 0.05 where the file has the HAR p-value, else |t| >= 1.96; None without either."""
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return p < ALPHA
     return None if not isinstance(t, (int, float)) else abs(t) >= T_CRITICAL
 
 
@@ -109,7 +115,7 @@ def verdict_section(metrics: dict) -> list[str]:
     summaries = {m["h"]: keys for f, keys in metrics.items() if (m := SUMMARY_FILE.match(f))}
     if not summaries:
         return []
-    lines = ["### Verdict", "", "| horizon | selected on validation | its test Rank IC | HAR t | survives |", "|---|---|---|---|---|"]
+    lines = ["### Verdict", "", "| horizon | chosen per fold on validation | stitched test Rank IC | HAR t | survives |", "|---|---|---|---|---|"]
     for h in sorted(summaries, key=lambda h: int(h[1:])):
         get = summaries[h].get
         cells = [_cell((get(k) or {}).get("old"), (get(k) or {}).get("new"), f) for k, f in
@@ -128,7 +134,7 @@ def headline_section(metrics: dict) -> list[str]:
         entries = [keys.get(k, {}) for _, k, _ in HEADLINE]
         if not any(_changed(e) for e in entries if e):
             continue
-        ric, t = keys.get("rank_ic", {}), keys.get("rank_ic_t", {})
+        ric, t, p = keys.get("rank_ic", {}), keys.get("rank_ic_t", {}), keys.get("rank_ic_p", {})
         old, new = ric.get("old"), ric.get("new")
         delta = new - old if isinstance(old, (int, float)) and isinstance(new, (int, float)) else None
         flags = []
@@ -136,8 +142,8 @@ def headline_section(metrics: dict) -> list[str]:
             flags.append("new")
         elif all(e.get("new") is None for e in entries):
             flags.append("gone")
-        elif _significant(t.get("old")) != _significant(t.get("new")):
-            flags.append(f"⚑ t {'now' if _significant(t.get('new')) else 'no longer'} beyond ±{T_CRITICAL}")
+        elif _significant(t.get("old"), p.get("old")) != _significant(t.get("new"), p.get("new")):
+            flags.append(f"⚑ {'now' if _significant(t.get('new'), p.get('new')) else 'no longer'} significant (p < {ALPHA:g})")
         rows.append((abs(delta) if delta is not None else math.inf, m["item"], entries, delta, flags))
     if not rows:
         return ["### Models", "", "No model's headline numbers moved.", ""]

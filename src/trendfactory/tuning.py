@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from trendfactory.errors import ParamsError, TrendfactoryError
-from trendfactory.evaluation.metrics import daily_ic
+from trendfactory.evaluation.ic import daily_ic
 from trendfactory.models import create, get_model_class
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.data import Samples

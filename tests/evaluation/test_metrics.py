@@ -19,6 +19,7 @@ from trendfactory.evaluation.metrics import (
     next_bar_returns,
     trading_metrics,
 )
+from trendfactory.evaluation.significance import mean_test
 
 # ----------------------------------------------------------------------------- classification
 
@@ -171,20 +172,26 @@ def test_ic_metrics_formulas(rng):
         s = daily_ic(frame, method)
         assert m[key] == pytest.approx(s.mean())
         assert m[f"{key}ir"] == pytest.approx(s.mean() / s.std(ddof=1))
-        assert m[f"{key}_tstat"] == pytest.approx(s.mean() / s.std(ddof=1) * math.sqrt(60))
-        # Horizon 1: no overlap, zero lags, the HAC t-stat is the plain one.
-        assert m[f"{key}_tstat_nw"] == pytest.approx(m[f"{key}_tstat"], rel=1e-12)
+        # the headline t and p are the calibrated HAR ones
+        har = mean_test(s.to_numpy(), 1)
+        assert m[f"{key}_t"] == pytest.approx(har.t) and m[f"{key}_p"] == pytest.approx(har.p)
+        # Horizon 1: no overlap, zero lags, the Newey-West t is the plain one.
+        assert m[f"{key}_t_newey_west"] == pytest.approx(s.mean() / s.std(ddof=1) * math.sqrt(60), rel=1e-12)
     assert m["ic_dates"] == 60
+    assert not any("tstat" in k for k in m)  # one t per series under the headline name, no uncalibrated "t-stat"
 
 
-def test_newey_west_shrinks_t_for_autocorrelated_ic(rng):
+def test_har_and_newey_west_t_shrink_for_autocorrelated_ic(rng):
     frame = _autocorrelated_ic_frame(rng, 250)
     s = daily_ic(frame).to_numpy()
     assert np.corrcoef(s[1:], s[:-1])[0, 1] > 0.5  # the premise: strongly autocorrelated ICs
     m = ic_metrics(frame, horizon=20)
-    for key in ("ic", "rank_ic"):
-        assert abs(m[f"{key}_tstat_nw"]) < 0.6 * abs(m[f"{key}_tstat"])
-        assert np.sign(m[f"{key}_tstat_nw"]) == np.sign(m[f"{key}_tstat"])
+    for key, method in (("ic", "pearson"), ("rank_ic", "spearman")):
+        x = daily_ic(frame, method).to_numpy()
+        plain = x.mean() / x.std(ddof=1) * math.sqrt(len(x))
+        for t in (m[f"{key}_t"], m[f"{key}_t_newey_west"]):
+            assert abs(t) < 0.6 * abs(plain) and np.sign(t) == np.sign(plain)
+        assert 0.0 < m[f"{key}_p"] <= 1.0
 
 
 def test_newey_west_matches_statsmodels(rng):
@@ -192,14 +199,14 @@ def test_newey_west_matches_statsmodels(rng):
     frame = _autocorrelated_ic_frame(rng, 120)
     s = daily_ic(frame).to_numpy()
     fit = sm.OLS(s, np.ones_like(s)).fit(cov_type="HAC", cov_kwds={"maxlags": 4, "use_correction": True})
-    assert ic_metrics(frame, horizon=5)["ic_tstat_nw"] == pytest.approx(fit.tvalues[0], rel=1e-10)
+    assert ic_metrics(frame, horizon=5)["ic_t_newey_west"] == pytest.approx(fit.tvalues[0], rel=1e-10)
 
 
 def test_ic_metrics_undefined_values_are_none():
     one_date = _ic_frame({"2024-01-02": TOY["2024-01-02"]})
     m = ic_metrics(one_date, horizon=5)
     assert m["ic"] == pytest.approx(0.8) and m["ic_dates"] == 1
-    assert m["icir"] is None and m["ic_tstat"] is None and m["ic_tstat_nw"] is None
+    assert m["icir"] is None and m["ic_t"] is None and m["ic_p"] is None and m["ic_t_newey_west"] is None
     # Two dates with the same IC: zero std.
     same = _ic_frame({"2024-01-02": TOY["2024-01-02"], "2024-01-03": TOY["2024-01-02"]})
     assert ic_metrics(same, horizon=1)["rank_icir"] is None

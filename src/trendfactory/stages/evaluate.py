@@ -6,7 +6,8 @@ Reads data/predictions/<model>-h<h>/{val,test}_h<h>.parquet (each fold's fits on
 blocks, written by the train stage) and writes:
 
 - metrics/eval/<model>-h<h>.json -- the headline numbers (a DVC metric, git-tracked): out of
-  sample Rank IC and its Newey-West t, IC, net Sharpe, macro F1, balanced accuracy, log loss, max
+  sample Rank IC with its calibrated HAR t and p (the Newey-West t only in detail.json, as
+  ``rank_ic_t_newey_west``), IC, net Sharpe, macro F1, balanced accuracy, log loss, max
   drawdown; validation Rank IC and t;
 - metrics/eval/<model>-h<h>/detail.json -- everything (git-tracked, not a DVC metric): for
   ``val`` (the folds' validation blocks pooled) and ``test`` (the joined out-of-sample series)
@@ -47,8 +48,8 @@ TOP_FEATURES = 25  # features shown in the importance plot
 CLASS_NAMES = ("down", "flat", "up")  # the labels -1, 0, +1
 DETAIL_FILE = "detail.json"  # every metric of an item (not a DVC metric: too many keys to read)
 HEADLINE_KEYS = (  # (key in metrics/eval/<item>.json, key in the test metrics)
-    ("rank_ic", "rank_ic"), ("rank_ic_t", "rank_ic_tstat_nw"), ("ic", "ic"), ("sharpe", "sharpe"), ("f1", "macro_f1"),
-    ("bal_acc", "balanced_accuracy"), ("log_loss", "log_loss"), ("max_dd", "max_drawdown"),
+    ("rank_ic", "rank_ic"), ("rank_ic_t", "rank_ic_t"), ("rank_ic_p", "rank_ic_p"), ("ic", "ic"), ("sharpe", "sharpe"), ("f1", "macro_f1"),
+    ("log_loss", "log_loss"), ("max_dd", "max_drawdown"),
 )
 
 
@@ -57,10 +58,11 @@ def headline_file(item: str) -> Path:
     return EVAL_DIR / f"{item}.json"
 
 
-def read_predictions(model: str, horizon: int, split: str, seed_mean: bool = False) -> pd.DataFrame:
+def read_predictions(model: str, horizon: int, split: str, seed_mean: bool = False, per_fold: bool = False) -> pd.DataFrame:
     """One item's walk-forward predictions of a split, one row per (symbol, datetime, seed); val
-    rows scored by two folds (when split.val_years > split.fold) keep the later fold's.
-    ``seed_mean``: one row per (symbol, datetime), the seeds' averaged predictions."""
+    rows scored by two folds (when split.val_years > split.fold) keep the later fold's, unless
+    ``per_fold`` (then each fold's rows as its own fit scored them: what walk-forward selection
+    reads). ``seed_mean``: one row per (symbol, datetime), the seeds' averaged predictions."""
     path = predictions_file(model, horizon, split, get_model_class(model).joint)
     if not path.is_file():
         raise TrendfactoryError(f"{path}: missing; run `dvc repro {train_stage(model, horizon)}` first")
@@ -69,6 +71,8 @@ def read_predictions(model: str, horizon: int, split: str, seed_mean: bool = Fal
         raise TrendfactoryError(f"{path}: written by an older version (no seed column); rerun `dvc repro {train_stage(model, horizon)}`")
     keys = ["seed", "symbol", "datetime"]
     frame = frame.sort_values(["fold", *keys], kind="stable")
+    if per_fold:
+        return frame.reset_index(drop=True)
     frame = frame.drop_duplicates(keys, keep="last").sort_values(keys, kind="stable").reset_index(drop=True)
     return mean_predictions(frame) if seed_mean else frame
 
@@ -134,11 +138,11 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 by_year_seeds.append(by_period(f, book, f["datetime"].dt.year, bpy))
                 by_fold_seeds.append(by_period(f, book, f["fold"], bpy))
         log.info(
-            "%s %s (%d folds, %d seed%s, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s%s (NW t %s), Sharpe %s after %g bp",
+            "%s %s (%d folds, %d seed%s, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s%s (t %s), Sharpe %s after %g bp",
             name, split, frame["fold"].nunique(), len(per_seed), "s" if len(per_seed) > 1 else "", f"{len(frame):,}",
             metrics["balanced_accuracy"], metrics["macro_f1"], _fmt(metrics["rank_ic"]),
             f" ± {spread[split]['rank_ic']:.4f}" if spread[split].get("rank_ic") is not None else "",
-            _fmt(metrics["rank_ic_tstat_nw"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
+            _fmt(metrics["rank_ic_t"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
         )
     n = len(results["test"][0])
     by_year, by_fold = mean_metrics(by_year_seeds)[0], mean_metrics(by_fold_seeds)[0]
@@ -186,7 +190,7 @@ def headline_metrics(test: dict, val: dict | None = None) -> dict:
     so `dvc metrics show` of every item fits in a terminal; the rest is in detail.json."""
     out = {key: test.get(src) for key, src in HEADLINE_KEYS}
     if val is not None:
-        out["val_rank_ic"], out["val_rank_ic_t"] = val.get("rank_ic"), val.get("rank_ic_tstat_nw")
+        out["val_rank_ic"], out["val_rank_ic_t"] = val.get("rank_ic"), val.get("rank_ic_t")
     return {k: (round(float(v), 6) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None) for k, v in out.items()}
 
 

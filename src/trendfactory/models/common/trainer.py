@@ -131,7 +131,7 @@ class RankICKeys:
     def rank_ic(self, scores: np.ndarray) -> float:
         """Mean over heads of the mean over dates of the cross-sectional Spearman correlation of
         ``scores`` [n, H] with the returns (the comparison's Rank IC); NaN when undefined."""
-        from trendfactory.evaluation.metrics import daily_ic  # the one definition of the metric
+        from trendfactory.evaluation.ic import daily_ic  # the one definition of the metric
 
         values = []
         for k in range(scores.shape[1]):
