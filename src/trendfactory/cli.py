@@ -2,8 +2,9 @@
 
 The pipeline itself runs with DVC (`dvc repro`, `dvc exp run -S key=value`, `dvc metrics diff`);
 this command is the tool around it: check your own bar files and params before running the
-pipeline on them, list the models it can train, score new bars with a trained model, and export a
-trained network to ONNX for production inference."""
+pipeline on them, list the models it can train, score new bars with a trained model, export a
+trained network to ONNX for production inference, and write the README's results section from the
+comparison's file."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ def _check(args: argparse.Namespace) -> None:
     seqs = sum(get_model_class(n).needs_sequences for n in listed)
     print(f"ok: {args.params}: valid; runs {', '.join(f'{v} under run.{k}' for k, v in counts.items())} "
           f"({seqs} reading sequences) at horizons {list(params.label.horizons)}")
+
+
+def _results(args: argparse.Namespace) -> None:
+    """Rewrite (or, with --check, compare) the README's results section from metrics/compare.json."""
+    from trendfactory.evaluation.results import update_readme
+
+    changed = update_readme(args.readme, args.compare, check=args.check)
+    if args.check and changed:
+        raise TrendfactoryError(f"{args.readme}: its results section differs from {args.compare}; run `trendfactory results` and commit both")
+    print(f"ok: {args.readme}: results section {'rewritten' if changed else 'already equal to'} {args.compare}"
+          if not args.check else f"ok: {args.readme}: results section equals {args.compare}")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -147,6 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--horizon", type=int, required=True, help="label horizon in bars (one of the trained label.horizons)")
     p.add_argument("--output", type=Path, default=None, help="output folder (default: exported/<model>-h<h>/, git-ignored)")
     p.set_defaults(func=_export)
+    p = sub.add_parser("results", help="write the README's results section from metrics/compare.json (--check: only compare)",
+                       description="Render the README's results section, between its two markers, from metrics/compare.json "
+                                   "(the compare stage does this after every run). --check changes nothing and fails when they differ.")
+    p.add_argument("--readme", type=Path, default=Path("README.md"), help="default: %(default)s")
+    p.add_argument("--compare", type=Path, default=Path("metrics/compare.json"), help="default: %(default)s")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when the section is stale")
+    p.set_defaults(func=_results)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -253,7 +253,7 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             trained = m if m in NEURAL else name
             metrics = json.loads((work / "metrics/eval" / name / "detail.json").read_text())
             headline = json.loads((work / "metrics/eval" / f"{name}.json").read_text())
-            assert set(headline) == {"rank_ic", "rank_ic_t", "ic", "sharpe", "f1", "bal_acc", "log_loss", "max_dd", "val_rank_ic", "val_rank_ic_t"}
+            assert set(headline) == {"rank_ic", "rank_ic_t", "rank_ic_p", "ic", "sharpe", "f1", "log_loss", "max_dd", "val_rank_ic", "val_rank_ic_t"}
             assert headline["rank_ic"] == pytest.approx(metrics["test"]["rank_ic"], abs=1e-6)
             assert {"val", "test", "test_by_year", "test_by_fold"} <= set(metrics) and 0 <= metrics["test"]["balanced_accuracy"] <= 1
             assert set(metrics["test_by_fold"]) == {"0", "1"}
@@ -270,7 +270,10 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
             assert sum(r["count"] for r in rows) == (test["seed"] == 0).sum()  # counts, not one row per sample
     for h in HORIZONS:
         summary = json.loads((work / f"metrics/summary/h{h}.json").read_text())
-        assert {"selected", "rank_ic", "rank_ic_t", "lead", "spa_p", "survives"} <= set(summary)
+        assert {"selected", "rank_ic", "rank_ic_t", "rank_ic_p", "lead", "spa_p", "survives"} <= set(summary)
+        folds = json.loads((work / "metrics/compare.json").read_text())["summary"][f"h{h}"]["folds"]
+        assert [c["fold"] for c in folds] == [0, 1] and all(c["chosen"] for c in folds)  # one walk-forward choice per fold
+        assert summary["selected"] in ("/".join(c["chosen"] for c in folds), folds[0]["chosen"])
     compare = json.loads((work / "metrics/compare.json").read_text())
     assert set(compare["items"]) == {f"{m}-h{h}" for m in MODELS + NEURAL + ["centroid", "dual_tower", "rank_avg", "stack"] for h in HORIZONS}
     assert set(compare["summary"]) == {f"h{h}" for h in HORIZONS}
@@ -279,7 +282,7 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
     assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch of the last fold's first seed
     md = (work / "metrics/comparison.md").read_text()
     assert md.index("## Verdict") < md.index("## Horizon 5 bars") < md.index("## Horizon 20 bars")
-    assert "selected on validation" in md
+    assert "walk-forward selection" in md and "| fold | test block |" in md
     assert sorted(p.name for p in (work / "plots/compare").iterdir()) == sorted(
         f"{kind}_h{h}.png" for kind in ("rank_ic_by_year", "cumulative_rank_ic", "equity", "score_correlation") for h in HORIZONS
     )

@@ -1,18 +1,22 @@
-"""The comparison: every model × horizon side by side, the winner chosen on validation, and a
-verdict that says whether it survives the number of models tried.
+"""The comparison: every model × horizon side by side, each fold's model chosen walk-forward on
+validation, and a verdict on the stitched out-of-sample series that says whether it survives
+the number of models tried.
 
-Inputs per item (``Item``): evaluate's metrics.json and the item's daily series -- the
-cross-sectional Rank IC and IC of each date, and the long/short book's net return -- of the
-pooled validation blocks and of the joined out-of-sample test series.
+Inputs per item (``Item``): evaluate's metrics.json, the item's daily test series -- the
+cross-sectional Rank IC and IC of each date, and the long/short book's net return -- and its
+daily validation Rank IC per fold and seed (``evaluation.selection``).
 
-- **Selection never touches test.** Per horizon the selected model is the non-baseline with
-  the highest validation Rank IC (the folds' validation blocks pooled); only then is it
-  reported on test. The best model on test is shown too, labelled as such, never chosen.
-- **Beats the baselines** means a positive test Rank IC *and* a lead over the best baseline's.
+- **Selection never touches test, and never uses later data.** Per horizon and fold, the
+  model is the non-baseline with the highest mean daily validation Rank IC over the validation
+  blocks of that fold and the earlier ones (``selection.walk_forward_choices``); the selected
+  item is the stitched series of the folds' choices. The baseline is chosen the same way. The
+  best model on test is shown too, labelled as such, never chosen.
+- **Beats the baselines** means a positive test Rank IC *and* a lead over the walk-forward
+  baseline's (per item: over that stitched baseline series).
 - **Significance** that survives snooping (``evaluation.significance``): a calibrated HAR t
-  (EWC) and a stationary-bootstrap 90 % interval per model; per horizon, Hansen's SPA test of
-  the models against the baseline chosen on validation, a 90 % model confidence set, and the
-  deflated Sharpe ratio of the selected model for every item tried.
+  (EWC) with its interval per series; per horizon, Hansen's SPA test of the models against the
+  walk-forward baseline, a 90 % model confidence set, the deflated Sharpe ratio of the selection
+  for every item tried, and the smallest Rank IC the t-test would have detected (power).
 - **Phase 2 gate**: validation macro F1 > 0.35 and validation net Sharpe > 0.3 on at least one
   horizon.
 """
@@ -26,10 +30,13 @@ import numpy as np
 import pandas as pd
 
 from trendfactory.evaluation import significance as sig
+from trendfactory.evaluation.selection import FoldChoice, stitch, walk_forward_choices
 
 BASELINE_FAMILY = "baseline"
+SELECTION = "walk-forward selection"  # the stitched series' name in the model confidence set and plots
 ALPHA = 0.05  # significance level of every test the verdict uses
-CI_LEVEL = 0.90  # bootstrap interval level
+POWER = 0.80  # the power of the "smallest detectable Rank IC"
+CI_LEVEL = 0.90  # interval level
 MCS_SIZE = 0.10  # 90 % model confidence set
 DSR_LEVEL = 0.95  # a deflated Sharpe ratio at or above this counts
 GATE_F1, GATE_SHARPE = 0.35, 0.3  # Phase 2 gate on validation
@@ -37,15 +44,17 @@ GATE_F1, GATE_SHARPE = 0.35, 0.3  # Phase 2 gate on validation
 # metrics copied from evaluate's metrics.json per split into the row (as <split>_<metric>)
 ROW_METRICS = {
     "val": ("rank_ic", "ic", "sharpe", "macro_f1", "balanced_accuracy", "log_loss"),
-    "test": ("rank_ic", "ic", "rank_ic_tstat_nw", "ic_tstat_nw", "sharpe", "annual_return", "max_drawdown", "turnover",
+    "test": ("rank_ic", "ic", "ic_t", "sharpe", "annual_return", "max_drawdown", "turnover",
              "macro_f1", "balanced_accuracy", "log_loss"),
 }
 
 
 @dataclass
 class Item:
-    """One model at one horizon: what evaluate measured, and its daily series per split
-    (``daily[split]``: DataFrame indexed by date with ``rank_ic``, ``ic``, ``net``)."""
+    """One model at one horizon: what evaluate measured, its daily series per split
+    (``daily[split]``: DataFrame indexed by date with ``rank_ic``, ``ic``, ``net``) and its daily
+    validation Rank IC per fold (``val_by_fold``: {fold: [dates x seeds]}; None for ensembles,
+    which have no validation predictions of their own and are never selected)."""
 
     model: str
     family: str
@@ -53,6 +62,7 @@ class Item:
     metrics: dict
     daily: dict[str, pd.DataFrame] = field(default_factory=dict)
     test_predictions: pd.DataFrame | None = None  # symbol, datetime, score of the test series
+    val_by_fold: dict[int, pd.DataFrame] | None = None
 
     @property
     def key(self) -> str:
@@ -70,23 +80,35 @@ def _num(v, digits: int = 6) -> float | None:
     return None if not math.isfinite(v) else round(v, digits)
 
 
-def item_row(it: Item, bars_per_year: float, reps: int, seed: int) -> dict:
+def series_stats(daily: pd.DataFrame | None, horizon: int, bars_per_year: float) -> dict:
+    """Mean daily Rank IC with its HAR t, p and 90 % interval, mean IC, net Sharpe with its
+    90 % interval, and the number of dates, of one daily series (``rank_ic``, ``ic``, ``net``)."""
+    if daily is None or daily.empty:
+        daily = pd.DataFrame({"rank_ic": [], "ic": [], "net": []}, dtype=float)
+    ric, net = daily["rank_ic"].to_numpy(dtype=float), daily["net"].to_numpy(dtype=float)
+    t = sig.mean_test(ric, horizon)
+    lo, hi = sig.mean_ci(ric, horizon, level=CI_LEVEL)
+    slo, shi = sig.sharpe_ci(net, horizon, bars_per_year, level=CI_LEVEL)
+    ic = daily["ic"].to_numpy(dtype=float)
+    return {
+        "rank_ic": _num(t.mean), "rank_ic_t": _num(t.t, 4), "rank_ic_p": _num(t.p, 4), "rank_ic_lo": _num(lo), "rank_ic_hi": _num(hi),
+        "ic": _num(float(np.nanmean(ic))) if np.isfinite(ic).any() else None,
+        "sharpe": _num(sig.annualised_sharpe(net, bars_per_year)), "sharpe_lo": _num(slo, 4), "sharpe_hi": _num(shi, 4),
+        "dates": int(np.isfinite(ric).sum()),
+    }
+
+
+def item_row(it: Item, bars_per_year: float) -> dict:
     """The item's row of metrics/compare.json: headline metrics, calibrated t and 90 % intervals."""
     row: dict = {"model": it.model, "family": it.family, "horizon": it.horizon}
     for split, keys in ROW_METRICS.items():
         m = it.metrics.get(split, {})
         for k in keys:
             row[f"{split}_{k}"] = _num(m.get(k))
-    daily = it.daily.get("test")
-    ric = daily["rank_ic"].to_numpy() if daily is not None else np.zeros(0)
-    net = daily["net"].to_numpy() if daily is not None else np.zeros(0)
-    t = sig.mean_test(ric, it.horizon)
-    row["test_rank_ic_t"], row["test_rank_ic_p"] = _num(t.t, 4), _num(t.p, 4)
-    lo, hi = sig.bootstrap_ci(ric, lambda x: float(x.mean()), it.horizon, level=CI_LEVEL, reps=reps, seed=seed)
-    row["test_rank_ic_lo"], row["test_rank_ic_hi"] = _num(lo), _num(hi)
-    lo, hi = sig.bootstrap_ci(net, lambda x: sig.annualised_sharpe(x, bars_per_year), it.horizon, level=CI_LEVEL, reps=reps, seed=seed)
-    row["test_sharpe_lo"], row["test_sharpe_hi"] = _num(lo, 4), _num(hi, 4)
-    row["test_dates"] = int(np.isfinite(ric).sum())
+    stats = series_stats(it.daily.get("test"), it.horizon, bars_per_year)
+    for k in ("rank_ic_t", "rank_ic_p", "rank_ic_lo", "rank_ic_hi", "sharpe_lo", "sharpe_hi"):
+        row[f"test_{k}"] = stats[k]
+    row["test_dates"] = stats["dates"]
     # qlib-style spread: the metric's std across the seeds each stochastic model was fitted with
     row["seeds"] = int(it.metrics.get("seeds", 1))
     for split, key in (("val", "rank_ic"), ("test", "rank_ic"), ("test", "sharpe")):
@@ -110,48 +132,71 @@ def _losses(items: list[Item]) -> pd.DataFrame:
     return pd.DataFrame(cols).dropna(how="any")
 
 
-def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, trial_sharpes_var: float, reps: int, seed: int) -> dict:
-    """Selection on validation, the leads, SPA, MCS and the deflated Sharpe ratio at one horizon."""
+def _choice_json(choices: list[FoldChoice], blocks: list[tuple[str, str]]) -> list[dict]:
+    return [{**c.to_json(), "val_rank_ic": _num(c.val_rank_ic), "runner_up_val_rank_ic": _num(c.runner_up_val_rank_ic),
+             "seed_spread": _num(c.seed_spread), "test": list(blocks[c.fold]) if c.fold < len(blocks) else None} for c in choices]
+
+
+def _per_fold_name(choices: list[FoldChoice]) -> str:
+    """"gru" when every fold chose gru, else each fold's choice in order: "gru/lstm/gru"."""
+    names = [c.chosen or "-" for c in choices]
+    return names[0] if len(set(names)) == 1 else "/".join(names)
+
+
+def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, trial_sharpes_var: float,
+                    test_blocks: list[tuple[str, str]], bars_per_year: float, reps: int, seed: int) -> dict:
+    """Walk-forward selection, the stitched series' verdict, the leads, SPA, MCS, the deflated
+    Sharpe ratio and the power at one horizon. ``test_blocks``: each fold's test block (first,
+    last date), in fold order."""
     h = items[0].horizon
     r = {it.model: rows[it.key] for it in items}
-    contenders = [m for m, it in zip(r, items) if not it.is_baseline and r[m]["val_rank_ic"] is not None]
-    baselines = [m for m, it in zip(r, items) if it.is_baseline and r[m]["test_rank_ic"] is not None]
-    out: dict = {"horizon": h, "selected": None, "test_best": None, "best_baseline": None, "beats_baselines": [],
-                 "spa_p": None, "spa_benchmark": None, "mcs": [], "dsr": None, "survives": False, "checks": {}}
-    if not contenders:
+    folds = list(range(len(test_blocks)))
+    starts = [pd.Timestamp(b[0]) for b in test_blocks]
+    # selection sees validation only: the {model: {fold: [dates x seeds]}} val Rank IC
+    choices = walk_forward_choices({it.model: it.val_by_fold for it in items if not it.is_baseline and it.val_by_fold}, folds)
+    base_choices = walk_forward_choices({it.model: it.val_by_fold for it in items if it.is_baseline and it.val_by_fold}, folds)
+    out: dict = {"horizon": h, "selected": None, "folds": _choice_json(choices, test_blocks), "selection": None,
+                 "baseline": None, "baseline_folds": _choice_json(base_choices, test_blocks), "test_best": None,
+                 "beats_baselines": [], "selected_lead": None, "spa_p": None, "spa_benchmark": None, "mcs": [], "mcs_p": {},
+                 "dsr": None, "detectable_rank_ic": None, "survives": False, "checks": {}}
+    if not any(c.chosen for c in choices):
         return out
-    selected = max(contenders, key=lambda m: r[m]["val_rank_ic"])
-    with_test = [m for m in contenders if r[m]["test_rank_ic"] is not None]
-    out["selected"] = selected
-    out["test_best"] = max(with_test, key=lambda m: r[m]["test_rank_ic"]) if with_test else None
-    # The benchmark is fixed before looking at test: the baseline best on validation. The lead
-    # "over the baselines" is measured against the best of them on test (the harder bar).
-    val_base = [m for m in baselines if r[m]["val_rank_ic"] is not None]
-    bench = max(val_base, key=lambda m: r[m]["val_rank_ic"]) if val_base else None
-    best_base = max(baselines, key=lambda m: r[m]["test_rank_ic"]) if baselines else None
-    out["best_baseline"] = best_base
-    base_ric = r[best_base]["test_rank_ic"] if best_base else 0.0
-    out["beats_baselines"] = [m for m in with_test if r[m]["test_rank_ic"] > 0 and r[m]["test_rank_ic"] > base_ric]
-    sel = r[selected]
-    out["selected_lead"] = _num(sel["test_rank_ic"] - base_ric) if sel["test_rank_ic"] is not None else None
+    tests = {it.model: it.daily["test"] for it in items if "test" in it.daily}
+    sel_daily = stitch(tests, choices, starts)
+    sel = series_stats(sel_daily, h, bars_per_year)
+    out["selected"] = _per_fold_name(choices)
+    out["selection"] = sel
+    base_daily = stitch(tests, base_choices, starts) if any(c.chosen for c in base_choices) else None
+    base = series_stats(base_daily, h, bars_per_year) if base_daily is not None else None
+    out["baseline"] = None if base is None else {"selected": _per_fold_name(base_choices), **base}
+    contenders = [m for m, it in zip(r, items) if not it.is_baseline and it.val_by_fold and r[m]["test_rank_ic"] is not None]
+    out["test_best"] = max(contenders, key=lambda m: r[m]["test_rank_ic"]) if contenders else None
+    base_ric = base["rank_ic"] if base and base["rank_ic"] is not None else 0.0
+    out["beats_baselines"] = [m for m, it in zip(r, items) if not it.is_baseline and r[m]["test_rank_ic"] is not None
+                              and r[m]["test_rank_ic"] > 0 and r[m]["test_rank_ic"] > base_ric]
+    out["selected_lead"] = _num(sel["rank_ic"] - base_ric) if sel["rank_ic"] is not None else None
+    out["detectable_rank_ic"] = _num(sig.detectable_mean(sel_daily["rank_ic"].to_numpy(dtype=float), h, alpha=ALPHA, power=POWER))
 
     losses = _losses(items)
-    if bench is not None and bench in losses and len(losses.columns) > 1:
-        others = [m for m, it in zip(r, items) if not it.is_baseline and m in losses]  # models and ensembles
-        spa = sig.spa_test(losses[bench].to_numpy(), losses[others].to_numpy(), h, reps=reps, seed=seed)
-        out["spa_p"], out["spa_benchmark"] = _num(spa["consistent"], 4), bench
+    losses[SELECTION] = -sel_daily["rank_ic"].reindex(losses.index)
+    losses = losses.dropna(how="any")
+    if base_daily is not None and len(losses.columns) > 1:
+        others = [m for m, it in zip(r, items) if not it.is_baseline and m in losses] + [SELECTION]
+        bench = -base_daily["rank_ic"].reindex(losses.index).to_numpy(dtype=float)
+        spa = sig.spa_test(bench, losses[others].to_numpy(), h, reps=reps, seed=seed)
+        out["spa_p"], out["spa_benchmark"] = _num(spa["consistent"], 4), out["baseline"]["selected"]
     mcs = sig.model_confidence_set(losses, h, size=MCS_SIZE, reps=reps, seed=seed) if len(losses.columns) > 1 else {}
-    out["mcs"] = sorted((m for m, p in mcs.items() if p >= MCS_SIZE), key=lambda m: -(r[m]["test_rank_ic"] or 0.0))
+    ranked = {**{m: r[m]["test_rank_ic"] for m in r}, SELECTION: sel["rank_ic"]}
+    out["mcs"] = sorted((m for m, p in mcs.items() if p >= MCS_SIZE), key=lambda m: -(ranked.get(m) or 0.0))
     out["mcs_p"] = {m: _num(p, 4) for m, p in mcs.items()}
-    sel_item = next(it for it in items if it.model == selected)
-    out["dsr"] = _num(sig.deflated_sharpe_ratio(sel_item.daily["test"]["net"].to_numpy(), n_trials, trial_sharpes_var), 4) if "test" in sel_item.daily else None
+    out["dsr"] = _num(sig.deflated_sharpe_ratio(sel_daily["net"].to_numpy(dtype=float), n_trials, trial_sharpes_var), 4)
 
     checks = {
-        "rank_ic_positive_and_significant": bool(sel["test_rank_ic"] is not None and sel["test_rank_ic"] > 0
-                                                 and sel["test_rank_ic_p"] is not None and sel["test_rank_ic_p"] < ALPHA),
-        "beats_baselines": selected in out["beats_baselines"],
+        "rank_ic_positive_and_significant": bool(sel["rank_ic"] is not None and sel["rank_ic"] > 0
+                                                 and sel["rank_ic_p"] is not None and sel["rank_ic_p"] < ALPHA),
+        "beats_baselines": bool(sel["rank_ic"] is not None and sel["rank_ic"] > 0 and sel["rank_ic"] > base_ric),
         "spa": out["spa_p"] is not None and out["spa_p"] < ALPHA,
-        "in_mcs": selected in out["mcs"],
+        "in_mcs": SELECTION in out["mcs"],
         "deflated_sharpe": out["dsr"] is not None and out["dsr"] >= DSR_LEVEL,
     }
     out["checks"] = checks
@@ -181,35 +226,61 @@ def _ci(lo, hi, fmt: str) -> str:
     return "" if lo is None or hi is None else f" [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
+def fold_lines(v: dict) -> list[str]:
+    """The per-fold choices of one horizon: a small table, with near ties said plainly."""
+    lines = ["| fold | test block | chosen on validation | its val Rank IC | validation window | runner-up | seed sd | baseline chosen |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c, b in zip(v["folds"], v["baseline_folds"] or [{}] * len(v["folds"])):
+        block = " … ".join(c["test"]) if c.get("test") else "n/a"
+        window = " … ".join(c["window"]) if c.get("window") else "n/a"
+        runner = "—" if c["runner_up"] is None else f"{c['runner_up']} ({_fmt(c['runner_up_val_rank_ic'], '{:+.4f}')})"
+        chosen = c["chosen"] or "none"
+        if c.get("coin_flip"):
+            chosen += " (coin flip)"
+        lines.append(f"| {c['fold']} | {block} | {chosen} | {_fmt(c['val_rank_ic'], '{:+.4f}')} | {window} | {runner} "
+                     f"| {_fmt(c['seed_spread'], '{:.4f}')} | {b.get('chosen') or 'n/a'} |")
+    flips = [c for c in v["folds"] if c.get("coin_flip")]
+    if flips:
+        lines += ["", "Coin flips: " + "; ".join(
+            f"in fold {c['fold']} {c['chosen']} leads {c['runner_up']} by {c['val_rank_ic'] - c['runner_up_val_rank_ic']:.4f} in validation "
+            f"Rank IC, less than their seed spread ({c['seed_spread']:.4f}) — a refit with other seeds could have chosen either"
+            for c in flips) + "."]
+    return lines
+
+
 def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
     """Plain sentences for one horizon's verdict."""
     h = v["horizon"]
     if v["selected"] is None:
         return [f"- **h = {h}:** no trained model has a validation Rank IC; nothing to select."]
-    s = rows[f"{v['selected']}-h{h}"]
-    base = v["best_baseline"]
-    base_txt = f"the best baseline ({base}, {_fmt(rows[f'{base}-h{h}']['test_rank_ic'], '{:+.4f}')})" if base else "zero (no baseline ran)"
+    s = v["selection"]
+    base = v["baseline"]
+    base_txt = (f"the baseline chosen the same way ({base['selected']}, {_fmt(base['rank_ic'], '{:+.4f}')})"
+                if base else "zero (no baseline ran)")
     parts = [
-        f"- **h = {h}: selected on validation — {v['selected']}** (val Rank IC {_fmt(s['val_rank_ic'], '{:+.4f}')}). "
-        f"Out of sample: Rank IC {_fmt(s['test_rank_ic'], '{:+.4f}')}{_ci(s['test_rank_ic_lo'], s['test_rank_ic_hi'], '{:+.4f}')}, "
-        f"t {_fmt(s['test_rank_ic_t'], '{:+.2f}')} (p {_fmt(s['test_rank_ic_p'], '{:.3f}')}), "
-        f"Sharpe {_fmt(s['test_sharpe'], '{:+.2f}')}{_ci(s['test_sharpe_lo'], s['test_sharpe_hi'], '{:+.2f}')} net; "
+        f"- **h = {h}: walk-forward selection — {v['selected']}** (fold by fold). "
+        f"Out of sample: Rank IC {_fmt(s['rank_ic'], '{:+.4f}')}{_ci(s['rank_ic_lo'], s['rank_ic_hi'], '{:+.4f}')}, "
+        f"t {_fmt(s['rank_ic_t'], '{:+.2f}')} (p {_fmt(s['rank_ic_p'], '{:.3f}')}), "
+        f"Sharpe {_fmt(s['sharpe'], '{:+.2f}')}{_ci(s['sharpe_lo'], s['sharpe_hi'], '{:+.2f}')} net; "
         f"lead over {base_txt}: {_fmt(v.get('selected_lead'), '{:+.4f}')}.",
-        f"  Over the {n_models} models tried: SPA p = {_fmt(v['spa_p'], '{:.3f}')} (does any model beat the baseline "
-        f"{v['spa_benchmark'] or 'n/a'}, chosen on validation?); 90 % model confidence set: "
-        f"{', '.join(v['mcs']) if v['mcs'] else 'n/a'}; deflated Sharpe ratio {_fmt(v['dsr'], '{:.2f}')}.",
+        f"  Over the {n_models} models tried: SPA p = {_fmt(v['spa_p'], '{:.3f}')} (does any model beat the walk-forward "
+        f"baseline?); 90 % model confidence set: {', '.join(v['mcs']) if v['mcs'] else 'n/a'}; deflated Sharpe ratio "
+        f"{_fmt(v['dsr'], '{:.2f}')}.",
     ]
+    if v.get("detectable_rank_ic") is not None:
+        parts.append(f"  Power: on this data only a mean Rank IC above {v['detectable_rank_ic']:.4f} would have shown "
+                     f"with {POWER:.0%} probability at the {ALPHA:g} level.")
     failed = [k for k, ok in v["checks"].items() if not ok]
     names = {"rank_ic_positive_and_significant": f"its Rank IC is not significantly above zero (p ≥ {ALPHA:g})",
-             "beats_baselines": "it does not beat the best baseline", "spa": f"the SPA test does not reject (p ≥ {ALPHA:g})",
+             "beats_baselines": "it does not beat the walk-forward baseline", "spa": f"the SPA test does not reject (p ≥ {ALPHA:g})",
              "in_mcs": "it is not in the 90 % model confidence set", "deflated_sharpe": f"its deflated Sharpe ratio is below {DSR_LEVEL:g}"}
     if v["survives"]:
         parts.append(f"  **Survives** every check: a signal that holds up after {n_models} models were tried.")
     else:
         parts.append("  **Does not survive:** " + "; ".join(names[k] for k in failed) + ".")
-    if v["test_best"] and v["test_best"] != v["selected"]:
+    if v["test_best"]:
         t = rows[f"{v['test_best']}-h{h}"]
-        parts.append(f"  The best on test was {v['test_best']} (Rank IC {_fmt(t['test_rank_ic'], '{:+.4f}')}, val "
+        parts.append(f"  The best single model on test was {v['test_best']} (Rank IC {_fmt(t['test_rank_ic'], '{:+.4f}')}, pooled val "
                      f"{_fmt(t['val_rank_ic'], '{:+.4f}')}): shown for reference, not a choice — picking it would be selection on test.")
     return parts
 
@@ -222,14 +293,14 @@ TABLE = (  # (title, cell) of the per-horizon table: at most 10 columns
     ("t (p)", lambda r: f"{_fmt(r['test_rank_ic_t'], '{:+.2f}')} ({_fmt(r['test_rank_ic_p'], '{:.3f}')})"),
     ("Sharpe net ± seed sd [90 % CI]", lambda r: _fmt(r["test_sharpe"], "{:+.2f}") + _sd(r.get("test_sharpe_seed_std"), "{:.2f}")
      + _ci(r["test_sharpe_lo"], r["test_sharpe_hi"], "{:+.2f}")),
-    ("Δ vs best baseline", None),
+    ("Δ vs baseline", None),
     ("val macro F1", lambda r: _fmt(r["val_macro_f1"], "{:.3f}")),
     ("in MCS", None),
     ("gate", None),
 )
 
 DETAILS = (
-    ("IC", "test_ic", "{:+.4f}"), ("Rank IC t (NW)", "test_rank_ic_tstat_nw", "{:+.2f}"),
+    ("IC", "test_ic", "{:+.4f}"), ("IC t", "test_ic_t", "{:+.2f}"),
     ("ann. return", "test_annual_return", "{:+.2%}"), ("max DD", "test_max_drawdown", "{:.1%}"), ("turnover/day", "test_turnover", "{:.3f}"),
     ("bal. acc", "test_balanced_accuracy", "{:.4f}"), ("log loss", "test_log_loss", "{:.4f}"), ("seeds", "seeds", "{:d}"),
     ("val Rank IC seed sd", "val_rank_ic_seed_std", "{:.4f}"),
@@ -243,33 +314,44 @@ def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates:
         lines += verdict_lines(verdicts[h], rows, n_models)
     survivors = [h for h, v in verdicts.items() if v["survives"]]
     lines += ["", "**Plainly:** " + (
-        f"a model selected on validation survives every check at h = {', '.join(map(str, survivors))}."
+        f"the walk-forward selection survives every check at h = {', '.join(map(str, survivors))}."
         if survivors else
-        "no model selected on validation survives the checks at any horizon: on this data nothing shown here is a "
-        "reliable, tradeable edge over the baselines once the number of models tried is accounted for."
+        "the walk-forward selection survives the checks at no horizon: on this data nothing shown here is a "
+        "reliable, tradeable edge over the baselines once the number of models tried is accounted for — which is not "
+        "proof that there is none: the power line of each horizon says how large an edge could have shown."
     )]
-    lines += ["", "Rows: models sorted by validation Rank IC (the selection metric). ✓ selected on validation; † best on "
-              "test (for reference only). *t (p)*: calibrated HAR t-test (equal-weighted cosine long-run variance, Student-t "
-              f"reference) of the mean daily Rank IC; intervals: {CI_LEVEL:.0%} stationary block bootstrap. *in MCS*: in the "
-              f"{1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val macro F1 > {GATE_F1:g} and val Sharpe > "
-              f"{GATE_SHARPE:g} at some horizon. Baselines in *italics*. A stochastic model (networks, dual tower, "
-              "subsampling trees) is fitted with several seeds in every fold: its metrics are the mean over seeds, *± seed sd* "
-              "their standard deviation across seeds, and its t, intervals and tests use the seeds' mean daily series."]
+    lines += ["", "Each fold's model is the non-baseline with the highest mean daily Rank IC on the validation blocks of "
+              "that fold and the earlier ones (all end before the fold's test block); the selection's figures are those of "
+              "the stitched out-of-sample series of the folds' choices. *Coin flip*: the lead over the runner-up is smaller "
+              "than the larger of the two models' seed spread in that window.",
+              "",
+              "Rows: models sorted by pooled validation Rank IC (shown for reference; the choices use the walk-forward "
+              "windows). ✓ chosen in some fold; † best on test (for reference only). *t (p)*: calibrated HAR t-test "
+              "(equal-weighted cosine long-run variance, Student-t reference) of the mean daily Rank IC; intervals: "
+              f"{CI_LEVEL:.0%}, from the same long-run variance (Sharpe: delta method). *Δ vs baseline*: test Rank IC minus "
+              f"the walk-forward baseline's. *in MCS*: in the {1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val "
+              f"macro F1 > {GATE_F1:g} and val Sharpe > {GATE_SHARPE:g} at some horizon. Baselines in *italics*. A stochastic "
+              "model (networks, dual tower, subsampling trees) is fitted with several seeds in every fold: its metrics are the "
+              "mean over seeds, *± seed sd* their standard deviation across seeds, and its t, intervals and tests use the "
+              "seeds' mean daily series."]
     for h in sorted(verdicts):
         v = verdicts[h]
         hr = sorted((r for r in rows.values() if int(r["horizon"]) == h), key=lambda r: -(r["val_rank_ic"] if r["val_rank_ic"] is not None else -math.inf))
-        base = v["best_baseline"]
-        base_ric = rows[f"{base}-h{h}"]["test_rank_ic"] if base else None
-        lines += ["", f"## Horizon {h} bars", "", "| " + " | ".join(t for t, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
+        base_ric = (v.get("baseline") or {}).get("rank_ic")
+        chosen = {c["chosen"] for c in v.get("folds", []) if c["chosen"]}
+        lines += ["", f"## Horizon {h} bars", ""]
+        if v.get("folds"):
+            lines += fold_lines(v) + [""]
+        lines += ["| " + " | ".join(t for t, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
         for r in hr:
             name = f"*{r['model']}*" if r["family"] == BASELINE_FAMILY else r["model"]
-            name += " ✓" if r["model"] == v["selected"] else ""
+            name += " ✓" if r["model"] in chosen else ""
             name += " †" if r["model"] == v["test_best"] else ""
             cells = []
             for title, cell in TABLE:
                 if title == "model":
                     cells.append(name)
-                elif title == "Δ vs best baseline":
+                elif title == "Δ vs baseline":
                     d = None if base_ric is None or r["test_rank_ic"] is None or r["family"] == BASELINE_FAMILY else r["test_rank_ic"] - base_ric
                     cells.append(_fmt(d, "{:+.4f}"))
                 elif title == "in MCS":

@@ -1,19 +1,22 @@
-"""Stage `compare`: every model × horizon in one table, the selection on validation, the verdict.
+"""Stage `compare`: every model × horizon in one table, the walk-forward selection on
+validation, the verdict on the stitched out-of-sample series.
 
-Reads metrics/eval/<model>-h<h>/detail.json and each item's out-of-sample test predictions
-(with several seeds: the seeds' mean daily Rank IC and net return, which the tests use) for the
-items of (``run.models`` +
+Reads metrics/eval/<model>-h<h>/detail.json, each item's out-of-sample test predictions
+(with several seeds: the seeds' mean daily Rank IC and net return, which the tests use) and its
+validation predictions fold by fold (the selection's input) for the items of (``run.models`` +
 ``run.neural_models`` + ``run.joint_models``) × ``label.horizons``; writes
 metrics/summary/h<h>.json (the verdict per horizon: a DVC metric), metrics/compare.json
 (``summary`` and ``items``: one row per item with every number the page shows; git-tracked, not a
 DVC metric), metrics/comparison.md and plots/compare/ (Rank IC by year, cumulative Rank IC, equity
 curves, score correlation). It also deletes the git-tracked metrics of items no longer in the run
-lists.
+lists, and rewrites the results section of ./README.md (between its markers, when it has them)
+from metrics/compare.json.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,9 +24,11 @@ import pandas as pd
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.ensemble import ENSEMBLES
-from trendfactory.evaluation.compare import Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_lines
+from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_lines
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
+from trendfactory.evaluation.results import has_section, update_readme
+from trendfactory.evaluation.selection import FoldChoice, seed_daily_by_fold, stitch
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import TUNED_SUFFIX
@@ -32,6 +37,8 @@ from trendfactory.params import Params
 from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, SUMMARY_DIR, item_id
 from trendfactory.stages.common import log, stage_main
 from trendfactory.stages.evaluate import DETAIL_FILE, read_predictions, seed_books
+
+README = Path("README.md")
 
 def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
@@ -51,8 +58,9 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
     seeds = seed_frames(frame)
     books = seed_books(frame, horizon, next_returns, entry_lag, params.evaluate.cost_bps)
     daily = mean_daily([_daily(f, b) for f, b in zip(seeds, books)])
+    val = seed_daily_by_fold(read_predictions(model, horizon, "val", per_fold=True), lambda f: daily_ic(f, "spearman"))
     item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path),
-                daily={"test": daily}, test_predictions=mean_predictions(frame))
+                daily={"test": daily}, test_predictions=mean_predictions(frame), val_by_fold=val)
     return item, mean_daily(books)
 
 
@@ -94,15 +102,17 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 families[name] = "ensemble"
         log.info("h%d: read %d items", h, len(items[h]))
     bpy = params.evaluate.bars_per_year
-    rows = {it.key: item_row(it, bpy, params.evaluate.bootstrap_reps, params.seed) for h in horizons for it in items[h]}
+    rows = {it.key: item_row(it, bpy) for h in horizons for it in items[h]}
     n_trials, sr_var = trial_sharpes(rows, bpy)
-    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, params.evaluate.bootstrap_reps, params.seed) for h in horizons}
+    folds = schema["split"]["folds"]
+    blocks = [(str(f["test_start"]), str(f.get("test_end") or "end of data")) for f in folds]
+    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, blocks, bpy, params.evaluate.bootstrap_reps, params.seed)
+                for h in horizons}
     gates = gate(list(rows.values()))
     for r in rows.values():
         r["gate"] = gates[r["model"]]
         r["in_mcs"] = r["model"] in verdicts[int(r["horizon"])]["mcs"]
 
-    folds = schema["split"]["folds"]
     test_dates = [it.daily["test"].index for it in items[horizons[0]] if len(it.daily["test"])]
     span = f"{min(d.min() for d in test_dates).date()} … {max(d.max() for d in test_dates).date()}" if test_dates else "n/a"
     header = (
@@ -114,15 +124,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     n_models = len([m for m in families if families[m] != "baseline"])  # models and ensembles tried
     md = comparison_markdown(rows, verdicts, gates, header, n_models)
     md += "\n".join(tuned_lines(rows, list(params.run.tune), horizons)) + ("\n" if tuned else "")
-    summary = {f"h{h}": {**_summary(v, rows), "dsr": v["dsr"], "in_mcs": v["selected"] in v["mcs"], "test_best": v["test_best"]}
+    summary = {f"h{h}": {**_summary(v), "dsr": v["dsr"], "in_mcs": v["checks"].get("in_mcs", False), "test_best": v["test_best"],
+                         "detectable_rank_ic": v["detectable_rank_ic"], "selection": v["selection"], "folds": v["folds"],
+                         "baseline": v["baseline"], "baseline_folds": v["baseline_folds"], "mcs": v["mcs"]}
                for h, v in verdicts.items()}
 
     with atomic_dir(COMPARE_PLOTS_DIR) as plot_dir:
         for h in horizons:
             order = sorted(items[h], key=lambda it: -(rows[it.key]["val_rank_ic"] if rows[it.key]["val_rank_ic"] is not None else -np.inf))
             ric = pd.DataFrame({it.model: it.daily["test"]["rank_ic"] for it in order})
+            if verdicts[h]["selected"] is not None:  # the stitched series of the folds' choices, drawn thick
+                ric[SELECTION] = stitch({it.model: it.daily["test"] for it in order}, _choices(verdicts[h]), [pd.Timestamp(b[0]) for b in blocks])["rank_ic"]
             plots.by_year_heatmap(ric, families, h, plot_dir / f"rank_ic_by_year_h{h}.png")
-            plots.cumulative_ic(ric, families, verdicts[h]["selected"], h, plot_dir / f"cumulative_rank_ic_h{h}.png")
+            plots.cumulative_ic(ric, families, SELECTION, h, plot_dir / f"cumulative_rank_ic_h{h}.png")
             plots.equity_curves(books[h], families, h, plot_dir / f"equity_h{h}.png")
             corr = score_correlations({it.model: it.test_predictions for it in order})
             plots.correlation_heatmap(corr, h, plot_dir / f"score_correlation_h{h}.png")
@@ -131,36 +145,46 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             tmp.write_text(md)
     with atomic_dir(SUMMARY_DIR) as out:
         for h, v in verdicts.items():
-            write_json(_summary(v, rows), out / f"h{h}.json")
+            write_json(_summary(v), out / f"h{h}.json")
     _prune_stale_metrics({it.key for h in horizons for it in items[h]})
+    if has_section(README):  # the project's own README: its results section is written from compare.json, never by hand
+        if update_readme(README, COMPARE_JSON):
+            log.info("rewrote the results section of %s from %s (commit both)", README, COMPARE_JSON)
     log.info("compared %d items; see %s", len(rows), COMPARISON_MD)
     for h, v in verdicts.items():
-        s = rows.get(f"{v['selected']}-h{h}") if v["selected"] else None
+        s = v["selection"]
         if s is None:
             continue
-        log.info("h%d: selected on validation %s: test Rank IC %+.4f (HAR t %s, NW t %s), Sharpe %s; SPA p %s, DSR %s: %s",
-                 h, v["selected"], s["test_rank_ic"] or float("nan"), _f(s["test_rank_ic_t"]), _f(s["test_rank_ic_tstat_nw"]),
-                 _f(s["test_sharpe"]), _f(v["spa_p"], 3), _f(v["dsr"]), "SURVIVES" if v["survives"] else "does not survive")
+        log.info("h%d: walk-forward selection %s: test Rank IC %s (t %s, p %s), Sharpe %s; SPA p %s, DSR %s; detectable Rank IC %s: %s",
+                 h, v["selected"], _f(s["rank_ic"], 4), _f(s["rank_ic_t"]), _f(s["rank_ic_p"], 3), _f(s["sharpe"]),
+                 _f(v["spa_p"], 3), _f(v["dsr"]), _f(v["detectable_rank_ic"], 4), "SURVIVES" if v["survives"] else "does not survive")
 
 
 def _f(v, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:+.{digits}f}"
 
 
-def _summary(v: dict, rows: dict[str, dict]) -> dict:
-    """The compact per-horizon metric (metrics/summary/h<h>.json): what was selected on
-    validation, its out-of-sample Rank IC with the calibrated t, its lead over the baselines, the
-    SPA p and whether it survives (all checks). Keys shared with metrics/eval/<item>.json mean the
-    same, so `dvc metrics show` stays one narrow table."""
-    s = rows.get(f"{v['selected']}-h{v['horizon']}") if v["selected"] else {}
+def _choices(v: dict) -> list[FoldChoice]:
+    """The verdict's fold choices back as FoldChoice (for stitching the plot's series)."""
+    return [FoldChoice(fold=c["fold"], chosen=c["chosen"], val_rank_ic=c["val_rank_ic"]) for c in v["folds"]]
+
+
+def _summary(v: dict) -> dict:
+    """The compact per-horizon metric (metrics/summary/h<h>.json): each fold's choice on
+    validation ("gru/gru/lstm"), the stitched series' out-of-sample Rank IC with its calibrated
+    t and p, Sharpe, its lead over the walk-forward baseline, the SPA p and whether it survives
+    (all checks). Keys shared with metrics/eval/<item>.json mean the same, so `dvc metrics show`
+    stays one narrow table."""
+    s = v["selection"] or {}
     return {
         "selected": v["selected"],
-        "rank_ic": s.get("test_rank_ic"),
-        "rank_ic_t": s.get("test_rank_ic_t"),  # the HAR t here (the verdict's), Newey-West in the items' files
-        "sharpe": s.get("test_sharpe"),
+        "rank_ic": s.get("rank_ic"),
+        "rank_ic_t": s.get("rank_ic_t"),
+        "rank_ic_p": s.get("rank_ic_p"),
+        "sharpe": s.get("sharpe"),
         "lead": v.get("selected_lead"),
         "spa_p": v["spa_p"],
-        "survives": v["survives"],  # the deflated Sharpe ratio and the MCS are in compare.json's summary
+        "survives": v["survives"],  # the deflated Sharpe ratio, the MCS and the power are in compare.json's summary
     }
 
 
