@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from trendfactory.models.zoo.informer import InformerNet, ProbSparseAttention, log_count
@@ -70,3 +71,36 @@ def test_distilling_halves_the_length_and_keeps_the_last_bar():
     late[:, -1] += 1.0
     with torch.no_grad():
         assert not torch.allclose(net(x)[0], net(late)[0])
+
+
+def test_the_key_sample_is_the_cpu_generators_draw():
+    """The indices are the ones the CPU generator draws from the constant seed (what the model
+    has always used, so CPU results are unchanged), whatever else ran before."""
+    attn = ProbSparseAttention(factor=2, seed=123)
+    for l_q, l_k in ((40, 40), (30, 30), (15, 15), (12, 20)):
+        n = log_count(2, l_k)
+        g = torch.Generator().manual_seed(123 + 1009 * l_q + l_k)
+        want = torch.randint(l_k, (l_q, n), generator=g).to(torch.device("cpu"))  # the old formula
+        torch.manual_seed(l_q)  # the global RNG plays no part
+        got = attn.key_sample(l_q, l_k, n, torch.device("cpu"))
+        assert got.device.type == "cpu" and torch.equal(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_key_sample_is_the_same_on_cuda():
+    attn = ProbSparseAttention(factor=2)
+    cpu = attn.key_sample(40, 40, 8, torch.device("cpu"))
+    gpu = attn.key_sample(40, 40, 8, torch.device("cuda"))
+    torch.cuda.synchronize()
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)  # the same keys as on the CPU
+    import warnings
+
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            attn.key_sample(40, 40, 8, torch.device("cuda"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert not [w for w in caught if "synchronizing" in str(w.message)]  # an asynchronous copy: no host sync

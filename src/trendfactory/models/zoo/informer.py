@@ -21,9 +21,10 @@ How this version maps to the paper:
   keys, the other ("lazy") queries output the mean of V (what uniform attention would give).
   Both U and u are capped at L, so with u >= L it is exactly full attention.
   Two deliberate departures for this project's contract: (1) the key sample comes from a CPU
-  ``torch.Generator`` seeded per forward from a constant (and the layer's index and length),
-  not from the global RNG -- the same keys in training and evaluation, so a prediction is
-  deterministic and never depends on what else is in the batch; (2) the top-u queries are
+  ``torch.Generator`` seeded from a constant (and the layer's index and length), not from the
+  global RNG -- the same keys in training and evaluation, on every device (drawn on the CPU,
+  copied to the GPU asynchronously), so a prediction is deterministic and never depends on
+  what else is in the batch; (2) the top-u queries are
   chosen per sample and head (``topk`` along the length axis of [B, H, L]), never over the batch.
   The mean in M uses the sampled keys (the paper's estimator; the reference divides the sampled
   sum by L_K instead). The encoder attends without a mask, as in the reference: every bar in the
@@ -83,9 +84,23 @@ class ProbSparseAttention(nn.Module):
 
     def key_sample(self, l_q: int, l_k: int, n_sample: int, device: torch.device) -> torch.Tensor:
         """[L_Q, U] key indices per query, drawn (with replacement, as the reference) from a
-        generator seeded from a constant: independent of the batch and of the global RNG."""
+        generator seeded from a constant: independent of the batch and of the global RNG.
+
+        Drawn by the CPU generator (MT19937) whatever ``device`` is, deliberately: a CUDA
+        generator (Philox) draws other indices from the same seed, so CUDA draws would differ
+        from CPU draws -- and a network trained on the GPU is moved to the CPU to predict
+        (NeuralModel._fit), where it would then sample other keys than it was trained and
+        early-stopped with. What cost the GPU path was the copy, a blocking ``.to(device)``
+        (a host sync per layer per forward); here the few hundred indices go through pinned
+        memory with ``non_blocking=True``, which does not wait for the GPU. On the CPU nothing
+        changed: the same draw, no copy."""
         g = torch.Generator().manual_seed(self.seed + 1009 * l_q + l_k)
-        return torch.randint(l_k, (l_q, n_sample), generator=g).to(device)
+        idx = torch.randint(l_k, (l_q, n_sample), generator=g)  # [L_Q, U] on the CPU
+        if device.type == "cpu":
+            return idx
+        if device.type == "cuda":  # pinned source: an asynchronous copy, ordered on the current stream
+            return idx.pin_memory().to(device, non_blocking=True)
+        return idx.to(device)
 
     def sparsity(self, q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
         """M(q_i, K) = max_j s_ij - mean_j s_ij over the sampled keys: [B, H, L_Q]."""

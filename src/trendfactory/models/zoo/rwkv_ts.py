@@ -52,6 +52,16 @@ from trendfactory.params import DROPOUT, pos_field
 NEG = -1e38
 
 
+def neg_start(dtype: torch.dtype) -> float:
+    """The exponent offset before any token, in ``dtype``: NEG where it is representable
+    (float32, float64, bfloat16: the value the fp32/CPU results were made with, so they are
+    unchanged), else the dtype's most negative finite value (float16: -65504; -1e38 overflows
+    it and ``torch.full`` refuses). Either way exp(start - q) is exactly 0 for the first token
+    (start - q <= start, or -inf once it rounds past the dtype's range), and the first token's
+    own exponent replaces it after one step."""
+    return max(NEG, torch.finfo(dtype).min)
+
+
 def wkv(decay: torch.Tensor, bonus: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """RWKV-4's WKV operator as a numerically stable recurrence over time.
 
@@ -64,7 +74,7 @@ def wkv(decay: torch.Tensor, bonus: torch.Tensor, k: torch.Tensor, v: torch.Tens
     B, T, D = k.shape
     a = torch.zeros(B, D, dtype=k.dtype, device=k.device)  # [B, D] scaled numerator state
     b = torch.zeros(B, D, dtype=k.dtype, device=k.device)  # [B, D] scaled denominator state
-    p = torch.full((B, D), NEG, dtype=k.dtype, device=k.device)  # [B, D] their exponent offset
+    p = torch.full((B, D), neg_start(k.dtype), dtype=k.dtype, device=k.device)  # [B, D] their exponent offset
     out = []
     for t in range(T):
         kt, vt = k[:, t], v[:, t]  # [B, D]

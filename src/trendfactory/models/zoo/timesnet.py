@@ -79,6 +79,31 @@ def top_periods(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return L // (idx + 1), torch.softmax(top_amp, dim=1)
 
 
+def period_groups(periods: torch.Tensor, L: int) -> list[tuple[int, torch.Tensor]]:
+    """For each distinct period in ``periods`` [B, k] (integers in [0, L]), ascending: (p, idx),
+    idx [b] the samples (ascending) with p among their k periods -- exactly what
+    ``torch.unique(periods).tolist()`` and ``(periods == p).any(1).nonzero()`` give, with one
+    device-to-host transfer in all (per TimesBlock per forward) instead of one per period plus
+    one for the list.
+
+    That one transfer is inherent to the algorithm: a period sets the shape of its fold
+    ([b, d, ceil(L/p), p]) and b, the number of samples that chose it, the batch of its
+    convolution, so the host must know which periods occur and how often before it can launch
+    them. It reads the L + 1 per-period counts (a [L + 1] integer tensor) once per forward; the
+    sample indices are found on the device (a stable sort puts each period's samples first, in
+    ascending order). On the CPU the indices are the same integers in the same order, so every
+    result is bit-identical to the unique/nonzero loop (tests/models/test_timesnet.py)."""
+    B = periods.shape[0]
+    if periods.numel() == 0:
+        return []
+    member = torch.zeros(B, L + 1, dtype=torch.bool, device=periods.device).scatter_(1, periods, True)  # [B, L+1]: b has period p
+    counts = member.sum(0).tolist()  # [L+1] the forward's one device-to-host transfer (see above)
+    # per period p (a row), the samples that chose it first, ascending: a stable sort of
+    # 0 (chose it) before 1 (did not); its first counts[p] entries are what nonzero() returns
+    order = torch.sort((~member).t().to(torch.uint8), dim=1, stable=True).indices  # [L+1, B]
+    return [(p, order[p, :n]) for p, n in enumerate(counts) if n]
+
+
 class TimesBlock(nn.Module):
     def __init__(self, d_model: int, d_ff: int, top_k: int, num_kernels: int) -> None:
         super().__init__()
@@ -90,9 +115,8 @@ class TimesBlock(nn.Module):
         periods, weights = top_periods(x, min(self.k, L // 2))  # [B, k], [B, k]
         weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
-        for p in torch.unique(periods).tolist():
+        for p, idx in period_groups(periods, L):
             chose = periods == p  # [B, k]
-            idx = chose.any(1).nonzero().squeeze(1)  # [b]: the samples with period p among their k
             w = (weights * chose).sum(1)[idx]  # [b]: their weight for it (summed if two frequencies gave p)
             rows = -(-L // p)
             sub = nn.functional.pad(x[idx], (0, 0, 0, rows * p - L))  # [b, rows*p, d]: zeros at the end
