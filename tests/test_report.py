@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trendfactory.report import COMMENT_LIMIT, MARKER, build_report, check_lock, main, stale_stages
+from trendfactory.report import COMMENT_LIMIT, MARKER, build_report, check_lock, detail_rows, main, stale_stages
 
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 DVC = (sys.executable, "-m", "dvc")
@@ -172,3 +172,17 @@ def test_the_projects_own_lock_is_fresh_in_a_bare_clone(tmp_path):
     _sh(tmp_path, "git", "clone", "-q", str(root), str(clone))
     stale, error = check_lock(clone)
     assert error is None and stale == [], f"dvc.lock is stale for {stale}: run `dvc repro` and commit dvc.lock"
+
+
+def test_details_round_the_difference_to_the_values_precision():
+    metrics = {"metrics/eval/x-h5.json": {
+        "rank_ic": {"old": 0.01, "new": 0.01015, "diff": 0.00014999999999998348},
+        "sharpe": {"old": 0.5, "new": 0.25, "diff": -0.25},
+        "selected": {"old": "a", "new": "b"},
+        "dates": {"old": 1000, "new": 1001, "diff": 1},
+    }}
+    rows = detail_rows(metrics)
+    assert "| metrics/eval/x-h5.json | rank_ic | 0.01 | 0.01015 | 0.00015 |" in rows
+    assert "| metrics/eval/x-h5.json | sharpe | 0.5 | 0.25 | -0.25 |" in rows
+    assert "| metrics/eval/x-h5.json | dates | 1000 | 1001 | 1 |" in rows
+    assert "| metrics/eval/x-h5.json | selected | a | b | — |" in rows

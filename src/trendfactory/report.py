@@ -167,14 +167,35 @@ def params_section(params: Diff) -> list[str]:
     return lines + [""]
 
 
+def _decimals(v) -> int:
+    """Decimal places of a number as written in its metrics file (0.0123 -> 4)."""
+    text = repr(v)
+    if "e" in text.lower():
+        mantissa, exp = text.lower().split("e")
+        return max(len(mantissa.split(".")[1]) if "." in mantissa else 0, 0) - int(exp)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _delta(e: dict):
+    """new - old at the precision the two values are written with: the metrics files round to
+    6 places, so dvc's raw difference carries float noise (0.00014999999999998348)."""
+    old, new = e.get("old"), e.get("new")
+    num = (int, float)
+    if isinstance(old, num) and isinstance(new, num) and not isinstance(old, bool) and not isinstance(new, bool):
+        if not (math.isfinite(old) and math.isfinite(new)):
+            return e.get("diff")
+        return round(new - old, min(max(_decimals(old), _decimals(new)), 12))
+    return e.get("diff")
+
+
 def detail_rows(metrics: dict) -> list[str]:
-    """Every changed metric as a table row, sorted by file and key."""
+    """Every changed metric as a table row, sorted by file and key, Δ rounded to the values' precision."""
     rows = []
     for f in sorted(metrics):
         for k in sorted(metrics[f]):
             e = metrics[f][k]
             if _changed(e):
-                rows.append(f"| {f} | {k} | {_fmt(e.get('old'))} | {_fmt(e.get('new'))} | {_fmt(e.get('diff'))} |")
+                rows.append(f"| {f} | {k} | {_fmt(e.get('old'))} | {_fmt(e.get('new'))} | {_fmt(_delta(e))} |")
     return rows
 
 
