@@ -269,7 +269,7 @@ def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
     ]
     if v.get("detectable_rank_ic") is not None:
         parts.append(f"  Power: on this data only a mean Rank IC above {v['detectable_rank_ic']:.4f} would have shown "
-                     f"with {POWER:.0%} probability at the {ALPHA:g} level.")
+                     f"with {POWER * 100:.0f} % probability at the {ALPHA:g} level.")
     failed = [k for k, ok in v["checks"].items() if not ok]
     names = {"rank_ic_positive_and_significant": f"its Rank IC is not significantly above zero (p ≥ {ALPHA:g})",
              "beats_baselines": "it does not beat the walk-forward baseline", "spa": f"the SPA test does not reject (p ≥ {ALPHA:g})",

@@ -28,7 +28,7 @@ from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
 from trendfactory.evaluation.results import has_section, update_readme
-from trendfactory.evaluation.selection import FoldChoice, seed_daily_by_fold, stitch
+from trendfactory.evaluation.selection import FoldChoice, fold_of_dates, seed_daily_by_fold, stitch
 from trendfactory.io import atomic_dir, atomic_path, read_json, write_json
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import TUNED_SUFFIX
@@ -105,7 +105,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     rows = {it.key: item_row(it, bpy) for h in horizons for it in items[h]}
     n_trials, sr_var = trial_sharpes(rows, bpy)
     folds = schema["split"]["folds"]
-    blocks = [(str(f["test_start"]), str(f.get("test_end") or "end of data")) for f in folds]
+    blocks = _test_blocks([pd.Timestamp(f["test_start"]) for f in folds], items[horizons[0]])
     verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, blocks, bpy, params.evaluate.bootstrap_reps, params.seed)
                 for h in horizons}
     gates = gate(list(rows.values()))
@@ -156,12 +156,24 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         if s is None:
             continue
         log.info("h%d: walk-forward selection %s: test Rank IC %s (t %s, p %s), Sharpe %s; SPA p %s, DSR %s; detectable Rank IC %s: %s",
-                 h, v["selected"], _f(s["rank_ic"], 4), _f(s["rank_ic_t"]), _f(s["rank_ic_p"], 3), _f(s["sharpe"]),
-                 _f(v["spa_p"], 3), _f(v["dsr"]), _f(v["detectable_rank_ic"], 4), "SURVIVES" if v["survives"] else "does not survive")
+                 h, v["selected"], _f(s["rank_ic"], 4), _f(s["rank_ic_t"]), _f(s["rank_ic_p"], 3, ""), _f(s["sharpe"]),
+                 _f(v["spa_p"], 3, ""), _f(v["dsr"], 2, ""), _f(v["detectable_rank_ic"], 4, ""), "SURVIVES" if v["survives"] else "does not survive")
 
 
-def _f(v, digits: int = 2) -> str:
-    return "n/a" if v is None else f"{v:+.{digits}f}"
+def _f(v, digits: int = 2, sign: str = "+") -> str:
+    return "n/a" if v is None else f"{v:{sign}.{digits}f}"
+
+
+def _test_blocks(starts: list[pd.Timestamp], items: list[Item]) -> list[tuple[str, str]]:
+    """Each fold's test block as (first, last) date with a prediction: the fold's boundary is
+    where its block may start, the embargo and the data's end say where it really does."""
+    dates = pd.DatetimeIndex(sorted(set().union(*(it.daily["test"].index for it in items if "test" in it.daily))))
+    fold = fold_of_dates(dates, starts)
+    blocks = []
+    for k, start in enumerate(starts):
+        inside = dates[fold == k]
+        blocks.append((str(inside.min().date()), str(inside.max().date())) if len(inside) else (str(start.date()), "no test dates"))
+    return blocks
 
 
 def _choices(v: dict) -> list[FoldChoice]:
