@@ -1,10 +1,13 @@
 """Same bytes on another CPU: run the tiny pipeline of every stage kind here and on an emulated
 AVX2 CPU, then compare the two dvc.lock files output by output.
 
-The emulated CPU is QEMU's user-mode emulator (`qemu-x86_64 -cpu Haswell`, Debian's qemu-user):
-every instruction of the stage processes runs on a virtual Haswell, which has AVX2 and FMA and
-no AVX-512, so the libraries' own CPU detection picks their AVX2 kernels -- a real second
-instruction set, not the environment switches the test suite forces. DVC itself runs natively;
+The emulated CPU is QEMU's user-mode emulator (`qemu-x86_64 -cpu EPYC-Rome` by default: an AMD
+Zen 2, AVX2 and FMA, no AVX-512), so the libraries' own CPU detection picks their AVX2 kernels --
+a real second instruction set, not the environment switches the test suite forces. Needs QEMU
+>= 8 (Debian bookworm-backports' qemu-user): QEMU 7.2 computes oneDNN's LSTM kernels wrongly
+(outputs off by up to 0.39). ``--cpu Haswell`` emulates an Intel CPU instead; expect its torch
+networks to differ (a known gap: MKL's AVX2 reproducibility branch, MKL_CBWR, runs only on Intel
+CPUs, so Intel and AMD round some GEMMs differently). DVC itself runs natively;
 a `python` shim first on PATH runs each stage's `python -m trendfactory.stages...` under QEMU.
 QEMU does not follow a process into the programs it starts, so the emulated run keeps every fit
 in the stage's process (`parallel.cpus: 1`; the native run fans fits out to Ray workers).
@@ -33,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.pipeline_helpers import EVERY_KIND, copy_project  # noqa: E402
 from trendfactory import numerics  # noqa: E402
 
-QEMU_CPU = "Haswell"
+QEMU_CPU = "EPYC-Rome"  # AMD Zen 2: AVX2 + FMA, no AVX-512
 
 
 def _repro(work: Path, env: dict) -> float:
@@ -55,10 +58,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--numerics", choices=numerics.MODES, default="portable")
     parser.add_argument("--workdir", type=Path, default=None, help="where the two projects go (default: a temp dir)")
+    parser.add_argument("--cpu", default=QEMU_CPU, help="QEMU CPU model to emulate (default: %(default)s; `qemu-x86_64 -cpu help` lists them)")
     args = parser.parse_args()
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
-        raise SystemExit("qemu-x86_64 not found; install Debian's qemu-user (apt-get install qemu-user)")
+        raise SystemExit("qemu-x86_64 not found; install QEMU >= 8 user mode (Debian: qemu-user from bookworm-backports)")
+    version = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.split()
+    major = int(version[2].split(".")[0]) if len(version) > 2 and version[2][:1].isdigit() else 0
+    if major < 8:
+        raise SystemExit(f"{qemu}: QEMU {' '.join(version[2:3]) or '?'} found; QEMU >= 8 is needed (7.x computes oneDNN's LSTM wrongly)")
+    cpu = args.cpu
     root = args.workdir or Path(tempfile.mkdtemp(prefix="cross-cpu-"))
     # the switches this process set on import are not what a fresh machine starts with
     base = {k: v for k, v in os.environ.items() if k not in {numerics.ENV_VAR, *numerics.portable_env(x86=True)}}
@@ -69,23 +78,23 @@ def main() -> int:
     print(f"[cross-cpu] native run ({args.numerics}) in {native} ...", flush=True)
     t_native = _repro(native, env)
 
-    emulated = root / "haswell"
+    emulated = root / cpu.lower()
     env = copy_project(emulated, {**profile, "parallel": {"cpus": 1}}, base)
     shim = root / "qemu-bin"
     shim.mkdir(exist_ok=True)
-    (shim / "python").write_text(f'#!/bin/sh\nexec {qemu} -cpu {QEMU_CPU} {sys.executable} "$@"\n')
+    (shim / "python").write_text(f'#!/bin/sh\nexec {qemu} -cpu {cpu} {sys.executable} "$@"\n')
     (shim / "python").chmod(0o755)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
-    print(f"[cross-cpu] emulated {QEMU_CPU} run ({args.numerics}) in {emulated} ...", flush=True)
+    print(f"[cross-cpu] emulated {cpu} run ({args.numerics}) in {emulated} ...", flush=True)
     t_emulated = _repro(emulated, env)
 
     a, b = _outs(native), _outs(emulated)
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    print(f"[cross-cpu] native {t_native:.0f}s, emulated {QEMU_CPU} {t_emulated:.0f}s; {len(a)} outputs compared")
+    print(f"[cross-cpu] native {t_native:.0f}s, emulated {cpu} {t_emulated:.0f}s; {len(a)} outputs compared")
     if differ:
         print(f"[cross-cpu] {len(differ)} outputs differ:\n  " + "\n  ".join(differ))
         return 1
-    print(f"[cross-cpu] every output identical on this CPU and on an emulated {QEMU_CPU} (numerics: {args.numerics})")
+    print(f"[cross-cpu] every output identical on this CPU and on an emulated {cpu} (numerics: {args.numerics})")
     return 0
 
 
