@@ -31,14 +31,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from arch.bootstrap import SPA
 from scipy import optimize
-from scipy.signal import lfilter
 
-from trendfactory.evaluation.significance import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared null-panel simulator in tests/
+
+from tests.null_panels import ar1, book_returns, forward_returns, ranks, spearman_rows  # noqa: E402
+from trendfactory.evaluation.significance import (  # noqa: E402
     annualised_sharpe,
     block_size,
     bootstrap_ci,
@@ -59,44 +63,6 @@ LEVEL = 0.9
 # ----------------------------------------------------------------------------- simulator
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """0-based ranks along the last axis (continuous data: no ties)."""
-    return np.argsort(np.argsort(a, axis=-1), axis=-1).astype(np.int16)
-
-
-def _spearman_rows(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
-    """Spearman correlation of rank rows: 1 - 6 sum d^2 / (n (n^2 - 1)), no ties."""
-    n = ra.shape[-1]
-    d = (ra - rb).astype(np.int32)
-    return 1.0 - 6.0 * (d * d).sum(axis=-1) / (n * (n * n - 1))
-
-
-def _ar1(eps: np.ndarray, rho: float) -> np.ndarray:
-    """Unit-variance stationary AR(1) along axis -2 (time) driven by eps."""
-    if rho == 0.0:
-        return eps
-    e = eps * math.sqrt(1.0 - rho * rho)
-    e[..., 0, :] = eps[..., 0, :]  # stationary start: no burn-in
-    return lfilter([1.0], [1.0, -rho], e, axis=-2)
-
-
-def _forward_returns(daily: np.ndarray, h: int) -> np.ndarray:
-    """ret_h[t] = sum of daily[t+2 .. t+1+h] along axis -2; T - 1 - h dates."""
-    c = np.concatenate([np.zeros_like(daily[..., :1, :]), np.cumsum(daily, axis=-2)], axis=-2)
-    t = daily.shape[-2]
-    return c[..., h + 2 :, :] - c[..., 2 : t - h + 1, :]
-
-
-def _book_returns(score: np.ndarray, daily: np.ndarray, h: int) -> np.ndarray:
-    """Gross daily return of the tranche book of score [T, S] (entry lag 1, no costs)."""
-    dev = score - score.mean(axis=-1, keepdims=True)
-    w = dev / np.abs(dev).sum(axis=-1, keepdims=True)
-    c = np.concatenate([np.zeros_like(w[:1]), np.cumsum(w, axis=0)], axis=0)  # c[k] = sum of w[:k]
-    t = np.arange(h, w.shape[0] - 1)
-    pos = (c[t] - c[t - h]) / h  # weights decided at t-h .. t-1, held over bar t -> t+1
-    return (pos * daily[t + 1]).sum(axis=-1)
-
-
 def simulate_panel(
     rng: np.random.Generator, h: int, rho: float, n_models: int, signal: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,13 +71,13 @@ def simulate_panel(
     Model 0's score gets ``signal * ret_h / sqrt(h)`` added (0: a null panel)."""
     eps = rng.standard_normal((n_models, N_DAYS, N_SYMBOLS))
     daily = rng.standard_normal((N_DAYS, N_SYMBOLS))
-    fwd = _forward_returns(daily, h)
+    fwd = forward_returns(daily, h)
     n_dates = N_DAYS - 1 - h
-    score = _ar1(eps, rho)
+    score = ar1(eps, rho)
     if signal:
         score[0, :n_dates] += signal * fwd / math.sqrt(h)
-    ic = _spearman_rows(_ranks(score[:, :n_dates]), _ranks(fwd)[None])
-    return ic, _book_returns(score[0], daily, h)
+    ic = spearman_rows(ranks(score[:, :n_dates]), ranks(fwd)[None])
+    return ic, book_returns(score[0], daily, h)
 
 
 def signal_for_mean_ic(target: float, n: int = N_SYMBOLS) -> float:

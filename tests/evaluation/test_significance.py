@@ -42,6 +42,7 @@ import pytest
 from scipy import stats
 from scipy.signal import lfilter
 
+from tests.null_panels import ar1, book_returns, forward_returns, ranks, spearman_rows
 from trendfactory.evaluation.metrics import long_short_book
 from trendfactory.evaluation.significance import (
     MIN_OBS,
@@ -64,35 +65,6 @@ N_SYMBOLS, N_DAYS = 20, 966
 # ----------------------------------------------------------------------------- null panels
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """0-based ranks along the last axis (continuous data: no ties)."""
-    return np.argsort(np.argsort(a, axis=-1), axis=-1).astype(np.int16)
-
-
-def _spearman_rows(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each pair of rank rows: 1 - 6 sum d^2 / (n (n^2 - 1)), no ties."""
-    n = ra.shape[-1]
-    d = (ra - rb).astype(np.int32)
-    return 1.0 - 6.0 * (d * d).sum(axis=-1) / (n * (n * n - 1))
-
-
-def _ar1(eps: np.ndarray, rho: float) -> np.ndarray:
-    """Unit-variance stationary AR(1) along axis -2 (time) driven by eps."""
-    if rho == 0.0:
-        return eps
-    e = eps * math.sqrt(1.0 - rho * rho)
-    e[..., 0, :] = eps[..., 0, :]  # start in the stationary distribution: no burn-in needed
-    return lfilter([1.0], [1.0, -rho], e, axis=-2)
-
-
-def _forward_returns(daily: np.ndarray, h: int) -> np.ndarray:
-    """ret_h[t] = sum of daily[t+2 .. t+1+h] along axis -2; T - 1 - h dates."""
-    zeros = np.zeros_like(daily[..., :1, :])
-    c = np.concatenate([zeros, np.cumsum(daily, axis=-2)], axis=-2)  # c[k] = sum of the first k
-    t = daily.shape[-2]
-    return c[..., h + 2 :, :] - c[..., 2 : t - h + 1, :]
-
-
 def simulate_rank_ics(
     seed: int,
     n_panels: int,
@@ -113,36 +85,21 @@ def simulate_rank_ics(
         m = min(chunk, n_panels - start)
         eps = rng.standard_normal((m, n_models, N_DAYS, N_SYMBOLS))
         daily = rng.standard_normal((m, 1, N_DAYS, N_SYMBOLS))
-        fwd = {h: _forward_returns(daily, h) for h in horizons}
-        ret_ranks = {h: _ranks(f) for h, f in fwd.items()}
+        fwd = {h: forward_returns(daily, h) for h in horizons}
+        ret_ranks = {h: ranks(f) for h, f in fwd.items()}
         for rho in rhos:
-            noise = _ar1(eps, rho)
-            noise_ranks = _ranks(noise) if signal == 0.0 else None
+            noise = ar1(eps, rho)
+            noise_ranks = ranks(noise) if signal == 0.0 else None
             for h in horizons:
                 n_dates = N_DAYS - 1 - h
                 if noise_ranks is None:
                     score = noise[:, :, :n_dates].copy()
                     score[:, 0] += signal * fwd[h][:, 0] / math.sqrt(h)
-                    score_ranks = _ranks(score)
+                    score_ranks = ranks(score)
                 else:
                     score_ranks = noise_ranks[:, :, :n_dates]
-                out[(h, rho)].append(_spearman_rows(score_ranks, ret_ranks[h]))
+                out[(h, rho)].append(spearman_rows(score_ranks, ret_ranks[h]))
     return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def _book_returns(score: np.ndarray, daily: np.ndarray, h: int) -> np.ndarray:
-    """[..., T - 1 - h] gross returns of the tranche book of score [..., T, S] on daily [..., T, S].
-
-    As ``metrics.long_short_book`` without costs (checked below): weights
-    (s - mean s) / sum |s - mean s| per date, the position over bar t -> t+1 is the mean of
-    the weights decided at t-1 .. t-h (entry lag 1), the return is position . daily[t+1].
-    """
-    dev = score - score.mean(axis=-1, keepdims=True)
-    w = dev / np.abs(dev).sum(axis=-1, keepdims=True)
-    c = np.concatenate([np.zeros_like(w[..., :1, :]), np.cumsum(w, axis=-2)], axis=-2)  # c[k] = sum of w[:k]
-    t = np.arange(h, w.shape[-2] - 1)
-    pos = (c[..., t, :] - c[..., t - h, :]) / h
-    return (pos * daily[..., t + 1, :]).sum(axis=-1)
 
 
 def simulate_book_returns(seed: int, n_panels: int, h: int, rho: float, chunk: int = 100) -> np.ndarray:
@@ -151,21 +108,21 @@ def simulate_book_returns(seed: int, n_panels: int, h: int, rho: float, chunk: i
     out = []
     for start in range(0, n_panels, chunk):
         m = min(chunk, n_panels - start)
-        score = _ar1(rng.standard_normal((m, N_DAYS, N_SYMBOLS)), rho)
-        out.append(_book_returns(score, rng.standard_normal((m, N_DAYS, N_SYMBOLS)), h))
+        score = ar1(rng.standard_normal((m, N_DAYS, N_SYMBOLS)), rho)
+        out.append(book_returns(score, rng.standard_normal((m, N_DAYS, N_SYMBOLS)), h))
     return np.concatenate(out)
 
 
 def test_simulator_matches_definitions():
     daily = np.random.default_rng(1).standard_normal((1, 1, 30, 4))
-    f = _forward_returns(daily, 5)
+    f = forward_returns(daily, 5)
     assert f.shape == (1, 1, 30 - 1 - 5, 4)
     np.testing.assert_allclose(f[0, 0, 0], daily[0, 0, 2:7].sum(axis=0))  # enters t+1, earns t+2..t+6
     np.testing.assert_allclose(f[0, 0, -1], daily[0, 0, -5:].sum(axis=0))
     a, b = np.random.default_rng(2).standard_normal((2, 6, N_SYMBOLS))
     want = [stats.spearmanr(a[i], b[i]).statistic for i in range(6)]
-    np.testing.assert_allclose(_spearman_rows(_ranks(a), _ranks(b)), want)
-    x = _ar1(np.random.default_rng(3).standard_normal((1, 1, 20000, 2)), 0.9)
+    np.testing.assert_allclose(spearman_rows(ranks(a), ranks(b)), want)
+    x = ar1(np.random.default_rng(3).standard_normal((1, 1, 20000, 2)), 0.9)
     assert np.std(x) == pytest.approx(1.0, abs=0.05)
     assert np.corrcoef(x[0, 0, 1:, 0], x[0, 0, :-1, 0])[0, 1] == pytest.approx(0.9, abs=0.02)
 
@@ -178,7 +135,7 @@ def test_simulator_matches_definitions():
     frame = pd.DataFrame({"datetime": np.repeat(dates, n_sym), "symbol": symbols * t_days, "score": score.ravel()})
     next_returns = pd.DataFrame(daily[1:], index=dates[:-1], columns=symbols)  # bar t -> t+1 earns daily[t+1]
     book = long_short_book(frame[frame["datetime"] < dates[-1]], next_returns, h, entry_lag=1, cost_bps=0.0)
-    np.testing.assert_allclose(_book_returns(score, daily, h), book["net"].to_numpy()[h:], atol=1e-12)
+    np.testing.assert_allclose(book_returns(score, daily, h), book["net"].to_numpy()[h:], atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -456,7 +413,7 @@ def test_block_size_rule():
 
 def _losses(rng: np.random.Generator, means: list[float], t: int = 600) -> np.ndarray:
     """[t, len(means)] losses: AR(1) (0.5) noise with sd ~0.2 around the given means."""
-    noise = _ar1(rng.standard_normal((t, len(means))).T[:, :, None], 0.5)[:, :, 0].T
+    noise = ar1(rng.standard_normal((t, len(means))).T[:, :, None], 0.5)[:, :, 0].T
     return np.asarray(means) + 0.2 * noise
 
 
