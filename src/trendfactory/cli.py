@@ -3,8 +3,8 @@
 The pipeline itself runs with DVC (`dvc repro`, `dvc exp run -S key=value`, `dvc metrics diff`);
 this command is the tool around it: check your own bar files and params before running the
 pipeline on them, list the models it can train, score new bars with a trained model, export a
-trained network to ONNX for production inference, and write the README's results section from the
-comparison's file."""
+trained network to ONNX for production inference, put experiments side by side in a terminal, and
+write the README's results section from the comparison's file."""
 
 from __future__ import annotations
 
@@ -106,6 +106,12 @@ def _predict(args: argparse.Namespace) -> None:
     )
 
 
+def _exps(args) -> None:
+    from trendfactory.exps import show
+
+    print(show(Path("."), args.width, args.dvc_args))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `trendfactory COMMAND --help` for a command's options.")
@@ -166,6 +172,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare", type=Path, default=Path("metrics/compare.json"), help="default: %(default)s")
     p.add_argument("--check", action="store_true", help="only compare; exit 1 when the section is stale")
     p.set_defaults(func=_results)
+    p = sub.add_parser("exps", help="experiments side by side in <= 160 columns: changed params first, then each horizon's verdict",
+                       description="Run `dvc exp show --json` and print one row per commit and experiment: the params that differ "
+                                   "between the rows, each horizon's verdict (chosen model, stitched Rank IC, its p, survives), then "
+                                   "the Rank IC of the items that moved, largest spread first, until --width is full. Options after "
+                                   "`--` go to `dvc exp show` (e.g. -- -A, -- --rev main -n 5).")
+    p.add_argument("--width", type=int, default=160, help="widest line, characters (default: %(default)s)")
+    p.add_argument("dvc_args", nargs="*", help="options for dvc exp show, after --")
+    p.set_defaults(func=_exps)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -69,7 +69,8 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _dvc_json(args: list[str], repo: Path, run: Runner) -> Diff:
+def dvc_json(args: list[str], repo: Path, run: Runner = subprocess.run) -> Diff:
+    """Run `dvc ARGS` in ``repo`` and parse its JSON output (or say in one line why not)."""
     cmd = [sys.executable, "-m", "dvc", *args]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
@@ -201,8 +202,8 @@ def detail_rows(metrics: dict) -> list[str]:
 
 def collect(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[Diff, Diff]:
     """The metrics diff (every key, changed or not) and the params diff against ``base``."""
-    return (_dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run),
-            _dvc_json(["params", "diff", base, "--json"], repo, run))
+    return (dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run),
+            dvc_json(["params", "diff", base, "--json"], repo, run))
 
 
 def render(metrics: Diff, params: Diff, base: str, limit: int = COMMENT_LIMIT) -> str:
@@ -288,7 +289,7 @@ def lock_outputs(repo: Path = Path(".")) -> set[str]:
 
 def check_lock(repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[list[str], str | None]:
     """(stale stages, error) of this checkout's dvc.lock."""
-    status = _dvc_json(["status", "--json"], repo, run)
+    status = dvc_json(["status", "--json"], repo, run)
     return (stale_stages(status.data, lock_outputs(repo)), status.error)
 
 
