@@ -19,11 +19,11 @@ echo "[setup] installing trendfactory (editable)"
 "${PIP[@]}" --no-deps -e . 2> >(grep -v "is ignored" >&2)
 .venv/bin/python scripts/lock.py check requirements.lock
 # `dvc plots show` pages that work offline: vega, vega-lite and vega-embed from the npm registry,
-# inlined into the template .dvc/config names (build/plots_template.html)
+# inlined into build/plots_template.html, which .dvc/config.local then names
 if command -v npm >/dev/null; then
   bash scripts/vega.sh
 else  # the pipeline and the tests do not need it; only `dvc plots show` does
-  echo "[setup] warning: npm not found, so build/plots_template.html is not built and \`dvc plots show\` will fail;" \
+  echo "[setup] warning: npm not found, so build/plots_template.html is not built and \`dvc plots show\` pages load vega from a CDN (blank offline);" \
        "install Node.js with npm (e.g. apt-get install npm) and rerun bash scripts/setup.sh" >&2
 fi
 .venv/bin/python -c "import trendfactory, torch, dvc, talib; print('[setup] ok: torch', torch.__version__)"

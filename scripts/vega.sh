@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build build/plots_template.html: the HTML template `dvc plots show` fills (`plots.html_template`
-# in .dvc/config, or `--html-template`), with vega, vega-lite and vega-embed inlined so the page
-# works offline. DVC's own page loads them from a CDN and stays blank without network.
+# Build build/plots_template.html: the HTML template `dvc plots show` fills, with vega, vega-lite
+# and vega-embed inlined so the page works offline, and name it in .dvc/config.local
+# (`plots.html_template`, which overrides the committed .dvc/config: that one names
+# .dvc/plots_fallback.html, a page that loads vega from DVC's CDN and says so, so that a clone
+# without this build still gets a page instead of DVC's "HTML template has to contain" error).
 # The three packages come from the npm registry at the pinned versions below (`npm pack`); each
 # tarball's sha512 must equal its pinned integrity string, else the script fails naming it.
 # Idempotent: when the template was built from the same pins it only checks and exits.
@@ -25,8 +27,16 @@ OUT=build/plots_template.html
 KEY=$(printf '%s\n' "${PINS[@]}" "$TEMPLATE_REV" |
   python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 NAMES=$(printf '%s\n' "${PINS[@]}" | cut -d' ' -f1 | paste -sd' ' -)
+use_template() {  # relative paths in .dvc/config.local are taken from .dvc/
+  local dvc=(dvc)
+  [ -x .venv/bin/python ] && dvc=(.venv/bin/python -m dvc)
+  "${dvc[@]}" config --local plots.html_template "../$OUT" ||
+    { echo "[setup] ERROR: could not name $OUT in .dvc/config.local" >&2; exit 1; }
+}
+
 if [ -f "$OUT" ] && [[ "$(head -c 1024 "$OUT")" == *"build-key $KEY"* ]]; then
-  echo "[setup] plots template up to date: $OUT ($NAMES)"
+  use_template
+  echo "[setup] plots template up to date: $OUT ($NAMES), named in .dvc/config.local"
   exit 0
 fi
 
@@ -103,4 +113,5 @@ with open(out + ".tmp", "w", encoding="utf-8") as f:
     f.write(page)
 os.replace(out + ".tmp", out)
 EOF
-echo "[setup] plots template written: $OUT ($NAMES, $(wc -c <"$OUT") bytes)"
+use_template
+echo "[setup] plots template written: $OUT ($NAMES, $(wc -c <"$OUT") bytes), named in .dvc/config.local"

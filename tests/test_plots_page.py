@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 TEMPLATE = ROOT / "build" / "plots_template.html"
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="/usr/bin/chromium is not installed (apt-get install -y chromium)",
 )
@@ -135,10 +135,8 @@ def template() -> Path:
     return TEMPLATE
 
 
-def test_plots_page_renders_offline(tmp_path: Path, template: Path):
-    project = tmp_path / "project"
-    project.mkdir()
-    env = {
+def _dvc_env(tmp_path: Path) -> dict:
+    return {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
         "DVC_STUDIO_OFFLINE": "1",
@@ -146,6 +144,13 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
         "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
         "DVC_SYSTEM_CONFIG_DIR": str(tmp_path / "dvc-system"),
     }
+
+
+@needs_chromium
+def test_plots_page_renders_offline(tmp_path: Path, template: Path):
+    project = tmp_path / "project"
+    project.mkdir()
+    env = _dvc_env(tmp_path)
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], project)
     _run([*dvc, "init", "-q"], project, env)
@@ -207,3 +212,28 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
              or e["params"].get("initiator") == "null")
     ]
     assert not page_requests, f"the page fetched from the network: {page_requests}"
+
+
+def test_a_clone_without_the_built_template_still_gets_a_page(tmp_path: Path):
+    """The committed .dvc/config names .dvc/plots_fallback.html (vega from DVC's CDN, with a notice),
+    not build/: `dvc plots show` on a fresh clone that skipped scripts/setup.sh writes a page
+    instead of failing with DVC's "HTML template has to contain '{plot_divs}'"."""
+    project = tmp_path / "project"
+    project.mkdir()
+    env = _dvc_env(tmp_path)
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q"], project)
+    _run([*dvc, "init", "-q"], project, env)
+    plots_section = re.search(r"^\[plots\]\n(?:[ \t]+.*\n?)+", (ROOT / ".dvc/config").read_text(), re.M)
+    assert plots_section and "html_template = plots_fallback.html" in plots_section.group(0)
+    (project / ".dvc/config").write_text("[core]\n    analytics = false\n" + plots_section.group(0))
+    shutil.copy(ROOT / ".dvc/plots_fallback.html", project / ".dvc/plots_fallback.html")
+    _write_project(project)
+    assert not (project / "build").exists()
+
+    _run([*dvc, "plots", "show", "-o", "out"], project, env)
+    page = (project / "out/index.html").read_text(encoding="utf-8")
+    assert 'id="notice"' in page and "scripts/setup.sh" in page
+    assert re.search(r'<script src="https://[^"]*vega', page), "DVC's CDN scripts were not put in"
+    assert set(re.findall(r"vegaEmbed\('#([^']+)'", page)) == VEGA_IDS
+    assert all(f'id="{i}"' in page for i in IMAGE_IDS)
