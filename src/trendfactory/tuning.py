@@ -8,11 +8,20 @@ dates. Test blocks are never read. After each fold the running pooled value is r
 median pruner can stop a trial whose first folds already trail the earlier trials.
 
 Trials run in parallel as Ray tasks (trendfactory.parallel): each task is a worker that loads the
-study from its storage and runs trials until the study has ``tune.trials`` finished ones. The
-default storage is a journal file per study (.tuning/<m>-h<h>.journal, safe for several
-processes, resumable); ``tune.storage`` takes any Optuna RDB URL for workers on many machines.
-The study's name carries a fingerprint of what its trials depend on (data, params, space), so a
-changed input starts a new study instead of mixing trials.
+study from its storage and runs its share of the trials still to run, so a study ends with
+exactly ``tune.trials`` trials (a failed trial counts: its params were refused). The default
+storage is a journal file per study (.tuning/<m>-h<h>.journal, safe for several processes,
+resumable) in the project's own folder, also when DVC runs the stage in a temporary workspace
+(``dvc exp run --temp``, ``dvc queue``: .dvc/tmp/exps/...), so queued and temporary experiments
+share and resume studies with the workspace; ``tune.storage`` takes any Optuna RDB URL for
+workers on many machines. The study's name carries a fingerprint of what its trials depend on
+(data, params, space), so a changed input starts a new study instead of mixing trials.
+
+A trial whose process was killed (SIGTERM, a lost machine) would stay RUNNING for ever. Each
+trial records the process that runs it; before a study continues, a RUNNING trial whose process
+is gone (journal: same machine, by process id and start time; RDB storage: Optuna's heartbeat,
+``HEARTBEAT_S``) is marked failed and its params queued again, so it is retried first and does
+not count as one of the ``tune.trials``.
 
 With one worker the study is deterministic (seeded sampler, seeded fits); with several, which
 trial sees which history depends on timing, which is why the result is kept in a git-tracked
@@ -24,7 +33,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +59,9 @@ from trendfactory.stages.store import load_split
 log = logging.getLogger("trendfactory")
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+HEARTBEAT_S = 60  # RDB storage: a RUNNING trial silent for GRACE_S is taken as killed
+GRACE_S = 180
+RETRY_OF = "retry_of"  # user attr of the queued copy of a killed trial (RDB's own retry: system attr failed_trial)
 
 
 @dataclass(frozen=True)
@@ -84,9 +99,64 @@ def study_name(params: Params, model: str, horizon: int) -> str:
     return f"{model}-h{horizon}-{digest}"
 
 
+def studies_dir(root: Path) -> Path:
+    """Where the journal files live: the project's own .tuning/, also when ``root`` is one of
+    DVC's temporary experiment workspaces inside it (<project>/.dvc/tmp/exps/<run>/...)."""
+    parts = root.resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i]) / STUDIES_DIR
+    return root / STUDIES_DIR
+
+
+def _process_tag(pid: int | None = None) -> str | None:
+    """host:pid:start time of a process (None when it does not exist): a pid reused by another
+    process after a kill gets another start time."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid or os.getpid())
+        return f"{socket.gethostname()}:{proc.pid}:{proc.create_time():.2f}"
+    except psutil.Error:
+        return None
+
+
+def _gone(tag: str) -> bool:
+    """Whether the process a trial recorded is known to be gone (only decidable on its own machine)."""
+    host, pid, _ = tag.rsplit(":", 2)
+    return host == socket.gethostname() and _process_tag(int(pid)) != tag
+
+
+def recover_killed(study) -> int:
+    """Mark the RUNNING trials whose process is gone as failed (``killed``) and queue their
+    params again, to be run first; returns how many. RDB storage does the same by heartbeat
+    when the study is optimized."""
+    from optuna.trial import TrialState
+
+    killed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tag = t.user_attrs.get("process")
+        if tag and _gone(tag):
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number, **({"default": True} if t.user_attrs.get("default") else {})},
+                                skip_if_exists=False)
+            log.warning("%s: trial %d was left RUNNING by a killed process (%s): marked failed, queued again",
+                        study.study_name, t.number, tag)
+            killed += 1
+    return killed
+
+
+def counted(trials) -> int:
+    """Trials that count towards tune.trials: finished ones, bar those failed by a kill (their
+    queued copy runs instead)."""
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials} | {t.system_attrs.get("failed_trial") for t in trials}
+    return sum(t.state.name in FINISHED and not (t.state.name == "FAIL" and t.number in retried) for t in trials)
+
+
 def open_study(spec: StudySpec):
     """The study in its storage (created on first use; loaded if it exists: an interrupted one resumes)."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError  # Optuna's RDB storage is SQLAlchemy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say what happened
     if spec.storage is None:
@@ -96,12 +166,18 @@ def open_study(spec: StudySpec):
 
         storage = JournalStorage(JournalFileBackend(str(spec.journal)))
     else:
-        storage = spec.storage
+        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+        try:  # heartbeats: a trial whose process was killed is failed after GRACE_S and retried
+            with warnings.catch_warnings():  # Optuna marks heartbeats experimental (since 2.8)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = RDBStorage(spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                     failed_trial_callback=RetryFailedTrialCallback(max_retry=None))
+        except (ImportError, ValueError, RuntimeError, SQLAlchemyError) as exc:
+            raise TrendfactoryError(f"tune.storage {spec.storage!r}: cannot open an Optuna study there ({str(exc).splitlines()[0]})") from None
     sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.tune.startup_trials)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.tune.startup_trials, n_warmup_steps=0)
               if spec.tune.pruner == "median" else optuna.pruners.NopPruner())
-    from sqlalchemy.exc import SQLAlchemyError  # Optuna's RDB storage is SQLAlchemy
-
     try:
         return optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                    direction="maximize", load_if_exists=True)
@@ -134,6 +210,7 @@ def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> f
     """One trial: the pooled validation Rank IC of the sampled params over the folds."""
     import optuna
 
+    trial.set_user_attr("process", _process_tag())  # lets a later run see that a killed trial's process is gone
     cls = get_model_class(spec.model)
     values = suggest(trial, cls.search_space)
     trial.set_user_attr("values", values)  # list-valued choices are stored by index: keep the values
@@ -159,29 +236,27 @@ def _short(values: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
-def trial_worker(spec: StudySpec) -> int:
-    """Run trials of the study until it has ``tune.trials`` finished ones; returns how many ran here.
-    A Ray task (or the stage itself, when one worker is all the machine has room for)."""
-    import optuna
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
+def trial_worker(job: tuple[StudySpec, int]) -> int:
+    """Run ``quota`` trials of the study (queued ones first); returns how many ran. A Ray task
+    (or the stage itself, when one worker is all the machine has room for)."""
+    spec, quota = job
     chdir_to(spec.root)
     configure_logging("tune")
     pin_threads(spec.threads, torch_too=spec.uses_torch)
     study = open_study(spec)
     before = len(study.get_trials(deepcopy=False))
-    states = tuple(getattr(TrialState, s) for s in FINISHED)
-    if _finished(study) < spec.tune.trials:
+    if quota > 0:
         folds = load_folds(spec)
         # ParamsError: a sampled combination the model refuses (recorded as a failed trial, logged)
-        study.optimize(lambda t: objective(spec, folds, t), catch=(ParamsError,), gc_after_trial=False,
-                       callbacks=[MaxTrialsCallback(spec.tune.trials, states=states)])
+        study.optimize(lambda t: objective(spec, folds, t), n_trials=quota, catch=(ParamsError,), gc_after_trial=False)
     return len(study.get_trials(deepcopy=False)) - before
 
 
-def _finished(study) -> int:
-    return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
+def quotas(remaining: int, workers: int) -> list[int]:
+    """``remaining`` trials shared by ``workers`` (the first ones take one more): the study ends
+    with exactly tune.trials, never one per worker too many."""
+    workers = max(0, min(workers, remaining))
+    return [remaining // workers + (i < remaining % workers) for i in range(workers)] if workers else []
 
 
 def enqueue_default(study, space: dict, config: Any, train: Any) -> None:
@@ -205,6 +280,12 @@ def enqueue_default(study, space: dict, config: Any, train: Any) -> None:
     study.enqueue_trial(fixed, user_attrs={"default": True})
 
 
+def _shown(path: Path, root: Path) -> str:
+    """``path`` relative to the project (a temporary experiment's journal lies above its workspace)."""
+    base = studies_dir(root).parent
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
 @dataclass
 class StudyResult:
     name: str
@@ -221,16 +302,17 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     train = params.train if cls.uses_trainer else None
     spec = StudySpec(model=model, horizon=horizon, config=config, train=train, seed=params.seed, n_folds=n_folds,
                      tune=params.tune, study_name=name, storage=params.tune.storage,
-                     journal=root / STUDIES_DIR / f"{model}-h{horizon}.journal", root=root, threads=cls.threads(config), uses_torch=cls.uses_trainer)
+                     journal=studies_dir(root) / f"{model}-h{horizon}.journal", root=root, threads=cls.threads(config), uses_torch=cls.uses_trainer)
     study = open_study(spec)
     enqueue_default(study, cls.search_space, config, train)
-    done = _finished(study)
-    workers = min(params.tune.trials - done, slots(where, spec.threads) if not where.is_cluster else params.tune.trials)
-    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, max(workers, 0),
-             "s" if workers != 1 else "", params.tune.storage or spec.journal.relative_to(root))
+    recover_killed(study)
+    done = counted(study.get_trials(deepcopy=False))
+    shares = quotas(params.tune.trials - done, slots(where, spec.threads) if not where.is_cluster else params.tune.trials)
+    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares),
+             "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
     t0 = time.perf_counter()
-    if workers > 0:
-        run_tasks(trial_worker, [spec] * workers, where, cpus_per_task=spec.threads, what="trial worker")
+    if shares:
+        run_tasks(trial_worker, [(spec, q) for q in shares], where, cpus_per_task=spec.threads, what="trial worker")
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if not complete:
@@ -244,8 +326,9 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
         "default_value": round(float(default.value), 6) if default is not None and default.value is not None else None,
         "best_trial": best.number,
         "trials": {s.lower(): sum(t.state.name == s for t in trials) for s in FINISHED},
+        "counted": counted(trials),
         "study": name,
-        "storage": params.tune.storage or str(spec.journal.relative_to(root)),
+        "storage": params.tune.storage or _shown(spec.journal, root),
     }  # no timings: this file is git-tracked and DVC-hashed
     log.info("study %s: best trial %d, pooled val Rank IC %+.4f (default %s) in %.0fs", name, best.number, best.value,
              "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}", time.perf_counter() - t0)

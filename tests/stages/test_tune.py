@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from tests.pipeline_helpers import tiny_params, write_stores
 from trendfactory.errors import ParamsError, TrendfactoryError
@@ -19,6 +23,7 @@ from trendfactory.models.registry import check_tunable
 from trendfactory.models.search import apply_values, read_tuned
 from trendfactory.stages import train as train_stage
 from trendfactory.stages import tune as tune_stage
+from trendfactory.tuning import _process_tag, quotas, studies_dir
 
 LGB = {"n_estimators": 25, "early_stopping_rounds": 5, "n_jobs": 1}
 
@@ -100,8 +105,6 @@ def test_every_complete_trial_reports_each_fold_for_pruning(project, monkeypatch
     root, params = project
     assert _folds(root) >= 2
     record = _tune(root, monkeypatch, params)
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     study = optuna.load_study(study_name=record["study"], storage=JournalStorage(JournalFileBackend(str(root / record["storage"]))))
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
@@ -129,7 +132,44 @@ def test_trials_run_in_parallel_on_a_local_ray(tmp_path, monkeypatch):
     write_stores(tmp_path, params)
     params = dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=2))
     record = _tune(tmp_path, monkeypatch, params)
-    assert 4 <= sum(record["trials"].values()) <= 5  # two workers may each start the last trial
+    assert sum(record["trials"].values()) == 4 == record["counted"]  # each worker runs its share, not one too many
+
+
+def test_trials_are_shared_exactly():
+    assert quotas(7, 2) == [4, 3] and quotas(2, 8) == [1, 1] and quotas(0, 3) == [] and sum(quotas(30, 4)) == 30
+
+
+def test_temporary_and_queued_experiments_use_the_projects_studies(tmp_path):
+    """dvc exp run --temp and dvc queue run the stage in <project>/.dvc/tmp/exps/<run>/: the study
+    journal is the project's own, so they resume and share studies with the workspace."""
+    assert studies_dir(tmp_path / "proj") == tmp_path / "proj/.tuning"
+    assert studies_dir(tmp_path / "proj/.dvc/tmp/exps/tmpab12cd") == tmp_path / "proj/.tuning"
+    assert studies_dir(tmp_path / "proj/.dvc/tmp/exps/run/tmpab12cd") == tmp_path / "proj/.tuning"
+
+
+def test_a_trial_left_running_by_a_killed_process_is_failed_and_retried(project, monkeypatch):
+    import optuna
+
+    root, params = project
+    record = _tune(root, monkeypatch, params)
+    study = optuna.load_study(study_name=record["study"], storage=JournalStorage(JournalFileBackend(str(root / record["storage"]))))
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    tag = _process_tag(victim.pid)
+    victim.kill()
+    victim.wait()
+    orphan = study.ask()  # what a SIGTERM mid-trial leaves: RUNNING for ever
+    orphan.set_user_attr("process", tag)
+    before = len(study.get_trials())
+    wanted = record["counted"] + 1  # other tests may have extended the study
+    more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=wanted))
+    record = _tune(root, monkeypatch, more)
+    trials = study.get_trials()
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retry) == 1 and retry[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert len(trials) == before + 1  # the retry was the one trial added; the killed one does not count
+    assert record["counted"] == wanted
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
 def test_refusals_are_one_line(project, monkeypatch):
