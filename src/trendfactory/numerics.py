@@ -1,6 +1,6 @@
-"""Which numerical code paths a process computes with: ``portable`` (the same bytes on every
-x86-64 CPU with AVX2 and FMA, whoever runs it) or ``native`` (each library's fastest path for
-this CPU and core count).
+"""Which numerical code paths a process computes with: ``portable`` (the same bytes on x86-64
+CPUs with AVX2 and FMA, Intel or AMD, whoever runs it) or ``native`` (each library's fastest path
+for this CPU and core count).
 
 Why: numpy, OpenBLAS, MKL, oneDNN and PyTorch pick their kernels at run time from the CPU's
 vector instructions, and a BLAS splits its sums by the number of threads. The same code, data
@@ -13,7 +13,11 @@ of those choices to a level every x86-64-v3 CPU (Intel Haswell / AMD Zen and lat
   transcendental functions and AVX-512 sorts are off);
 - OpenBLAS (numpy's and SciPy's copies): the Haswell kernels (``OPENBLAS_CORETYPE``), also on
   AMD Zen, whose own kernel choice differs;
-- MKL (PyTorch's BLAS): the AVX2 code branch, strict (``MKL_CBWR``);
+- MKL (PyTorch's BLAS, FFT and LAPACK): its vendor-neutral reproducible branch, strict
+  (``MKL_CBWR=COMPATIBLE,STRICT``). Not the AVX2 branch: MKL honours that one only on Intel
+  CPUs and falls back to its automatic choice on AMD, so Intel and AMD would round GEMMs
+  differently. The price is MKL's slower kernels (2048-square GEMMs ~2.4x; a network's fit
+  0-35 %, see benchmarks/README.md);
 - oneDNN (PyTorch's convolutions) and PyTorch's own kernels: AVX2 (``ONEDNN_MAX_CPU_ISA``,
   ``ATEN_CPU_CAPABILITY``); Arrow's compute kernels: AVX2 (``ARROW_USER_SIMD_LEVEL``);
 - thread pools: ``STAGE_THREADS`` threads for BLAS, OpenMP and torch outside the fits (a fit
@@ -57,6 +61,7 @@ _NUMPY_AVX512_LEGACY = ("AVX512F", "AVX512CD", "AVX512_KNL", "AVX512_KNM", "AVX5
                         "AVX512_CNL", "AVX512_ICL", "AVX512_SPR")
 OPENBLAS_CORE = "Haswell"
 TORCH_CAPABILITY = "AVX2"
+MKL_BRANCH = "COMPATIBLE,STRICT"  # the one MKL branch that computes alike on Intel and AMD
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -76,7 +81,7 @@ def portable_env(x86: bool = True) -> dict[str, str]:
         env.update({
             "NPY_DISABLE_CPU_FEATURES": " ".join(_numpy_avx512_names()),
             "OPENBLAS_CORETYPE": OPENBLAS_CORE,
-            "MKL_CBWR": "AVX2,STRICT",
+            "MKL_CBWR": MKL_BRANCH,
             "MKL_ENABLE_INSTRUCTIONS": "AVX2",
             "ONEDNN_MAX_CPU_ISA": "AVX2",
             "DNNL_MAX_CPU_ISA": "AVX2",  # oneDNN releases before 3.0 read this name
@@ -248,5 +253,6 @@ def describe(mode: str) -> str:
         return "numerics: native (each library's fastest path for this CPU; last bits differ between CPUs)"
     if not is_x86():
         return f"numerics: portable on {platform.machine()}: {STAGE_THREADS} threads outside fits (bit-identical only to other {platform.machine()} machines)"
-    return (f"numerics: portable (x86-64-v3 paths: numpy without AVX-512, OpenBLAS {OPENBLAS_CORE}, MKL/oneDNN/torch AVX2; "
+    return (f"numerics: portable (x86-64-v3 paths: numpy without AVX-512, OpenBLAS {OPENBLAS_CORE}, "
+            f"MKL {MKL_BRANCH.split(',')[0].lower()}, oneDNN/torch AVX2; "
             f"{STAGE_THREADS} threads outside fits)")

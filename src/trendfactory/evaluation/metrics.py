@@ -1,6 +1,6 @@
 """Metrics for -1/0/+1 trend predictions: classification, signal quality (IC), a long/short book.
 
-Definitions are fixed so numbers compare across models and with qlib (the README, "Metrics, evaluation and the comparison"):
+Definitions are fixed so numbers compare across models and with qlib (docs/evaluation.md, "Metrics"):
 
 - classification over the labels (-1, 0, +1): accuracy, balanced accuracy, macro and per-class
   F1, log loss, confusion matrix;

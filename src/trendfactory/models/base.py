@@ -1,6 +1,6 @@
 """The model contract every registered model follows, and the predictions they all return.
 
-Contract (the README, "Models"):
+Contract (docs/models.md, "The registry" and "Adding a model"):
 
 - the constructor stores params only (``config``, ``horizon``, ``seed``); fitted state ends in ``_``;
 - ``fit(train, val) -> self`` on :class:`~trendfactory.models.data.Samples`;
