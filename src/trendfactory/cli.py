@@ -113,6 +113,7 @@ def _exps(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Long on purpose: the whole command-line table, one add_parser per command: splitting it scatters the help texts.
     parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `trendfactory COMMAND --help` for a command's options.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

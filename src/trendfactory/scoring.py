@@ -403,6 +403,7 @@ def score_bars(
     Returns the predictions data contract (symbol, datetime, horizon, pred, p_down, p_flat,
     p_up, score), sorted by symbol and datetime. Nothing is written but a temporary window store.
     """
+    # Long on purpose: the predict path in pipeline order (validate, featurize, window, scale, score), each step a call.
     root = Path(project_root)
     trained = load_trained(model, horizon, root, params)
     _check_feature_params(params, params_path, root)

@@ -85,6 +85,7 @@ def ingest_chunks(cfg: DataConfig, seed: int, history: HistoryNeed | None, sink)
     symbols at a time (``sink``: :class:`~trendfactory.data.chunks.FrameSink` or
     :class:`~trendfactory.data.chunks.ParquetSink`); raises DataValidationError before the
     sink's output is complete. ``history``: as :func:`run_ingest`."""
+    # Long on purpose: one streaming loop whose state (chunk, sinks, universe checks) would otherwise travel through many parameters.
     source = open_source(cfg, seed)
     if source.counts.empty:
         raise DataValidationError(

@@ -309,6 +309,7 @@ DETAILS = (
 
 def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates: dict[str, bool], header: str, n_models: int) -> str:
     """metrics/comparison.md: the verdict first, then one short table per horizon, details folded."""
+    # Long on purpose: the page, section by section, in reading order.
     lines = ["# Model comparison", "", header, "", "## Verdict", ""]
     for h in sorted(verdicts):
         lines += verdict_lines(verdicts[h], rows, n_models)

@@ -187,6 +187,7 @@ def long_short_book(
     d + entry_lag and exits h bars later, as the labels do. Rows run from the first prediction
     date through the last bar the last tranche is held (or the calendar end).
     """
+    # Long on purpose: the book's steps (ranks, weights, entry lag, costs) work on the same frames in one pass.
     if horizon < 1 or entry_lag < 0 or cost_bps < 0:
         raise ValueError(
             f"long_short_book: got horizon={horizon}, entry_lag={entry_lag}, cost_bps={cost_bps}; "

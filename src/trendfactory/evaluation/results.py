@@ -43,6 +43,7 @@ def _horizon_row(h: int, s: dict) -> str:
 def results_section(compare: dict) -> str:
     """The Markdown between the markers: the verdict table per horizon and plain sentences, every
     number taken from ``compare`` (metrics/compare.json's content)."""
+    # Long on purpose: the README section, paragraph by paragraph, in reading order.
     summary, items = compare["summary"], compare["items"]
     horizons = sorted(int(k[1:]) for k in summary)
     blocks = [c["test"] for c in summary[f"h{horizons[0]}"].get("folds", []) if c.get("test")] if horizons else []

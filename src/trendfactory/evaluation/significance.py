@@ -377,6 +377,7 @@ def spa_test(
     panels it found a model with mean Rank IC 0.045 in 59 % of cases where arch's found it in
     65 % (h = 5, rho = 0.9), a gap that is mostly arch's excess size.
     """
+    # Long on purpose: Hansen's SPA steps in the paper's order (bootstrap, studentise, recentre, p-values), checked against arch.
     _check_horizon(horizon, "spa_test")
     if reps < 1:
         raise ValueError(f"spa_test: got reps={reps}, expected an integer >= 1")

@@ -197,6 +197,7 @@ def featurize(chunks: Iterable[pd.DataFrame], context: pd.DataFrame, params: Par
     iterated twice): the rows go to ``sink`` (``write`` per chunk, then ``drop_columns`` of the
     features no fold can use), the schema and the folds (boundaries, scaler, report) are
     returned. Raises DataValidationError before the sink's output is complete."""
+    # Long on purpose: the featurize pass over chunks with its two-phase scaler; its state is the chunk loop's.
     fcfg, lcfg = params.features, params.label
     horizons = tuple(lcfg.horizons)
     warmup = warmup_bars(fcfg)

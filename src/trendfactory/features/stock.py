@@ -272,6 +272,7 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig, inputs: tupl
     :func:`available_inputs` of the whole universe when ``bars`` is one chunk of it (every
     chunk then gets the same columns); None: judged on ``bars``.
     """
+    # Long on purpose: one block per feature family, each a few lines, over the same price arrays.
     for col in ("symbol", "close"):
         if col not in bars.columns:
             raise DataValidationError(

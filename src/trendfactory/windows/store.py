@@ -311,6 +311,27 @@ class _OrderCheck:
         _check_order(self.path, codes, dts, self.symbols, start)
 
 
+class _Source:
+    """The featurize output read batch by batch: a few columns at a time, row counts checked
+    against the parquet metadata."""
+
+    def __init__(self, pf: pq.ParquetFile, path: Path, n: int, f: int) -> None:
+        self.pf, self.path, self.n = pf, path, n
+        self.batch_size = max(_MIN_BATCH_ROWS, min(_MAX_BATCH_ROWS, _BATCH_BYTES // (4 * f)))
+
+    def batches(self, columns: list[str]):
+        """(row slice, record batch) over the whole file, for ``columns``."""
+        off = 0
+        for batch in self.pf.iter_batches(batch_size=self.batch_size, columns=columns, use_threads=_USE_THREADS):
+            m = batch.num_rows
+            if off + m > self.n:
+                raise DataValidationError(f"{self.path}: more rows than the parquet metadata says ({self.n})")
+            yield slice(off, off + m), batch
+            off += m
+        if off != self.n:
+            raise DataValidationError(f"{self.path}: read {off} rows, the parquet metadata says {self.n}")
+
+
 def _write(
     pf: pq.ParquetFile,
     path: Path,
@@ -324,107 +345,11 @@ def _write(
     scaler: dict[str, dict] | None,
     fold_cols: list[str] | None,
 ) -> dict[str, Any]:
-    pool = pa.default_memory_pool()
-    batch_size = max(_MIN_BATCH_ROWS, min(_MAX_BATCH_ROWS, _BATCH_BYTES // (4 * f)))
-
-    def batches(columns: list[str]):
-        """(row slice, record batch) over the whole file, for a few columns."""
-        off = 0
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=_USE_THREADS):
-            m = batch.num_rows
-            if off + m > n:
-                raise DataValidationError(f"{path}: more rows than the parquet metadata says ({n})")
-            yield slice(off, off + m), batch
-            off += m
-        if off != n:
-            raise DataValidationError(f"{path}: read {off} rows, the parquet metadata says {n}")
-
-    # ---- pass 1: symbols, datetimes, labels / returns / scores, fold roles --------------------
-    codes = NpyFile.create(tmp / "symbol_codes.npy", np.int32, (n,))
-    dts = NpyFile.create(tmp / "datetime.npy", np.int64, (n,))
-    labels = {h: NpyFile.create(tmp / f"label_h{h}.npy", np.int8, (n,)) for h in hs}
-    rets = {h: NpyFile.create(tmp / f"ret_h{h}.npy", np.float32, (n,)) for h in hs}
-    scores = {h: NpyFile.create(tmp / f"score_h{h}.npy", np.float32, (n,)) for h in hs}
-    roles = None if fold_cols is None else NpyFile.create(tmp / "roles.npy", np.int8, (n, len(fold_cols)))
-    symbols: list[str] = []
-    sym_code: dict[str, int] = {}
-    order = _OrderCheck(path, symbols)
-    meta_cols = [SYMBOL_COL, DATETIME_COL]
-    for h in hs:
-        meta_cols += [_label_col(h), _ret_col(h), _score_col(h)]
-    for sl, batch in batches(meta_cols + (fold_cols or [])):
-        # symbols -> int32 codes, in order of first appearance
-        sym = batch.column(SYMBOL_COL)
-        if sym.null_count:
-            bad = int(np.flatnonzero(sym.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
-            raise DataValidationError(f"{path}: null {SYMBOL_COL!r} at row {bad}; fix the featurize output")
-        enc = sym if pa.types.is_dictionary(sym.type) else sym.dictionary_encode()
-        idx = enc.indices.to_numpy(zero_copy_only=False)
-        dict_names = enc.dictionary.to_pylist()
-        lut = np.full(len(dict_names), -1, dtype=np.int32)
-        used, first = np.unique(idx, return_index=True)
-        for k in used[np.argsort(first)]:  # dictionary entries used here, by first appearance
-            s = dict_names[k]
-            c = sym_code.get(s)
-            if c is None:
-                c = sym_code[s] = len(symbols)
-                symbols.append(s)
-            lut[k] = c
-        batch_codes = lut[idx]
-        codes.write(sl.start, batch_codes)
-
-        # datetimes -> int64 ns
-        dt = batch.column(DATETIME_COL)
-        if dt.null_count:
-            bad = int(np.flatnonzero(dt.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
-            raise DataValidationError(f"{path}: null {DATETIME_COL!r} at row {bad}; fix the featurize output")
-        batch_dts = dt.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64()).to_numpy()
-        dts.write(sl.start, batch_dts)
-        order.add(sl.start, batch_codes, batch_dts)
-
-        for h in hs:
-            lab = _np(batch.column(_label_col(h))).astype(np.float64, copy=False)  # null -> NaN
-            miss = np.isnan(lab)
-            vals = lab[~miss]
-            if vals.size and not np.isin(vals, (-1.0, 0.0, 1.0)).all():
-                bad_v = float(vals[~np.isin(vals, (-1.0, 0.0, 1.0))][0])
-                raise DataValidationError(
-                    f"{path}: column {_label_col(h)!r} has value {bad_v:g}; "
-                    f"labels must be -1, 0, +1 or null"
-                )
-            labels[h].write(sl.start, np.where(miss, MISSING_LABEL, np.nan_to_num(lab)).astype(np.int8))
-            rets[h].write(sl.start, _np(batch.column(_ret_col(h))))
-            scores[h].write(sl.start, _np(batch.column(_score_col(h))))
-        if fold_cols:
-            roles.write(sl.start, np.stack([_np(batch.column(c)).astype(np.int8) for c in fold_cols], axis=1))
-        del batch
-    pool.release_unused()  # hand the reader's freed buffers back to the OS
-
-    # ---- passes 2..: features, a few columns per pass -----------------------------------------
-    # pyarrow holds a reader (page buffers, decoded dictionary: a few MB) per open column, so
-    # reading all F columns at once would cost F times that; a group of columns bounds it.
-    # Columns are cast to float32 (nulls -> NaN) into a small cache-resident [rows, group]
-    # block, which is then copied into the batch's rows of the file in one strided assignment.
-    X = NpyFile.create(tmp / "features.npy", np.float32, (n, f))
-    _reserve(tmp / "features.npy")
-    row_ok = np.ones(n, dtype=bool)  # all features finite: one byte per row stays in memory
-    block = np.empty((batch_size, min(f, _COLUMNS_PER_PASS)), dtype=np.float32)
-    for g0 in range(0, f, _COLUMNS_PER_PASS):
-        group = features[g0 : g0 + _COLUMNS_PER_PASS]
-        for sl, batch in batches(group):
-            blk = block[: batch.num_rows, : len(group)]
-            ok = row_ok[sl]
-            for j, name in enumerate(group):
-                with np.errstate(over="ignore"):  # beyond float32 -> inf: an unusable row
-                    blk[:, j] = _np(batch.column(name))
-                ok &= np.isfinite(blk[:, j])  # after the cast
-            rows = X.block(sl.start, sl.stop, writable=True)
-            rows[:, g0 : g0 + len(group)] = blk
-            del rows, batch  # unmapped: the written pages leave this process
-        pool.release_unused()
-    del block
-
-    # ---- window index -----------------------------------------------------------------------
+    """The store's files in ``tmp``: the per-row columns, the features, the window index, meta.json."""
+    src = _Source(pf, path, n, f)
+    symbols, roles = _write_row_columns(src, tmp, hs, tz, fold_cols)
+    pa.default_memory_pool().release_unused()  # hand the reader's freed buffers back to the OS
+    row_ok = _write_features(src, tmp, features)
     counts = _write_index(tmp, n, seq_len, row_ok, hs, symbols, roles)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -445,6 +370,108 @@ def _write(
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def _write_row_columns(src: _Source, tmp: Path, hs: list[int], tz: str | None,
+                       fold_cols: list[str] | None) -> tuple[list[str], NpyFile | None]:
+    """Pass 1: symbol codes, datetimes, labels / returns / scores per horizon and the fold roles,
+    with the row order checked; returns the symbols (by first appearance) and roles.npy."""
+    n, per_h = src.n, {}
+    codes = NpyFile.create(tmp / "symbol_codes.npy", np.int32, (n,))
+    dts = NpyFile.create(tmp / "datetime.npy", np.int64, (n,))
+    for h in hs:
+        per_h[h] = (NpyFile.create(tmp / f"label_h{h}.npy", np.int8, (n,)),
+                        NpyFile.create(tmp / f"ret_h{h}.npy", np.float32, (n,)),
+                        NpyFile.create(tmp / f"score_h{h}.npy", np.float32, (n,)))
+    roles = None if fold_cols is None else NpyFile.create(tmp / "roles.npy", np.int8, (n, len(fold_cols)))
+    symbols: list[str] = []
+    sym_code: dict[str, int] = {}
+    order = _OrderCheck(src.path, symbols)
+    meta_cols = [SYMBOL_COL, DATETIME_COL]
+    for h in hs:
+        meta_cols += [_label_col(h), _ret_col(h), _score_col(h)]
+    for sl, batch in src.batches(meta_cols + (fold_cols or [])):
+        batch_codes = _symbol_codes(src.path, batch, sl, symbols, sym_code)
+        codes.write(sl.start, batch_codes)
+        dt = batch.column(DATETIME_COL)  # -> int64 ns
+        if dt.null_count:
+            bad = int(np.flatnonzero(dt.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
+            raise DataValidationError(f"{src.path}: null {DATETIME_COL!r} at row {bad}; fix the featurize output")
+        batch_dts = dt.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64()).to_numpy()
+        dts.write(sl.start, batch_dts)
+        order.add(sl.start, batch_codes, batch_dts)
+        for h in hs:
+            labels, rets, scores = per_h[h]
+            labels.write(sl.start, _labels(src.path, batch, h))
+            rets.write(sl.start, _np(batch.column(_ret_col(h))))
+            scores.write(sl.start, _np(batch.column(_score_col(h))))
+        if fold_cols:
+            roles.write(sl.start, np.stack([_np(batch.column(c)).astype(np.int8) for c in fold_cols], axis=1))
+        del batch
+    return symbols, roles
+
+
+def _symbol_codes(path: Path, batch: pa.RecordBatch, sl: slice, symbols: list[str], sym_code: dict[str, int]) -> np.ndarray:
+    """The batch's symbols as int32 codes, new symbols numbered in order of first appearance
+    (``symbols`` and ``sym_code`` grow)."""
+    sym = batch.column(SYMBOL_COL)
+    if sym.null_count:
+        bad = int(np.flatnonzero(sym.is_null().to_numpy(zero_copy_only=False))[0]) + sl.start
+        raise DataValidationError(f"{path}: null {SYMBOL_COL!r} at row {bad}; fix the featurize output")
+    enc = sym if pa.types.is_dictionary(sym.type) else sym.dictionary_encode()
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    dict_names = enc.dictionary.to_pylist()
+    lut = np.full(len(dict_names), -1, dtype=np.int32)
+    used, first = np.unique(idx, return_index=True)
+    for k in used[np.argsort(first)]:  # dictionary entries used here, by first appearance
+        s = dict_names[k]
+        c = sym_code.get(s)
+        if c is None:
+            c = sym_code[s] = len(symbols)
+            symbols.append(s)
+        lut[k] = c
+    return lut[idx]
+
+
+def _labels(path: Path, batch: pa.RecordBatch, h: int) -> np.ndarray:
+    """The batch's labels at horizon ``h`` as int8, null -> MISSING_LABEL; anything but -1/0/+1 refused."""
+    lab = _np(batch.column(_label_col(h))).astype(np.float64, copy=False)  # null -> NaN
+    miss = np.isnan(lab)
+    vals = lab[~miss]
+    if vals.size and not np.isin(vals, (-1.0, 0.0, 1.0)).all():
+        bad_v = float(vals[~np.isin(vals, (-1.0, 0.0, 1.0))][0])
+        raise DataValidationError(f"{path}: column {_label_col(h)!r} has value {bad_v:g}; labels must be -1, 0, +1 or null")
+    return np.where(miss, MISSING_LABEL, np.nan_to_num(lab)).astype(np.int8)
+
+
+def _write_features(src: _Source, tmp: Path, features: list[str]) -> np.ndarray:
+    """Passes 2..: features.npy [n, F] float32, a few columns per pass; returns which rows have
+    every feature finite.
+
+    pyarrow holds a reader (page buffers, decoded dictionary: a few MB) per open column, so
+    reading all F columns at once would cost F times that; a group of columns bounds it.
+    Columns are cast to float32 (nulls -> NaN) into a small cache-resident [rows, group] block,
+    which is then copied into the batch's rows of the file in one strided assignment."""
+    n, f = src.n, len(features)
+    X = NpyFile.create(tmp / "features.npy", np.float32, (n, f))
+    _reserve(tmp / "features.npy")
+    row_ok = np.ones(n, dtype=bool)  # all features finite: one byte per row stays in memory
+    block = np.empty((src.batch_size, min(f, _COLUMNS_PER_PASS)), dtype=np.float32)
+    pool = pa.default_memory_pool()
+    for g0 in range(0, f, _COLUMNS_PER_PASS):
+        group = features[g0 : g0 + _COLUMNS_PER_PASS]
+        for sl, batch in src.batches(group):
+            blk = block[: batch.num_rows, : len(group)]
+            ok = row_ok[sl]
+            for j, name in enumerate(group):
+                with np.errstate(over="ignore"):  # beyond float32 -> inf: an unusable row
+                    blk[:, j] = _np(batch.column(name))
+                ok &= np.isfinite(blk[:, j])  # after the cast
+            rows = X.block(sl.start, sl.stop, writable=True)
+            rows[:, g0 : g0 + len(group)] = blk
+            del rows, batch  # unmapped: the written pages leave this process
+        pool.release_unused()
+    return row_ok
 
 
 def _blocks(n: int, size: int):

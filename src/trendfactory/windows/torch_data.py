@@ -117,6 +117,7 @@ class BatchGatherer:
         with_scores: bool = False,
         samples_per_epoch: int | None = None,
     ) -> None:
+        # Long on purpose: validates and lays out every tensor the gatherer keeps on the device, in one place.
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.split = split

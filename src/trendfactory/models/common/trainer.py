@@ -141,6 +141,18 @@ class RankICKeys:
 
 
 @dataclass
+class _Optimization:
+    """What one fit steps: the optimizer, its schedules, the grad scaler, the clipped parameters."""
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    scaler: torch.amp.GradScaler
+    clipped: list
+    clip_in_step: bool
+
+
+@dataclass
 class TrainResult:
     best_epoch: int  # 0-based epoch whose weights were restored
     best_val_loss: float
@@ -270,88 +282,31 @@ class Trainer:
         task = task or Classification(aux_weight=cfg.aux_weight)
         torch.manual_seed(self.seed)
         net.to(self.device)
-        groups = param_groups or [{"params": list(net.parameters()), "lr_mult": 1.0}]
-        opt = _adamw([{"params": g["params"], "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in groups], cfg.lr, cfg.weight_decay)
-        steps = max(len(train), 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps))
-        plateau = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(cfg.patience // 2, 1), threshold=cfg.min_delta, threshold_mode="abs")
-            if cfg.scheduler == "plateau"
-            else None
-        )
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scale)
+        o = self._optimization(net, param_groups, max(len(train), 1))
         st = {"epoch": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "history": {}, "best_ckpts": []}
         best_state = None
         if self.checkpoint_dir and cfg.resume:
-            best_state = self._resume(net, opt, sched, plateau, scaler, st)
-
+            best_state = self._resume(net, o.opt, o.sched, o.plateau, o.scaler, st)
         t_train, n_train = 0.0, 0
         t_start = time.perf_counter()
-        clipped = [p for p in net.parameters() if p.requires_grad]
-        # the fused AdamW kernel divides every gradient by ``opt.grad_scale`` as it reads it (the
-        # hook GradScaler uses): clipping there saves a separate pass over the gradients -- 70 us
-        # a step, 2 % of the MLP's. Not with an active grad scaler, which owns that attribute.
-        clip_in_step = bool(opt.defaults.get("fused")) and not scaler.is_enabled()
-        epoch = st["epoch"]
         for epoch in range(st["epoch"], cfg.max_epochs):
-            if hasattr(train, "set_epoch"):
-                train.set_epoch(epoch)
-            net.train()
-            losses, sizes = [], []  # summed once an epoch: no per-batch op, no sync
             t0 = time.perf_counter()
-            for batch in self._bar(train, epoch):
-                loss = task.loss(self, net, batch)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.max_grad_norm > 0:
-                    if clip_in_step:
-                        opt.grad_scale = _clip_divisor(clipped, cfg.max_grad_norm)
-                    else:
-                        scaler.unscale_(opt)
-                        nn.utils.clip_grad_norm_(clipped, cfg.max_grad_norm, foreach=True)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                losses.append(loss.detach())
-                sizes.append(task.size(batch))
-            count = sum(sizes)
-            running = float(torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32, device=self.device)) if losses else 0.0
+            running, count = self._train_epoch(net, train, epoch, task, o)
             t_train += time.perf_counter() - t0
             n_train += count
             val_metrics = self.evaluate(net, val, task)
-            val_loss = val_metrics["val/loss"]
-            self._check_finite(epoch, running / max(count, 1), val_loss, scaler.is_enabled())
-            if cfg.monitor == "rank_ic":  # minimised like a loss: the negated Rank IC
-                if "val/rank_ic" not in val_metrics:
-                    raise TrendfactoryError(f"{self.name}: train.monitor is rank_ic but this model's validation has no Rank IC; use train.monitor: loss")
-                val_loss = -val_metrics["val/rank_ic"] if np.isfinite(val_metrics["val/rank_ic"]) else math.inf
-            if plateau is not None:
-                plateau.step(val_loss)
+            self._check_finite(epoch, running / max(count, 1), val_metrics["val/loss"], o.scaler.is_enabled())
+            monitored = self._monitored(val_metrics)
+            if o.plateau is not None:
+                o.plateau.step(monitored)
             metrics = {
                 "train/loss": running / max(count, 1),
                 **val_metrics,
-                "lr": opt.param_groups[0]["lr"],
+                "lr": o.opt.param_groups[0]["lr"],
                 "samples_per_second": count / max(time.perf_counter() - t0, 1e-9),
             }
-            for k, v in metrics.items():
-                st["history"].setdefault(k, []).append(float(v))
-            if self.on_epoch:
-                self.on_epoch(metrics)
-            improved = val_loss < st["best"] - cfg.min_delta  # val_loss: the monitored quantity
-            if improved:
-                st.update(best=val_loss, best_epoch=epoch, bad=0)
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-                self._keep_best(epoch, val_loss, best_state, st)
-            else:
-                st["bad"] += 1
-            rank_ic = f", val Rank IC {metrics['val/rank_ic']:+.4f}" if "val/rank_ic" in metrics else ""
-            log.info(
-                "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f%s, lr %.2e, %.0f samples/s%s",
-                self.name, epoch + 1, cfg.max_epochs, metrics["train/loss"], metrics["val/loss"], metrics.get("val/macro_f1", float("nan")),
-                rank_ic, metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
-            )
-            st["epoch"] = epoch + 1
-            self._save_last(net, opt, sched, plateau, scaler, st)
+            best_state = self._end_epoch(net, epoch, metrics, monitored, st, best_state)
+            self._save_last(net, o.opt, o.sched, o.plateau, o.scaler, st)
             if st["bad"] >= cfg.patience:
                 log.info("%s: early stop after epoch %d (no val improvement > %g for %d epochs)", self.name, epoch + 1, cfg.min_delta, cfg.patience)
                 break
@@ -365,6 +320,82 @@ class Trainer:
             seconds=time.perf_counter() - t_start,
             samples_per_second=n_train / t_train if t_train > 0 else 0.0,
         )
+
+    def _optimization(self, net: nn.Module, param_groups: list[dict] | None, steps: int) -> _Optimization:
+        """AdamW over the parameter groups, the warm-up + schedule of ``train.scheduler``, the
+        grad scaler of the precision, and how gradients are clipped."""
+        cfg = self.cfg
+        groups = param_groups or [{"params": list(net.parameters()), "lr_mult": 1.0}]
+        opt = _adamw([{"params": g["params"], "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in groups], cfg.lr, cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps))
+        plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(cfg.patience // 2, 1), threshold=cfg.min_delta, threshold_mode="abs")
+            if cfg.scheduler == "plateau"
+            else None
+        )
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scale)
+        # the fused AdamW kernel divides every gradient by ``opt.grad_scale`` as it reads it (the
+        # hook GradScaler uses): clipping there saves a separate pass over the gradients -- 70 us
+        # a step, 2 % of the MLP's. Not with an active grad scaler, which owns that attribute.
+        clip_in_step = bool(opt.defaults.get("fused")) and not scaler.is_enabled()
+        return _Optimization(opt, sched, plateau, scaler, [p for p in net.parameters() if p.requires_grad], clip_in_step)
+
+    def _train_epoch(self, net: nn.Module, train, epoch: int, task: Task, o: _Optimization) -> tuple[float, int]:
+        """One pass over ``train``: (summed loss weighted by batch size, samples seen)."""
+        cfg = self.cfg
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
+        net.train()
+        losses, sizes = [], []  # summed once an epoch: no per-batch op, no sync
+        for batch in self._bar(train, epoch):
+            loss = task.loss(self, net, batch)
+            o.opt.zero_grad(set_to_none=True)
+            o.scaler.scale(loss).backward()
+            if cfg.max_grad_norm > 0:
+                if o.clip_in_step:
+                    o.opt.grad_scale = _clip_divisor(o.clipped, cfg.max_grad_norm)
+                else:
+                    o.scaler.unscale_(o.opt)
+                    nn.utils.clip_grad_norm_(o.clipped, cfg.max_grad_norm, foreach=True)
+            o.scaler.step(o.opt)
+            o.scaler.update()
+            o.sched.step()
+            losses.append(loss.detach())
+            sizes.append(task.size(batch))
+        count = sum(sizes)
+        running = float(torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32, device=self.device)) if losses else 0.0
+        return running, count
+
+    def _monitored(self, val_metrics: dict) -> float:
+        """What early stopping and the plateau schedule minimise: val loss, or the negated val Rank IC."""
+        if self.cfg.monitor != "rank_ic":
+            return val_metrics["val/loss"]
+        if "val/rank_ic" not in val_metrics:
+            raise TrendfactoryError(f"{self.name}: train.monitor is rank_ic but this model's validation has no Rank IC; use train.monitor: loss")
+        return -val_metrics["val/rank_ic"] if np.isfinite(val_metrics["val/rank_ic"]) else math.inf
+
+    def _end_epoch(self, net: nn.Module, epoch: int, metrics: dict, monitored: float, st: dict, best_state: dict | None) -> dict | None:
+        """Record the epoch (history, the on_epoch hook, the log line), keep the weights when the
+        monitored value improved by more than ``min_delta``; returns the best weights so far."""
+        for k, v in metrics.items():
+            st["history"].setdefault(k, []).append(float(v))
+        if self.on_epoch:
+            self.on_epoch(metrics)
+        improved = monitored < st["best"] - self.cfg.min_delta
+        if improved:
+            st.update(best=monitored, best_epoch=epoch, bad=0)
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            self._keep_best(epoch, monitored, best_state, st)
+        else:
+            st["bad"] += 1
+        rank_ic = f", val Rank IC {metrics['val/rank_ic']:+.4f}" if "val/rank_ic" in metrics else ""
+        log.info(
+            "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f%s, lr %.2e, %.0f samples/s%s",
+            self.name, epoch + 1, self.cfg.max_epochs, metrics["train/loss"], metrics["val/loss"], metrics.get("val/macro_f1", float("nan")),
+            rank_ic, metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
+        )
+        st["epoch"] = epoch + 1
+        return best_state
 
     def _check_finite(self, epoch: int, train_loss: float, val_loss: float, scaled: bool) -> None:
         """Stop a diverged fit: NaN weights would be saved, recorded by DVC and fail later in
