@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from trendfactory.models import Samples, create
+from trendfactory.models import Samples, create, model_config
 from trendfactory.models.zoo.lightgbm import lgb_params
 from trendfactory.models.zoo.xgboost import xgb_params
 from trendfactory.params import load_params
@@ -66,7 +66,7 @@ def main() -> None:
 
     rows = []
     for name, direct in (("xgboost", direct_xgboost), ("lightgbm", direct_lightgbm)):
-        cfg = getattr(params.models, name)
+        cfg = model_config(params, name)
         # the direct side gets its arrays for free: extracted once, outside the timing
         X, y = train.tabular(cfg.lags), train.classes()
         Xv, yv = val.tabular(cfg.lags), val.classes()

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from trendfactory.io import write_parquet
-from trendfactory.models import Samples, create
+from trendfactory.models import Samples, create, model_config
 from trendfactory.models.common.trainer import Trainer
 from trendfactory.models.zoo.dual_tower import MultiHorizon
 from trendfactory.params import TrainConfig, load_params
@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
     cfg = TrainConfig(**{**params.train.__dict__, "batch_size": BATCH, "max_epochs": 1, "patience": 2, "device": "cpu", "resume": False})
-    dt = params.models.dual_tower
+    dt = model_config(params, "dual_tower")
     cpu = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         full = Samples.open(synthetic_store(Path(tmp), args.samples + 20_000), HORIZONS[0])

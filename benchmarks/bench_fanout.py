@@ -36,7 +36,7 @@ def main() -> None:
 
     from trendfactory.parallel import Placement, run_tasks
     from trendfactory.params import parse_params
-    from trendfactory.stages.common import configure_logging
+    from trendfactory.runtime import configure_logging
     from trendfactory.stages.train import main_body
 
     configure_logging("bench")

@@ -298,7 +298,7 @@ def pin(threads: int) -> None:
 
 def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, horizons: list[int], fold: int, seed_index: int,
             args: argparse.Namespace, device: torch.device, util_reader) -> dict:
-    from trendfactory.stages.common import seed_everything
+    from trendfactory.runtime import seed_everything
 
     cls = get_model_class(name)
     config = getattr(params.models, cls.name)

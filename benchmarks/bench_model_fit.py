@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     from trendfactory.evaluation.metrics import ic_metrics
-    from trendfactory.models import Samples, create, get_model_class
+    from trendfactory.models import Samples, create, get_model_class, model_config
     from trendfactory.params import load_params
     from trendfactory.stages.train import prediction_frame
     from trendfactory.windows.reader import WindowSplit
@@ -40,7 +40,7 @@ def main() -> None:
     fold = WindowSplit.open(store).n_folds - 1
     train, val = (Samples.open(store, args.horizon, fold, role) for role in ("train", "val"))
     cls = get_model_class(args.model)
-    model = create(args.model, params.models.get(cls.name), horizon=args.horizon, seed=params.seed, train=params.train)
+    model = create(args.model, model_config(params, cls.name), horizon=args.horizon, seed=params.seed, train=params.train)
     n_params = None
     if cls.kind == "network":  # the default-size network, built the way the trainer builds it
         model.shape_ = (train.n_features, train.seq_len)

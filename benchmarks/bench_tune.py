@@ -29,7 +29,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from trendfactory.params import parse_params
-    from trendfactory.stages.common import configure_logging
+    from trendfactory.runtime import configure_logging
     from trendfactory.stages.tune import main_body
 
     configure_logging("bench")

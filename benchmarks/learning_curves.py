@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def curves(model: str, lr: float, epochs: int, fold: int, horizon: int) -> dict[str, list[float]]:
     """Per-epoch history of one fit (no early stopping: patience = epochs)."""
-    from trendfactory.models import Samples, create
+    from trendfactory.models import Samples, create, model_config
     from trendfactory.params import load_params
 
     params = load_params(ROOT / "params.yaml")
@@ -39,7 +39,7 @@ def curves(model: str, lr: float, epochs: int, fold: int, horizon: int) -> dict[
 
     from trendfactory.models.base import FitContext
 
-    m = create(model, getattr(params.models, model), horizon=horizon, seed=params.seed, train=train_cfg)
+    m = create(model, model_config(params, model), horizon=horizon, seed=params.seed, train=train_cfg)
     m.fit(train, val, FitContext(on_epoch=record))
     return history
 

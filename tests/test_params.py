@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from trendfactory.errors import ParamsError
-from trendfactory.models.registry import get_model_class, validate_all
+from trendfactory.models.registry import get_model_class, model_config, validate_all
 from trendfactory.params import ModelSections, Params, load_params, model_names, parse_params
 
 
@@ -20,7 +20,7 @@ def test_repo_params_yaml_loads_and_matches_defaults():
     loaded = load_params(Path(__file__).parents[1] / "params.yaml")
     assert dataclasses.replace(loaded, models=ModelSections()) == Params()
     for name in model_names():
-        assert loaded.models.get(name) == get_model_class(name).config_class(), name
+        assert model_config(loaded, name) == get_model_class(name).config_class(), name
     validate_all(loaded)
 
 

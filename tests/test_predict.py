@@ -20,7 +20,7 @@ import yaml
 
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
-from trendfactory.models import Samples, TrendModel, create
+from trendfactory.models import Samples, TrendModel, create, model_config
 from trendfactory.models.base import PREDICTION_COLUMNS
 from trendfactory.params import load_params
 from trendfactory.paths import model_dir
@@ -65,7 +65,7 @@ def _build_project(root: Path, overrides: dict) -> None:
             stage.main_body(params, None)
         train, val = (Samples.open(root / "data/windows", H, 0, s) for s in ("train", "val"))
         for name in (*params.run.models, *params.run.joint_models):
-            model = create(name, getattr(params.models, name), horizon=H, seed=params.seed, train=params.train)
+            model = create(name, model_config(params, name), horizon=H, seed=params.seed, train=params.train)
             model.fit(train, val).save(root / model_dir(name, H, model.joint) / "fold_00" / "seed_00")
         bars = pd.read_parquet(root / "data/raw/bars.parquet")
         bars.to_csv(root / "bars.csv", index=False)

@@ -1,4 +1,4 @@
-"""dvc.yaml's code dependencies are complete: a stage reruns when any project file its code
+"""dvc.yaml's code dependencies are complete and generated: a stage reruns when any project file its code
 imports changes (a model's stage: every file its model file and the train script import, and
 no other model's file).
 
@@ -13,39 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts import stage_deps as generator
+from scripts.stage_deps import project_imports
 from trendfactory.models.registry import EVALUATE_STAGE, TRAIN_STAGE, get_model_class
 from trendfactory.params import model_names
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-
-
-def _module_file(module: str) -> Path | None:
-    path = SRC.joinpath(*module.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def project_imports(*modules: str) -> set[str]:
-    """Repo-relative paths of every trendfactory file that importing ``modules`` can run
-    (transitively; parent packages' ``__init__`` included)."""
-    seen: set[Path] = set()
-    todo = list(modules)
-    while todo:
-        module = todo.pop()
-        path = _module_file(module)
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        parts = module.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("trendfactory")]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("trendfactory"):
-                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-    return {p.relative_to(ROOT).as_posix() for p in seen}
 
 
 def stage_deps(stage: str, model: str) -> list[str]:
@@ -96,3 +69,16 @@ def test_a_models_tune_and_tuned_stages_depend_on_every_file_they_import(name):
         assert not uncovered(needed, deps), f"{stage}@{name}: add to its deps in dvc.yaml: {uncovered(needed, deps)}"
     needed = {f for f in project_imports("trendfactory.stages.evaluate") if "/models/" not in f}
     assert not uncovered(needed, stage_deps("evaluate_tuned", name))
+
+
+def test_dvc_yaml_code_deps_are_what_the_generator_writes(capsys):
+    """scripts/stage_deps.py writes every stage's code deps from the imports; a new import
+    anywhere fails here until `.venv/bin/python scripts/stage_deps.py` rewrites dvc.yaml."""
+    assert generator.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_the_generator_notices_a_stale_list():
+    text = (ROOT / "dvc.yaml").read_text()
+    stale = text.replace("src/trendfactory/stages/ingest.py", "src/trendfactory/stages/ingest_old.py", 1)
+    fixed, changed = generator.render(stale)
+    assert changed == ["ingest"] and fixed == text

@@ -64,6 +64,7 @@ def _run_torchscript(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def export_fitted(model: TrendModel, samples: Samples, out_dir: Path, extra: dict | None = None) -> dict:
     """Export ``model`` for ``samples.horizon`` into ``out_dir`` and check it against
     ``model.predict`` on the first ``CHECK_ROWS`` of ``samples``; returns the export.json content."""
+    # Long on purpose: one export: trace, write, reload, compare to PyTorch; the steps share the model and its inputs.
     if not hasattr(model, "scoring_module"):
         raise TrendfactoryError(
             f"export: {model.name} is a {model.kind} model, saved in its library's own format under models/; "
@@ -139,7 +140,8 @@ def export_trained(model: str, horizon: int, output: Path | None = None, project
     """Export the pipeline's trained ``model`` (its last fold's first seed, as `predict` scores)
     with that fold's scaler, checked on that fold's test windows."""
     from trendfactory.scoring import load_trained
-    from trendfactory.stages.store import load_split, open_store
+    from trendfactory.models.data import load_split
+    from trendfactory.windows.reader import open_store
 
     trained = load_trained(model, horizon, project_root)
     fitted = trained.model

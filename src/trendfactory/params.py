@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -157,8 +157,9 @@ class WindowConfig:
 
 # --------------------------------------------------------------------------------------------
 # Models. Each model declares its own config dataclass beside it (models/zoo/<name>.py, with the
-# field helpers below); `models.<name>` is validated against it when a stage first reads it,
-# which imports only that model's file (so a tabular stage never imports torch).
+# field helpers below); `models.<name>` is validated against it when a stage first reads it
+# (models.registry.model_config), which imports only that model's file (so a tabular stage never
+# imports torch).
 
 LAGS = check(lambda v: all(x >= 1 for x in v), "a list of integers >= 1")
 CLASS_WEIGHT = choice("none", "balanced")
@@ -178,12 +179,14 @@ def model_names() -> tuple[str, ...]:
 
 
 class ModelSections:
-    """The `models` section: ``models.<name>`` as that model's typed config.
+    """The `models` section: each ``models.<name>`` as written, and its typed config once parsed.
 
-    ``params.models.xgboost`` (or ``.get("xgboost")``) validates the section against the config
-    class the model declares in its own file -- unknown keys, types, allowed values, and lags
-    inside ``window.seq_len`` -- and raises :class:`ParamsError` with the dotted key. A model
-    without a section gets its defaults.
+    Parsing needs the config class the model declares in its own file, which is the models
+    package's business, not this module's (it imports nothing of the project):
+    ``trendfactory.models.registry.model_config(params, name)`` validates the section -- unknown
+    keys, types, allowed values, lags inside ``window.seq_len`` -- raising :class:`ParamsError`
+    with the dotted key, and keeps the result here (``typed``). A model without a section gets
+    its defaults.
     """
 
     def __init__(self, raw: Mapping[str, Mapping] | None = None, seq_len: int | None = None) -> None:
@@ -191,17 +194,11 @@ class ModelSections:
         self._seq_len = seq_len
         self._typed: dict[str, Any] = {}
 
-    def get(self, name: str):
+    def typed(self, name: str, parse: Callable[[str, dict, int | None], Any]) -> Any:
+        """``parse(name, section, window.seq_len)``, computed once per model."""
         if name not in self._typed:
-            from trendfactory.models.registry import parse_config  # the model's own declaration
-
-            self._typed[name] = parse_config(name, self._raw.get(name, {}), self._seq_len)
+            self._typed[name] = parse(name, self._raw.get(name, {}), self._seq_len)
         return self._typed[name]
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self.get(name)
 
     def names(self) -> list[str]:
         """The models with a section in params.yaml."""

@@ -46,15 +46,14 @@ import pandas as pd
 
 from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.ic import daily_ic
-from trendfactory.models import create, get_model_class
+from trendfactory.models import create, get_model_class, model_config
 from trendfactory.models.base import FitContext, TrendModel
-from trendfactory.models.data import Samples
+from trendfactory.models.data import Samples, load_split
 from trendfactory.models.search import Choice, apply_values, suggest
 from trendfactory.parallel import Placement, chdir_to, pin_threads, run_tasks, slots
 from trendfactory.params import Params, TuneConfig, config_to_dict
 from trendfactory.paths import STUDIES_DIR, WINDOWS_DIR
-from trendfactory.stages.common import configure_logging, seed_everything
-from trendfactory.stages.store import load_split
+from trendfactory.runtime import configure_logging, seed_everything
 
 log = logging.getLogger("trendfactory")
 
@@ -89,7 +88,7 @@ def study_name(params: Params, model: str, horizon: int) -> str:
     meta = (WINDOWS_DIR / "meta.json").read_bytes() if (WINDOWS_DIR / "meta.json").is_file() else b""
     key = {
         "data": hashlib.sha256(meta).hexdigest(),
-        "config": config_to_dict(params.models.get(model)),
+        "config": config_to_dict(model_config(params, model)),
         "train": config_to_dict(params.train) if cls.uses_trainer else None,
         "space": repr(sorted(cls.search_space.items())),
         "seed": params.seed,
@@ -298,7 +297,7 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     cls = get_model_class(model)
     root = Path.cwd().resolve()
     name = study_name(params, model, horizon)
-    config = params.models.get(model)
+    config = model_config(params, model)
     train = params.train if cls.uses_trainer else None
     spec = StudySpec(model=model, horizon=horizon, config=config, train=train, seed=params.seed, n_folds=n_folds,
                      tune=params.tune, study_name=name, storage=params.tune.storage,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from trendfactory.stages import compare as compare_stage
-from trendfactory.stages.evaluate import confusion_counts, headline_metrics
+from trendfactory.evaluation.items import confusion_counts, headline_metrics
 
 
 def test_confusion_counts_name_the_classes_and_count_every_pair():

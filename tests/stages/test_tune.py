@@ -18,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 from tests.pipeline_helpers import tiny_params, write_stores
 from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.metrics import daily_ic
-from trendfactory.models import Samples, TrendModel, create
+from trendfactory.models import Samples, TrendModel, create, model_config
 from trendfactory.models.registry import check_tunable
 from trendfactory.models.search import apply_values, read_tuned
 from trendfactory.stages import train as train_stage
@@ -77,7 +77,7 @@ def test_the_objective_is_the_pooled_validation_rank_ic_of_the_folds(project, mo
     Only validation rows enter it (test never does)."""
     root, params = project
     record = _tune(root, monkeypatch, params)  # resumes the finished study: nothing reruns
-    config, _ = apply_values("lightgbm", params.models.get("lightgbm"), None, record["params"], "test")
+    config, _ = apply_values("lightgbm", model_config(params, "lightgbm"), None, record["params"], "test")
     store = root / "data/windows"
     frames = []
     for k in range(_folds(root)):

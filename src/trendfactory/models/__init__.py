@@ -6,7 +6,7 @@ Every model lives in its own file under a family package (``baseline``, ``classi
 
 from trendfactory.models.base import NotFittedError, Predictions, TrendModel
 from trendfactory.models.data import CLASSES, Samples
-from trendfactory.models.registry import create, get_model_class, list_models, model_info, register, resolve
+from trendfactory.models.registry import create, get_model_class, list_models, model_config, model_info, register, resolve
 
 __all__ = [
     "CLASSES",
@@ -17,6 +17,7 @@ __all__ = [
     "create",
     "get_model_class",
     "list_models",
+    "model_config",
     "model_info",
     "register",
     "resolve",

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -101,6 +101,22 @@ class Predictions:
                 "score": self.score,
             }
         )
+
+
+def _no_registry(name: str, config: Mapping) -> tuple[type, Any]:
+    raise TrendfactoryError("trendfactory.models.registry is not loaded; import trendfactory.models")
+
+
+# How a saved model's name and config become its class and typed config. The registry installs
+# it when it loads (``import trendfactory.models`` loads the registry before anyone can call
+# ``load``), so that this module does not import the registry, which imports it.
+_saved_model: Callable[[str, Mapping], tuple[type, Any]] = _no_registry
+
+
+def set_saved_model_resolver(resolve: Callable[[str, Mapping], tuple[type, Any]]) -> None:
+    """Called once by models.registry: ``resolve(name, config) -> (model class, typed config)``."""
+    global _saved_model
+    _saved_model = resolve
 
 
 class TrendModel:
@@ -207,19 +223,17 @@ class TrendModel:
 
         Every file is checked against manifest.json before any is read: a damaged file is
         refused with one line (:class:`ArtifactError`) instead of crashing a model library."""
-        from trendfactory.models.registry import get_model_class, parse_config
-
         directory = Path(directory)
         meta_path = directory / METADATA_FILE
         if not meta_path.is_file() and not (directory / MANIFEST_FILE).is_file():
             raise ArtifactError(f"{meta_path}: not a saved model; run the train stage first")
         verify_manifest(directory)
         meta = _read_metadata(meta_path)
-        model_cls = get_model_class(meta["model"])
+        model_cls, config = _saved_model(meta["model"], meta["config"])
         if cls is not TrendModel and not issubclass(model_cls, cls):
             raise TrendfactoryError(f"{directory}: holds a {meta['model']} model, not {cls.family}:{cls.name}")
 
-        model = model_cls(parse_config(model_cls.name, meta["config"]), horizon=meta["horizon"], seed=meta["seed"])
+        model = model_cls(config, horizon=meta["horizon"], seed=meta["seed"])
         model.history_ = {}
         model.best_iteration_ = meta.get("best_iteration")
         model.fit_seconds_ = 0.0  # timings are logged, never saved: the saved model is hashed by DVC

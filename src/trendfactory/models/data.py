@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trendfactory.errors import TrendfactoryError
+from trendfactory.paths import WINDOWS_DIR
 from trendfactory.windows.reader import WindowSplit
 
 CLASSES = np.array([-1, 0, 1], dtype=np.int8)  # column order of every probability matrix
@@ -199,3 +201,15 @@ def class_weights(classes: np.ndarray, mode: str) -> np.ndarray | None:
     counts = np.bincount(classes, minlength=3).astype(np.float64)
     per_class = np.where(counts > 0, len(classes) / (3.0 * np.maximum(counts, 1.0)), 0.0)
     return per_class[classes]
+
+
+def load_split(role: str, horizon: int, fold: int, store: Path = WINDOWS_DIR) -> Samples:
+    """Labelled samples of one fold's ``role`` ('train' | 'val' | 'test') of the pipeline's window
+    store, or a one-line error naming the fix."""
+    try:
+        return Samples.open(store, horizon, fold, role)
+    except (FileNotFoundError, ValueError) as exc:
+        raise TrendfactoryError(f"{exc}") from None
+    except KeyError:
+        have = WindowSplit.open(store).horizons
+        raise TrendfactoryError(f"--horizon {horizon}: the window store {store} has horizons {have}; use one of them or add it to label.horizons") from None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from trendfactory.errors import ParamsError, TrendfactoryError
-from trendfactory.models.base import REQUIRED_HOOKS, TrendModel
+from trendfactory.models.base import REQUIRED_HOOKS, TrendModel, set_saved_model_resolver
 from trendfactory.params import build_config, model_names
 
 FAMILIES = ("baseline", "classical", "boosting", "neural", "dual_tower")
@@ -204,6 +204,11 @@ def parse_config(name: str, raw: Mapping | None, seq_len: int | None = None) -> 
     return config
 
 
+def model_config(params: Any, name: str) -> Any:
+    """The typed ``models.<name>`` section of ``params`` (parsed once; see ``parse_config``)."""
+    return params.models.typed(name, parse_config)
+
+
 def check_listed(run: Any, cls: type[TrendModel]) -> None:
     """``cls`` is not listed under another kind's run list (imports nothing else)."""
     for key in RUN_LIST.values():
@@ -243,7 +248,7 @@ def check_tunable(run: Any, name: str, where: str = "run.tune") -> type[TrendMod
 def validate_all(params: Any) -> None:
     """Every ``models.<name>`` section and every run list, at once (imports every model)."""
     for name in model_names():
-        params.models.get(name)
+        model_config(params, name)
     check_run_lists(params.run)
 
 
@@ -269,3 +274,12 @@ def train_stage(name: str, horizon: int) -> str:
     if cls.joint:  # one fit for every horizon: one stage per model
         return f"{TRAIN_STAGE[cls.kind]}@{cls.name}"
     return f"{TRAIN_STAGE[cls.kind]}@{cls.name}-{int(horizon)}"
+
+
+def _saved_model(name: str, config: Mapping) -> tuple[type[TrendModel], Any]:
+    """A saved model's class and typed config, for ``TrendModel.load``."""
+    cls = get_model_class(name)
+    return cls, parse_config(cls.name, config)
+
+
+set_saved_model_resolver(_saved_model)

@@ -1,43 +1,23 @@
-"""What every stage entry point shares: argument parsing, logging, one-line errors."""
+"""What every stage entry point shares: argument parsing, logging, one-line errors
+(``configure_logging`` and ``seed_everything`` live in trendfactory.runtime: library code uses them too)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import random
 import sys
 import threading
 import time
 from typing import Callable
 
-import numpy as np
 
 from trendfactory import numerics
 from trendfactory.errors import TrendfactoryError
 from trendfactory.params import Params, load_params
+from trendfactory.runtime import configure_logging, seed_everything
 
 log = logging.getLogger("trendfactory")
-
-
-def seed_everything(seed: int) -> None:
-    """One seed for Python, numpy and (when the stage has loaded it) torch.
-
-    Torch is seeded only if already imported: stages of tabular models never load it (it costs
-    over a second per stage), and code that imports torch lazily seeds it from the same
-    ``seed`` it is given. Libraries with their own generators (XGBoost, LightGBM, CatBoost,
-    scikit-learn) get ``seed`` through their parameters."""
-    random.seed(seed)
-    np.random.seed(seed)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
-
-
-def configure_logging(stage: str) -> None:
-    """INFO lines prefixed with the stage's name on stderr (also in a stage's worker processes)."""
-    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stderr)
-    for noisy in ("matplotlib", "PIL", "dvclive", "dvc"):  # their INFO lines are not ours
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _is_dvc(proc) -> bool:

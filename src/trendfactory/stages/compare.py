@@ -36,7 +36,7 @@ from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
 from trendfactory.paths import COMPARE_JSON, COMPARE_PLOTS_DIR, COMPARISON_MD, ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, EVAL_DIR, FEATURES_DIR, RAW_DIR, SUMMARY_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.evaluate import DETAIL_FILE, read_predictions, seed_books
+from trendfactory.evaluation.items import DETAIL_FILE, read_predictions, seed_books
 
 README = Path("README.md")
 
@@ -77,6 +77,7 @@ def _read_ensemble(name: str, horizon: int, next_returns: pd.DataFrame, entry_la
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
+    # Long on purpose: the stage's steps in order (read, select, test, write page, plots, README); each is a call.
     horizons = list(params.label.horizons)
     tuned = [f"{m}{TUNED_SUFFIX}" for m in params.run.tune]  # beside their defaults (train_tuned / evaluate_tuned)
     models = [*params.run.models, *params.run.neural_models, *params.run.joint_models, *tuned]

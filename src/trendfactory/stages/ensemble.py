@@ -25,7 +25,7 @@ from trendfactory.models import get_model_class
 from trendfactory.params import Params
 from trendfactory.paths import ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, FEATURES_DIR, RAW_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.evaluate import DETAIL_FILE, by_period, headline_file, headline_metrics, read_predictions, split_metrics
+from trendfactory.evaluation.items import DETAIL_FILE, by_period, headline_file, headline_metrics, read_predictions, split_metrics
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

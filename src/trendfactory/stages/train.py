@@ -47,15 +47,18 @@ import pandas as pd
 from trendfactory.errors import TrendfactoryError
 from trendfactory.features.splits import fold_name
 from trendfactory.io import atomic_dir, write_parquet
-from trendfactory.models import Samples, create, get_model_class
+from trendfactory.models import Samples, create, get_model_class, model_config
+from trendfactory.models.data import load_split
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.registry import check_listed, check_tunable
 from trendfactory.models.search import tuned_configs
 from trendfactory.parallel import Placement, chdir_to, pin_threads, placement, run_tasks
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
-from trendfactory.stages.common import configure_logging, log, seed_everything, stage_main
-from trendfactory.stages.store import add_args, load_split, open_store
+from trendfactory.runtime import configure_logging, seed_everything
+from trendfactory.stages.common import log, stage_main
+from trendfactory.stages.store import add_args
+from trendfactory.windows.reader import open_store
 
 ROLES = ("val", "test")  # what each fold's model scores
 
@@ -131,9 +134,9 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         check_tunable(params.run, cls.base_name, f"--model {cls.name}")
         if args.horizon is None:
             raise TrendfactoryError(f"--horizon: {cls.name} is tuned and trained per horizon; give one of label.horizons")
-        config, train_config = tuned_configs(cls.base_name, args.horizon, params.models.get(cls.base_name), train_config)
+        config, train_config = tuned_configs(cls.base_name, args.horizon, model_config(params, cls.base_name), train_config)
     else:
-        config = getattr(params.models, cls.name)
+        config = model_config(params, cls.name)
     store = open_store()
     if cls.joint:  # one fit per fold for every horizon of the store; `horizon` is where it starts
         horizons = list(store.horizons)

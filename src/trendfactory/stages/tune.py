@@ -27,7 +27,8 @@ from trendfactory.parallel import placement
 from trendfactory.params import Params
 from trendfactory.paths import TUNE_PLOTS_DIR, item_id
 from trendfactory.stages.common import log, stage_main
-from trendfactory.stages.store import add_args, open_store
+from trendfactory.stages.store import add_args
+from trendfactory.windows.reader import open_store
 
 
 def save_plots(study, directory: Path, title: str) -> list[str]:

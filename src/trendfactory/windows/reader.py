@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trendfactory.errors import TrendfactoryError
+from trendfactory.paths import WINDOWS_DIR
 from trendfactory.windows.store import FORMAT_VERSION, MISSING_LABEL
 
-__all__ = ["WindowSplit"]
+__all__ = ["WindowSplit", "open_store"]
 
 
 def _load(path: Path) -> np.ndarray:
@@ -348,3 +350,14 @@ class WindowSplit:
             return np.empty((0, self.seq_len, self.n_features), dtype=np.float32)
         v = np.lib.stride_tricks.sliding_window_view(self.features, self.seq_len, axis=0)
         return v.transpose(0, 2, 1)  # [N-L+1, F, L] -> [N-L+1, L, F]
+
+
+def open_store(path: Path = WINDOWS_DIR) -> WindowSplit:
+    """The pipeline's unscaled walk-forward window store, or a one-line error naming the fix."""
+    try:
+        store = WindowSplit.open(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise TrendfactoryError(f"{exc}") from None
+    if store.n_folds == 0:
+        raise TrendfactoryError(f"{path}: a window store without folds; rerun `dvc repro window`")
+    return store
