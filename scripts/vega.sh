@@ -21,10 +21,10 @@ PINS=(
   "vega-lite@5.23.0 build/vega-lite.min.js sha512-l4J6+AWE3DIjvovEoHl2LdtCUkfm4zs8Xxx7INwZEAv+XVb6kR6vIN1gt3t2gN2gs/y4DYTs/RPoTeYAuEg6mA=="
   "vega-embed@6.29.0 build/vega-embed.min.js sha512-PmlshTLtLFLgWtF/b23T1OwX53AugJ9RZ3qPE2c01VFAbgt3/GSNI/etzA/GzdrkceXFma+FDHNXUppKuM0U6Q=="
 )
-TEMPLATE_REV=2  # bump when the page around the scripts changes
+TEMPLATE_REV=3  # bump when the page around the scripts (scripts/plots_page.py) changes
 OUT=build/plots_template.html
 
-KEY=$(printf '%s\n' "${PINS[@]}" "$TEMPLATE_REV" |
+KEY=$( (printf '%s\n' "${PINS[@]}" "$TEMPLATE_REV"; cat scripts/plots_page.py) |
   python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 NAMES=$(printf '%s\n' "${PINS[@]}" | cut -d' ' -f1 | paste -sd' ' -)
 use_template() {  # relative paths in .dvc/config.local are taken from .dvc/
@@ -84,31 +84,10 @@ for pin in pins:
             sys.exit(f"[setup] ERROR: {spec}: {member} contains DVC's placeholder {ph}")
     scripts.append(f"<script>/* {spec} {member} ({meta.get('license', '?')}) */\n{js}\n</script>")
 
-# No {scripts} placeholder on purpose: dvc_render would put its CDN <script src=...> tags there.
-page = f"""<!DOCTYPE html>
-<!-- trendfactory plots template, build-key {key}; written by scripts/vega.sh: {' '.join(p.split()[0] for p in pins)} inlined -->
-<html>
-<head>
-<meta charset="utf-8">
-{{refresh_tag}}
-<title>DVC Plot</title>
-{chr(10).join(scripts)}
-<style>
-  table {{ border-spacing: 15px; }}
-  /* DVC renders every vega plot first and the images after them, sorted by path, which puts the
-     comparison plots (plots/compare/) last: lay the page out as a flex box and move them first. */
-  #plots {{ display: flex; flex-wrap: wrap; align-items: flex-start; }}
-  #plots > div:not(.vega-embed) {{ flex-basis: 100%; }}
-  #plots > [id^="plots_compare_"] {{ order: -1; }}
-</style>
-</head>
-<body>
-<div id="plots">
-{{plot_divs}}
-</div>
-</body>
-</html>
-"""
+sys.path.insert(0, "scripts")
+from plots_page import offline_page  # the page around the scripts, shared with .dvc/plots_fallback.html
+
+page = offline_page(key, " ".join(p.split()[0] for p in pins), "\n".join(scripts))
 with open(out + ".tmp", "w", encoding="utf-8") as f:
     f.write(page)
 os.replace(out + ".tmp", out)

@@ -48,9 +48,14 @@ plots:
       template: bar_horizontal_sorted
       x: importance
       y: feature
+  - metrics/eval/lstm-h5/plots/custom/confusion_test.json:
+      template: confusion_counts
+      x: actual
+      y: predicted
   - plots/compare
 """
-VEGA_IDS = {"confusion_counts", "eval_importance_json", "logs_loss_tsv"}
+ITEM_ID = "metrics_eval_lstm-h5_plots_custom_confusion_test_json"  # an item's chart: folded under its horizon
+VEGA_IDS = {"confusion_counts", "eval_importance_json", "logs_loss_tsv", ITEM_ID}
 COUNTS_TEMPLATE = ROOT / ".dvc" / "plots" / "confusion_counts.json"  # the project's confusion-as-counts template
 IMAGE_IDS = {"plots_compare_equity_h5_png"}
 
@@ -82,6 +87,7 @@ def _write_project(root: Path) -> None:
     loss = "step\tloss\n" + "".join(f"{i}\t{1 / (i + 1):.4f}\n" for i in range(20))
     for rel, content in {
         "eval/confusion.json": json.dumps(confusion, indent=1),
+        "metrics/eval/lstm-h5/plots/custom/confusion_test.json": json.dumps(confusion, indent=1),
         "eval/importance.json": json.dumps(importance, indent=1),
         "logs/loss.tsv": loss,
         "dvc.yaml": DVC_YAML,
@@ -201,6 +207,12 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
     drawn = {i: m for i, m in marks.marks.items() if any(w > 0 and h > 0 for _, (w, h) in m)}
     assert set(drawn) == VEGA_IDS, f"vega plots not rendered: {sorted(VEGA_IDS - set(drawn))}"
 
+    # The layout script folded the item's chart under its horizon's section, the comparison first.
+    dom = proc.stdout
+    section = dom.index('<section class="horizon" id="horizon-5">')
+    assert dom.index('<details class="item"><summary>lstm, h = 5</summary>', section) < dom.index(f'id="{ITEM_ID}"')
+    assert dom.index('id="plots_compare_equity_h5_png"') < section
+
     # No network request started by the page (file:// top frame); the browser's own background
     # requests (updates, accounts) are not the page's and all went to the dead proxy anyway.
     log = json.loads(netlog.read_text())
@@ -212,6 +224,13 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
              or e["params"].get("initiator") == "null")
     ]
     assert not page_requests, f"the page fetched from the network: {page_requests}"
+
+
+def test_the_committed_fallback_page_is_what_plots_page_writes():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import plots_page
+
+    assert plots_page.main(["--check"]) == 0, "run python3 scripts/plots_page.py"
 
 
 def test_a_clone_without_the_built_template_still_gets_a_page(tmp_path: Path):
