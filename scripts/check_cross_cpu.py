@@ -5,9 +5,11 @@ The emulated CPU is QEMU's user-mode emulator (`qemu-x86_64 -cpu EPYC-Rome` by d
 Zen 2, AVX2 and FMA, no AVX-512), so the libraries' own CPU detection picks their AVX2 kernels --
 a real second instruction set, not the environment switches the test suite forces. Needs QEMU
 >= 8 (Debian bookworm-backports' qemu-user): QEMU 7.2 computes oneDNN's LSTM kernels wrongly
-(outputs off by up to 0.39). ``--cpu Haswell`` emulates an Intel CPU instead; expect its torch
-networks to differ (a known gap: MKL's AVX2 reproducibility branch, MKL_CBWR, runs only on Intel
-CPUs, so Intel and AMD round some GEMMs differently). DVC itself runs natively;
+(outputs off by up to 0.39). ``--cpu Haswell`` emulates an Intel CPU instead (portable mode runs
+MKL's vendor-neutral branch, MKL_CBWR=COMPATIBLE, so Intel and AMD take the same MKL code; its
+AVX2 branch would run only on Intel). Known gap: featurize's fold scalers differ in the last bits
+between an emulated Haswell and a native AVX-512 Zen 4 (torch's float64 log/sqrt; see
+docs/team.md). DVC itself runs natively;
 a `python` shim first on PATH runs each stage's `python -m trendfactory.stages...` under QEMU.
 QEMU does not follow a process into the programs it starts, so the emulated run keeps every fit
 in the stage's process (`parallel.cpus: 1`; the native run fans fits out to Ray workers).
