@@ -49,6 +49,28 @@ def _colors(families: list[str]) -> list[str]:
     return ["#9e9e9e" if f == "baseline" else "#1f77b4" for f in families]
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def line_styles(names: list[str], families: dict[str, str]) -> dict[str, dict]:
+    """A distinct look per line: colour *and* dash pattern, so that two dozen models stay apart
+    (a 10-colour cycle gives two lines one blue) -- tab20's colours for the models, its grey
+    shades, dashed, for the baselines."""
+    plt = _plt()
+    # tab20 without its two greys (kept for the baselines): 18 colours; with 4 dash patterns, 72 lines
+    palette = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]
+    greys = ("#7f7f7f", "#a6a6a6", "#4d4d4d")
+    styles, m, b = {}, 0, 0
+    for name in names:
+        if families.get(name) == "baseline":
+            styles[name] = {"color": greys[b % len(greys)], "ls": "--", "lw": 1.0}
+            b += 1
+        else:
+            styles[name] = {"color": palette[m % len(palette)], "ls": LINE_STYLES[(m // len(palette) + m) % len(LINE_STYLES)], "lw": 1.2}
+            m += 1
+    return styles
+
+
 def by_year_heatmap(daily_rank_ic: pd.DataFrame, families: dict[str, str], horizon: int, path: Path) -> None:
     """Model x year heatmap of the mean daily Rank IC (``daily_rank_ic``: dates x models, in
     table order): is a model's edge steady, or one good year?"""
@@ -75,12 +97,12 @@ def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selecte
     rising line; the model selected on validation is drawn thick."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 5))
-    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: one per line for a full run
-    for i, model in enumerate(daily_rank_ic.columns):
+    styles = line_styles(list(daily_rank_ic.columns), families)
+    for model in daily_rank_ic.columns:
         series = daily_rank_ic[model].dropna()
         if series.empty:
             continue
-        style = {"color": "#9e9e9e", "ls": "--", "lw": 1.0} if families.get(model) == "baseline" else {"lw": 2.6 if model == selected else 0.9, "color": palette[i % len(palette)]}
+        style = {**styles[model], **({"lw": 2.6, "ls": "-"} if model == selected else {})}
         label = f"{model} (selected on validation)" if model == selected else model
         ax.plot(series.index, series.cumsum(), label=label, **style)
     ax.axhline(0.0, color="black", lw=0.6)
@@ -93,22 +115,29 @@ def cumulative_ic(daily_rank_ic: pd.DataFrame, families: dict[str, str], selecte
 
 
 def equity_figure(books: dict[str, pd.DataFrame], families: dict[str, str], title: str):
-    """A matplotlib figure: cumulative net return of each model's long/short book, with the
-    equal-weight buy-and-hold of the universe (the caller saves and closes it)."""
+    """A matplotlib figure: cumulative net return of each model's long/short book (left axis)
+    and the equal-weight buy-and-hold of the universe on its own right-hand axis, so that the
+    benchmark's much larger moves do not flatten the books near zero (the caller saves and
+    closes it)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, ax = plt.subplots(figsize=(10, 6.2))
+    styles = line_styles(list(books), families)
     bench = None
     for model, book in books.items():
-        style = {"color": "#9e9e9e", "ls": "--"} if families.get(model) == "baseline" else {}
-        ax.plot(book.index, book["net"].cumsum(), lw=1.2, label=f"{model} long/short, net", **style)
+        ax.plot(book.index, book["net"].cumsum(), label=f"{model} long/short, net", **styles[model])
         bench = book["bench"] if bench is None else bench
-    if bench is not None:
-        ax.plot(bench.index, bench.cumsum(), color="black", lw=1.5, label="equal-weight buy-and-hold")
     ax.axhline(0.0, color="black", lw=0.6)
     ax.set_title(f"{title}: cumulative return after costs")
-    ax.set_ylabel("cumulative return (sum of daily returns)")
+    ax.set_ylabel("long/short book: cumulative return (sum of daily returns)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    handles, labels = ax.get_legend_handles_labels()
+    if bench is not None:
+        right = ax.twinx()
+        line, = right.plot(bench.index, bench.cumsum(), color="black", lw=1.8, label="equal-weight buy-and-hold (right axis)")
+        right.set_ylabel("buy-and-hold: cumulative return")
+        handles, labels = handles + [line], labels + [line.get_label()]
+    # below the axes: with a full run list a legend inside would cover the lines
+    ax.legend(handles, labels, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     return fig
 
