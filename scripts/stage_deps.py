@@ -139,10 +139,8 @@ def _collapse(files: set[str]) -> list[str]:
         if folder.endswith("models/zoo") or path == PACKAGE or not (path / "__init__.py").is_file():
             continue
         inside = {p.relative_to(ROOT).as_posix() for p in path.rglob("*.py")}
-        if inside and inside <= files and not any(f.endswith("/models/zoo") for f in out if f.startswith(folder)):
-            out -= inside
-            out = {f for f in out if not f.startswith(folder + "/")}
-            out.add(folder)
+        if inside and inside <= files:  # drops its files and any subfolder collapsed before it
+            out = {f for f in out if not f.startswith(folder + "/")} | {folder}
     return sorted(out)
 
 

@@ -152,20 +152,28 @@ def _dvc_env(tmp_path: Path) -> dict:
     }
 
 
-@needs_chromium
-def test_plots_page_renders_offline(tmp_path: Path, template: Path):
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def _new_project(tmp_path: Path) -> tuple[Path, dict]:
+    """An empty git + DVC project under ``tmp_path`` and the environment to run dvc in it."""
     project = tmp_path / "project"
     project.mkdir()
     env = _dvc_env(tmp_path)
-    dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], project)
-    _run([*dvc, "init", "-q"], project, env)
+    _run([*DVC, "init", "-q"], project, env)
+    return project, env
+
+
+@needs_chromium
+def test_plots_page_renders_offline(tmp_path: Path, template: Path):
+    project, env = _new_project(tmp_path)
     (project / ".dvc/config").write_text(DVC_CONFIG)
     (project / "build").mkdir()
     shutil.copy(template, project / "build/plots_template.html")
     _write_project(project)
 
-    _run([*dvc, "plots", "show", "-o", "out"], project, env)
+    _run([*DVC, "plots", "show", "-o", "out"], project, env)
     index = project / "out/index.html"
     page = index.read_text(encoding="utf-8")
 
@@ -237,12 +245,7 @@ def test_a_clone_without_the_built_template_still_gets_a_page(tmp_path: Path):
     """The committed .dvc/config names .dvc/plots_fallback.html (vega from DVC's CDN, with a notice),
     not build/: `dvc plots show` on a fresh clone that skipped scripts/setup.sh writes a page
     instead of failing with DVC's "HTML template has to contain '{plot_divs}'"."""
-    project = tmp_path / "project"
-    project.mkdir()
-    env = _dvc_env(tmp_path)
-    dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], project)
-    _run([*dvc, "init", "-q"], project, env)
+    project, env = _new_project(tmp_path)
     plots_section = re.search(r"^\[plots\]\n(?:[ \t]+.*\n?)+", (ROOT / ".dvc/config").read_text(), re.M)
     assert plots_section and "html_template = plots_fallback.html" in plots_section.group(0)
     (project / ".dvc/config").write_text("[core]\n    analytics = false\n" + plots_section.group(0))
@@ -250,7 +253,7 @@ def test_a_clone_without_the_built_template_still_gets_a_page(tmp_path: Path):
     _write_project(project)
     assert not (project / "build").exists()
 
-    _run([*dvc, "plots", "show", "-o", "out"], project, env)
+    _run([*DVC, "plots", "show", "-o", "out"], project, env)
     page = (project / "out/index.html").read_text(encoding="utf-8")
     assert 'id="notice"' in page and "scripts/setup.sh" in page
     assert re.search(r'<script src="https://[^"]*vega', page), "DVC's CDN scripts were not put in"
