@@ -4,7 +4,7 @@ entry point (stages/ sit on top; only the CLI and the stages themselves import t
 
 from __future__ import annotations
 
-from scripts.stage_deps import import_graph
+from trendfactory.import_closure import import_graph
 
 TOP = ("trendfactory.stages", "trendfactory.cli")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CODE_DEPS_DIR = Path("data/code_deps")  # code_deps: <kind>.txt, the files each kind of stage runs, hashed
 PARAMS_CHECKED = Path("data/params_checked.txt")  # check_params: fixed text once params.yaml validates
 RAW_DIR = Path("data/raw")
 FEATURES_DIR = Path("data/features")

@@ -39,7 +39,7 @@ def test_one_network_with_a_head_per_horizon(joint, stores):
     p20 = joint.predict(Samples.open(stores, 20, 0, "test"))
     assert not np.allclose(p5.proba[: len(p20)], p20.proba[: len(p5)])  # each horizon reads its own head
     with pytest.raises(Exception, match="no head for horizon 3"):
-        joint._head(3)
+        joint.head(3)
 
 
 def test_per_horizon_networks_when_not_joint(stores):

@@ -66,9 +66,11 @@ def test_valid_params_write_the_same_text_whatever_they_hold(tmp_path):
 
 def test_every_stage_runs_after_the_check():
     # ingest (the root of everything else) depends on the check's output, and the check depends
-    # on every key of params.yaml
+    # on every key of params.yaml; only code_deps (which reads no params) runs before it
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert stages["check_params"]["params"] == [{"params.yaml": None}]
     assert "data/params_checked.txt" in stages["ingest"]["deps"]
     roots = [name for name, s in stages.items() if not any(str(d).startswith(("data/", "models/", "metrics/")) for d in s.get("deps", []))]
-    assert roots == ["check_params"]
+    assert roots == ["code_deps"] and "params" not in stages["code_deps"]
+    after_code = [n for n, s in stages.items() if s.get("deps") == [f"data/code_deps/{n}.txt"]]
+    assert after_code == ["check_params"]

@@ -212,8 +212,10 @@ def test_a_new_model_is_one_file_plus_its_params(project):
     work, out = project
     changed = sorted(line[3:] for line in out["one_file_status"].splitlines())
     assert changed == ["params.yaml", "src/trendfactory/models/zoo/centroid.py"], changed
+    # code_deps hashes the package again (a new file in it); no kind's code changed, so no other model reruns
     assert sorted(_ran(out["one_file"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20", "train@centroid-5",
+        "check_params", "code_deps", "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20",
+        "train@centroid-5",
     ]
     headline = json.loads((work / "metrics/eval/centroid-h5.json").read_text())
     assert -1 <= headline["rank_ic"] <= 1
@@ -222,7 +224,7 @@ def test_a_new_model_is_one_file_plus_its_params(project):
 
 def test_repro_window_builds_the_data_layer(project):
     work, out = project
-    assert _ran(out["window"]) == ["check_params", "ingest", "featurize", "window"]
+    assert _ran(out["window"]) == ["code_deps", "check_params", "ingest", "featurize", "window"]
     assert WindowSplit.open(work / "data/windows").n_folds == 2
     for fold in (0, 1):
         for split in ("train", "val", "test"):

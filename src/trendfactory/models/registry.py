@@ -98,7 +98,7 @@ def register(family: str, name: str, *, kind: str, config: type, needs_sequences
             raise TypeError(f"register({full}): declared kind 'tabular' but {cls.__name__} trains through the torch trainer; declare kind 'network'")
         if kind != "tabular" and not cls.uses_trainer:
             raise TypeError(f"register({full}): declared kind {kind!r} but {cls.__name__} does not train through the torch trainer "
-                            "(subclass models.common.neural.NeuralModel) ; declare kind 'tabular'")
+                            "(subclass models.common.neural.NeuralModel, or models.common.joint.JointModel for kind joint); declare kind 'tabular'")
         if kind != "tabular" and not cls.joint:
             raise TypeError(f"register({full}): a {kind} model serves every horizon from one fit (joint = True)")
         if kind == "tabular" and cls.joint:

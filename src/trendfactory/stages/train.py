@@ -26,7 +26,7 @@ params.yaml: a local Ray using every core, or a cluster), each reserving the thr
 whether it ran alone, beside others or on another node.
 Everything is built in temp dirs and renamed into place at the end, so an interrupted run never
 leaves half-written outputs; a neural fit keeps checkpoints in
-.checkpoints/<model>-h<h>/fold_XX/seed_YY/ meanwhile, and with ``train.resume`` an interrupted
+.checkpoints/<model>/fold_XX/seed_YY/ meanwhile, and with ``train.resume`` an interrupted
 one continues from its last epoch. A joint model (dual_tower) is trained once per fold and seed
 for every horizon and writes each horizon's predictions.
 """

@@ -1,6 +1,10 @@
 """What every torch model shares: building the network, feeding it batches, the shared
 trainer, prediction and safe saving (a ``state_dict`` loaded with ``weights_only=True``).
 
+:class:`TorchModel` holds what every model trained by the shared trainer has (the ``train``
+section, one fit for every horizon of the store); two contracts build on it: :class:`NeuralModel`
+here (kind ``network``) and :class:`~trendfactory.models.common.joint.JointModel` (kind ``joint``).
+
 A neural model is a :class:`NeuralModel` subclass in its own file that implements ``build``
 (its architecture, ending in a :class:`~trendfactory.models.common.layers.TrendHead` named
 ``head``) and says whether it reads windows or tabular rows. How it trains is the shared
@@ -38,7 +42,7 @@ log = logging.getLogger("trendfactory")
 WEIGHTS_FILE = "weights.pt"
 
 
-class _Scorer(nn.Module):
+class HeadScorer(nn.Module):
     """A trained network reduced to one horizon's scoring: x -> (probabilities [B, 3], score [B])."""
 
     def __init__(self, net: nn.Module, head: int, use_score_head: bool) -> None:
@@ -56,18 +60,32 @@ class _Scorer(nn.Module):
 TRAINER_SPACE = {"train.lr": Float(1e-4, 3e-3, log=True), "train.weight_decay": Float(1e-4, 0.1, log=True)}
 
 
-class NeuralModel(TrendModel):
-    """A network trained by :class:`~trendfactory.models.common.trainer.Trainer`, one head per horizon."""
+class TorchModel(TrendModel):
+    """A model trained by :class:`~trendfactory.models.common.trainer.Trainer` (it reads the
+    ``train`` section), whose one fit per fold serves every horizon of the window store."""
 
     uses_trainer: ClassVar[bool] = True
     stochastic: ClassVar[bool] = True
     joint: ClassVar[bool] = True
-    #: "window": x is [B, seq_len, F]; "tabular": x is [B, F*(1+len(lags))] (the last row + lags)
-    input_kind: ClassVar[str] = "window"
 
     def __init__(self, config=None, *, horizon: int = 5, seed: int = 0, train: TrainConfig | None = None) -> None:
         super().__init__(config, horizon=horizon, seed=seed)
         self.train_config = train if train is not None else TrainConfig()
+
+    @staticmethod
+    def common_ends(samples: Samples, horizons: list[int]) -> np.ndarray:
+        """The samples' window ends labelled (and with a return) at every horizon."""
+        ends = samples.ends
+        for h in horizons:
+            ends = np.intersect1d(ends, samples.split.index(h), assume_unique=True)
+        return ends
+
+
+class NeuralModel(TorchModel):
+    """A network built by its model file, one head per horizon (kind ``network``)."""
+
+    #: "window": x is [B, seq_len, F]; "tabular": x is [B, F*(1+len(lags))] (the last row + lags)
+    input_kind: ClassVar[str] = "window"
 
     # ---- what a model file provides ----------------------------------------------------------
     def build(self, n_features: int, seq_len: int) -> nn.Module:
@@ -98,14 +116,6 @@ class NeuralModel(TrendModel):
             raise TypeError(f"{self.name}: build() must return a network whose output layer is a TrendHead named `head`")
         net.head = head.with_heads(n_heads)
         return net
-
-    @staticmethod
-    def common_ends(samples: Samples, horizons: list[int]) -> np.ndarray:
-        """The samples' window ends labelled (and with a return) at every horizon."""
-        ends = samples.ends
-        for h in horizons:
-            ends = np.intersect1d(ends, samples.split.index(h), assume_unique=True)
-        return ends
 
     def _class_weight(self, split, ends: np.ndarray) -> torch.Tensor | None:
         """[H, 3] per-head class weights for ``train.class_weight: balanced`` (None for none)."""
@@ -173,7 +183,7 @@ class NeuralModel(TrendModel):
         """The fitted network as it scores ``horizon``: inputs -> (probabilities [B, 3], score
         [B]), the function ``predict`` computes; what `trendfactory export` writes."""
         self._check_fitted("export")
-        return _Scorer(self.net_.eval(), self._head_of(horizon), self.train_config.aux_weight > 0)
+        return HeadScorer(self.net_.eval(), self._head_of(horizon), self.train_config.aux_weight > 0)
 
     def scoring_inputs(self, samples: Samples, part: slice) -> np.ndarray:
         """The network's inputs for ``samples[part]``: windows [n, L, F] or tabular rows [n, F']."""

@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
-from trendfactory.models.base import FitContext, Predictions
+from trendfactory.models.common.joint import JointModel
 from trendfactory.models.common.layers import Dropout
-from trendfactory.models.common.neural import NeuralModel, _Scorer, resume_key
-from trendfactory.models.common.trainer import Task, Trainer, macro_f1
+from trendfactory.models.common.trainer import Task, macro_f1
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
-from trendfactory.params import DROPOUT, NON_NEGATIVE, POS_LIST, POSITIVE, choice, config_to_dict, pos_field
-from trendfactory.windows.torch_data import BatchGatherer
+from trendfactory.params import DROPOUT, NON_NEGATIVE, POS_LIST, POSITIVE, choice, pos_field
 
 
 class Tower(nn.Module):
@@ -110,18 +105,6 @@ class DualTowerNet(nn.Module):
         z = torch.cat([c, p, c * p], dim=1) if self.both else c  # [B, 3Dc] or [B, Dc]
         out = self.heads(z)  # [B, H, 4]
         return out[..., :3], torch.tanh(out[..., 3]), c, p  # logits [B, H, 3], score [B, H]
-
-
-class _FirstTwo(nn.Module):
-    """The dual tower's (logits, score), without the embeddings it also returns."""
-
-    def __init__(self, net: DualTowerNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):  # x: [B, F]
-        logits, score, _, _ = self.net(x)
-        return logits, score
 
 
 class MultiHorizon(Task):
@@ -202,25 +185,19 @@ class DualTowerConfig:
 
 
 @register("dual_tower", "dual_tower", kind="joint", config=DualTowerConfig, can_use_gpu=True)
-class DualTower(NeuralModel):
+class DualTower(JointModel):
     """Context tower x stock tower, one head per horizon, trained jointly (multi-task)."""
 
-    input_kind = "tabular"
-    joint: ClassVar[bool] = True
-
-    @property
-    def lags(self) -> tuple[int, ...]:
-        return ()  # the last row only: the towers see the current state
-
-    def build(self, n_features: int, seq_len: int) -> nn.Module:
-        raise NotImplementedError("the dual tower is built from its feature names: see _net")
-
-    def _net(self, n_heads: int) -> DualTowerNet:
-        ctx = [i for i, c in enumerate(self.columns_) if c.startswith("ctx_")]
-        stk = [i for i, c in enumerate(self.columns_) if c.startswith("stk_")]
+    def build_joint(self, columns: list[str], n_heads: int) -> DualTowerNet:
+        ctx = [i for i, c in enumerate(columns) if c.startswith("ctx_")]
+        stk = [i for i, c in enumerate(columns) if c.startswith("stk_")]
         if not ctx or not stk:
             raise TrendfactoryError(f"dual_tower: needs both ctx_* and stk_* features (got {len(ctx)} context, {len(stk)} stock); check the featurize output")
         return DualTowerNet(ctx, stk, self.config, n_heads)
+
+    def horizon_groups(self, horizons: list[int]) -> list[list[int]]:
+        # joint: one network, one head per horizon; otherwise one network per horizon (ablation)
+        return [list(horizons)] if self.config.joint else [[h] for h in horizons]
 
     def param_groups(self, net: DualTowerNet) -> list[dict]:
         c = self.config
@@ -229,6 +206,10 @@ class DualTower(NeuralModel):
             {"params": [*net.stock.parameters(), *net.project.parameters()], "lr_mult": c.lr_stock},
             {"params": list(net.heads.parameters()), "lr_mult": c.lr_heads},
         ]
+
+    def task(self, split, ends: np.ndarray, horizons: list[int]) -> MultiHorizon:
+        c = self.config
+        return MultiHorizon(c.alpha, c.beta, c.gamma, self._class_weight(split, ends, horizons))
 
     def _class_weight(self, split, ends, horizons) -> torch.Tensor | None:
         if self.config.sample_weight == "none":
@@ -240,96 +221,11 @@ class DualTower(NeuralModel):
             rows.append(np.where(counts > 0, len(y) / (3 * np.maximum(counts, 1)), 0.0))
         return torch.tensor(np.array(rows), dtype=torch.float32)  # [H, 3]
 
-    # ---- hooks -------------------------------------------------------------------------------
-    def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
-        cfg, tc = self.config, self.train_config
-        device = resolve_device(tc.device, "train.device")
-        self.columns_ = list(train.feature_names)
-        all_h = list(train.split.horizons)
-        if self.horizon not in all_h:
-            raise TrendfactoryError(f"dual_tower: horizon {self.horizon} is not in the window store ({all_h})")
-        # joint: one network, one head per horizon; otherwise one network per horizon
-        self.groups_ = [all_h] if cfg.joint else [[h] for h in all_h]
-        self.nets_ = []
-        histories = []
-        for group in self.groups_:
-            torch.manual_seed(self.seed)
-            net = self._net(len(group))
-            tr_ends, va_ends = self.common_ends(train, group), self.common_ends(val, group)
-            batches = [
-                BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True,
-                              samples_per_epoch=tc.samples_per_epoch if shuffle else None)
-                for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))
-            ]
-            run_id = resume_key(self.name, group, self.seed, cfg, tc, (train, tr_ends), (val, va_ends))
-            ckpt = context.checkpoint_dir / "-".join(f"h{h}" for h in group) if context.checkpoint_dir else None
-            trainer = Trainer(tc, seed=self.seed, device=device, on_epoch=context.on_epoch if len(self.groups_) == 1 else None,
-                              checkpoint_dir=ckpt, run_id=run_id, name=f"dual_tower {'+'.join(f'h{h}' for h in group)}")
-            task = MultiHorizon(cfg.alpha, cfg.beta, cfg.gamma, self._class_weight(train.split, tr_ends, group))
-            result = trainer.fit(net, *batches, self.param_groups(net), task)
-            self.nets_.append(net.to("cpu").eval())
-            histories.append(result)
-        self.horizons_ = all_h
-        best = histories[0]
-        self.best_iteration_ = best.best_epoch
-        self._log_history(train_loss=best.history.get("train/loss", []), val_loss=best.history.get("val/loss", []))
-
-    def _head(self, horizon: int) -> tuple[DualTowerNet, int]:
-        for net, group in zip(self.nets_, self.groups_):
-            if horizon in group:
-                return net, group.index(horizon)
-        raise TrendfactoryError(f"dual_tower: no head for horizon {horizon}; trained for {self.horizons_}")
-
-    @torch.no_grad()
-    def _forward_all(self, samples: Samples) -> tuple[np.ndarray, ...]:
-        net, k = self._head(samples.horizon)
-        X = torch.from_numpy(samples.tabular(()))  # [n, F]
-        outs = []
-        for lo in range(0, len(X), self.train_config.eval_batch_size):
-            logits, score, c, p = net(X[lo : lo + self.train_config.eval_batch_size])
-            outs.append((torch.softmax(logits[:, k].float(), 1).numpy(), score[:, k].float().numpy()))
-        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
-
-    def _predict(self, samples: Samples) -> Predictions:
-        proba, score = self._forward_all(samples)
-        return Predictions.from_proba(proba, score)  # the score head predicts the score directly
-
-    def scoring_module(self, horizon: int) -> nn.Module:
-        net, k = self._head(horizon)
-        return _Scorer(_FirstTwo(net.eval()), k, use_score_head=True)
-
-    def scoring_inputs(self, samples: Samples, part: slice) -> np.ndarray:
-        return samples.tabular(())[part]  # [n, F]: the last row of each window
-
     @torch.no_grad()
     def embed(self, samples: Samples) -> tuple[np.ndarray, np.ndarray]:
         """(context embeddings [n, Dc], stock embeddings [n, Ds]) of the samples (the network
         that serves ``samples.horizon``)."""
         self._check_fitted("embed")
-        net, _ = self._head(samples.horizon)
+        net, _ = self.head(samples.horizon)
         c, s = net.embed(torch.from_numpy(samples.tabular(())))
         return c.numpy(), s.numpy()
-
-    def _state_meta(self) -> dict:
-        return {
-            "groups": self.groups_,
-            "columns": self.columns_,
-            "train": config_to_dict(self.train_config),  # no timings: DVC hashes this file
-        }
-
-    def _save_state(self, directory: Path) -> None:
-        for i, net in enumerate(self.nets_):
-            torch.save(net.state_dict(), directory / f"weights-{i}.pt")
-
-    def _load_state(self, directory: Path, state: dict) -> None:
-        from trendfactory.params import TrainConfig, build_config
-
-        self.train_config = build_config(TrainConfig, state["train"], "train")
-        self.groups_ = [list(g) for g in state["groups"]]
-        self.columns_ = list(state["columns"])
-        self.horizons_ = sorted({h for g in self.groups_ for h in g})
-        self.nets_ = []
-        for i, group in enumerate(self.groups_):
-            net = self._net(len(group))
-            net.load_state_dict(torch.load(directory / f"weights-{i}.pt", map_location="cpu", weights_only=True))
-            self.nets_.append(net.eval())
