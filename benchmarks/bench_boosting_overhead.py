@@ -37,8 +37,13 @@ def direct_xgboost(cfg, seed, X, y, Xv, yv, names):
     dval = xgb.DMatrix(Xv, label=yv, feature_names=names)
     evals: dict = {}
     return xgb.train(
-        xgb_params(cfg, seed, "cpu"), dtrain, num_boost_round=cfg.n_estimators, evals=[(dtrain, "train"), (dval, "val")],
-        early_stopping_rounds=cfg.early_stopping_rounds, evals_result=evals, verbose_eval=100,
+        xgb_params(cfg, seed, "cpu"),
+        dtrain,
+        num_boost_round=cfg.n_estimators,
+        evals=[(dtrain, "train"), (dval, "val")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        evals_result=evals,
+        verbose_eval=100,
     ).best_iteration
 
 
@@ -49,7 +54,11 @@ def direct_lightgbm(cfg, seed, X, y, Xv, yv, names):
     dval = lgb.Dataset(Xv, label=yv, reference=dtrain)
     evals: dict = {}
     booster = lgb.train(
-        lgb_params(cfg, seed, "cpu"), dtrain, num_boost_round=cfg.n_estimators, valid_sets=[dtrain, dval], valid_names=["train", "val"],
+        lgb_params(cfg, seed, "cpu"),
+        dtrain,
+        num_boost_round=cfg.n_estimators,
+        valid_sets=[dtrain, dval],
+        valid_names=["train", "val"],
         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False), lgb.record_evaluation(evals), lgb.log_evaluation(100)],
     )
     return booster.best_iteration - 1

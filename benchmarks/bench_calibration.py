@@ -63,9 +63,7 @@ LEVEL = 0.9
 # ----------------------------------------------------------------------------- simulator
 
 
-def simulate_panel(
-    rng: np.random.Generator, h: int, rho: float, n_models: int, signal: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def simulate_panel(rng: np.random.Generator, h: int, rho: float, n_models: int, signal: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """([n_models, T - 1 - h] daily Rank ICs, [T - 1 - h] book returns of model 0).
 
     Model 0's score gets ``signal * ret_h / sqrt(h)`` added (0: a null panel)."""
@@ -84,9 +82,7 @@ def signal_for_mean_ic(target: float, n: int = N_SYMBOLS) -> float:
     """c such that score = N(0, 1) + c z (z ~ N(0, 1) cross-sectionally) has expected sample
     Spearman ``target`` with z: Moran's (1948) E[r_s] = 6 / (pi (n + 1)) (asin r + (n - 2)
     asin(r / 2)) for a bivariate normal with correlation r = c / sqrt(1 + c^2)."""
-    r = optimize.brentq(
-        lambda r: 6.0 / (math.pi * (n + 1)) * (math.asin(r) + (n - 2) * math.asin(r / 2.0)) - target, 0.0, 0.99
-    )
+    r = optimize.brentq(lambda r: 6.0 / (math.pi * (n + 1)) * (math.asin(r) + (n - 2) * math.asin(r / 2.0)) - target, 0.0, 0.99)
     return r / math.sqrt(1.0 - r * r)
 
 
@@ -150,8 +146,7 @@ def power_cell(h: int, rho: float, stated: float, panels: int, seed: int) -> dic
         ic, _ = simulate_panel(rng, h, rho, n_models=1, signal=c)
         planted.append(mean_test(ic[0], h).p < 0.05)
         realised.append(float(ic[0].mean()))
-    return {"direct": direct, "planted": planted, "realised": float(np.mean(realised)),
-            "realised_se": float(np.std(realised, ddof=1) / math.sqrt(panels)), "c": c}
+    return {"direct": direct, "planted": planted, "realised": float(np.mean(realised)), "realised_se": float(np.std(realised, ddof=1) / math.sqrt(panels)), "c": c}
 
 
 def main() -> None:
@@ -165,11 +160,9 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    print(f"{N_SYMBOLS} symbols x {N_DAYS} days; {args.panels} null panels per cell "
-          f"({args.ref_panels} for the replaced bootstrap methods), reps {args.reps}, seed {args.seed}\n")
+    print(f"{N_SYMBOLS} symbols x {N_DAYS} days; {args.panels} null panels per cell ({args.ref_panels} for the replaced bootstrap methods), reps {args.reps}, seed {args.seed}\n")
     print("False-positive rates, % of null panels ± MC standard error (targets: 5 % for the tests, 10 % for the 90 % intervals)\n")
-    print("| h | rho | B | mean_test p<0.05 | mean_ci excl. 0 | sharpe_ci excl. 0 | spa_test p<0.05 "
-          "| old bootstrap_ci mean | old bootstrap_ci Sharpe | old arch SPA | s |")
+    print("| h | rho | B | mean_test p<0.05 | mean_ci excl. 0 | sharpe_ci excl. 0 | spa_test p<0.05 | old bootstrap_ci mean | old bootstrap_ci Sharpe | old arch SPA | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     stated: dict[tuple[int, float], np.ndarray] = {}
     for h in HORIZONS:
@@ -177,14 +170,18 @@ def main() -> None:
             t = time.perf_counter()
             r = calibration_cell(h, rho, args.panels, args.ref_panels, args.reps, args.seed)
             stated[(h, rho)] = np.array(r["mde"], dtype=np.float64)
-            print(f"| {h} | {rho} | {ewc_dof(N_DAYS - 1 - h, h)} | {_rate(r['mean_test'])} | {_rate(r['mean_ci'])} "
-                  f"| {_rate(r['sharpe_ci'])} | {_rate(r['spa'])} | {_rate(r['old_mean'])} | {_rate(r['old_sharpe'])} "
-                  f"| {_rate(r['old_spa'])} | {time.perf_counter() - t:.0f} |", flush=True)
+            print(
+                f"| {h} | {rho} | {ewc_dof(N_DAYS - 1 - h, h)} | {_rate(r['mean_test'])} | {_rate(r['mean_ci'])} "
+                f"| {_rate(r['sharpe_ci'])} | {_rate(r['spa'])} | {_rate(r['old_mean'])} | {_rate(r['old_sharpe'])} "
+                f"| {_rate(r['old_spa'])} | {time.perf_counter() - t:.0f} |",
+                flush=True,
+            )
 
-    print(f"\nPower check of detectable_mean (alpha 0.05 two-sided, power 0.80): {args.power_panels} fresh panels per cell "
-          "and planting; m* = mean of detectable_mean over the cell's null panels; target 80 %\n")
-    print("| h | rho | m* | detectable_mean 5-95 % over panels | planted in IC: power | planted in scores: c "
-          "| realised mean IC | power | s |")
+    print(
+        f"\nPower check of detectable_mean (alpha 0.05 two-sided, power 0.80): {args.power_panels} fresh panels per cell "
+        "and planting; m* = mean of detectable_mean over the cell's null panels; target 80 %\n"
+    )
+    print("| h | rho | m* | detectable_mean 5-95 % over panels | planted in IC: power | planted in scores: c | realised mean IC | power | s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for h in HORIZONS:
         for rho in RHOS:
@@ -193,8 +190,11 @@ def main() -> None:
             m = float(mde.mean())
             lo, hi = np.quantile(mde, [0.05, 0.95])
             r = power_cell(h, rho, m, args.power_panels, args.seed)
-            print(f"| {h} | {rho} | {m:.4f} | {lo:.4f}-{hi:.4f} | {_rate(r['direct'])} | {r['c']:.4f} "
-                  f"| {r['realised']:.4f} ± {r['realised_se']:.4f} | {_rate(r['planted'])} | {time.perf_counter() - t:.0f} |", flush=True)
+            print(
+                f"| {h} | {rho} | {m:.4f} | {lo:.4f}-{hi:.4f} | {_rate(r['direct'])} | {r['c']:.4f} "
+                f"| {r['realised']:.4f} ± {r['realised_se']:.4f} | {_rate(r['planted'])} | {time.perf_counter() - t:.0f} |",
+                flush=True,
+            )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

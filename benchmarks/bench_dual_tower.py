@@ -45,8 +45,7 @@ def synthetic_store(root: Path, n_rows: int) -> Path:
     n_symbols = 50
     per = -(-n_rows // n_symbols)
     n = per * n_symbols
-    cols = {"symbol": np.repeat([f"S{i:02d}" for i in range(n_symbols)], per),
-            "datetime": np.tile(pd.date_range("1990-01-02", periods=per, freq="B").to_numpy(), n_symbols)}
+    cols = {"symbol": np.repeat([f"S{i:02d}" for i in range(n_symbols)], per), "datetime": np.tile(pd.date_range("1990-01-02", periods=per, freq="B").to_numpy(), n_symbols)}
     for j in range(N_STK):
         cols[f"stk_f{j}"] = rng.standard_normal(n).astype(np.float32)
     for j in range(N_CTX):
@@ -78,8 +77,10 @@ def main() -> None:
         task = MultiHorizon(dt.alpha, dt.beta, dt.gamma)
         gather = lambda s, shuffle: BatchGatherer(s.split, list(HORIZONS), BATCH, shuffle=shuffle, seed=0, ends=s.ends, lags=(), with_scores=True)  # noqa: E731
         batches = [tuple(t.clone() for t in b) for b in gather(train, True)]
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; dual tower {sum(p.numel() for p in net0.parameters()):,} parameters, "
-              f"{N_STK} stk + {N_CTX} ctx features, heads {HORIZONS}, batch {BATCH}, {args.samples:,} samples")
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; dual tower {sum(p.numel() for p in net0.parameters()):,} parameters, "
+            f"{N_STK} stk + {N_CTX} ctx features, heads {HORIZONS}, batch {BATCH}, {args.samples:,} samples"
+        )
 
         def bare_train() -> float:
             net = copy.deepcopy(net0).train()
@@ -130,8 +131,7 @@ def main() -> None:
                     theirs.append(bare())
             ratio = sorted(b / o - 1 for b, o in zip(theirs, ours))[len(ours) // 2]
             o, b = float(np.median(ours)), float(np.median(theirs))
-            print(f"{what:9s}: ours {o:10,.0f} samples/s, bare {b:10,.0f} samples/s, overhead {ratio:+.1%}  "
-                  f"(target >= {target:,}: {'PASS' if o >= target else 'FAIL'})")
+            print(f"{what:9s}: ours {o:10,.0f} samples/s, bare {b:10,.0f} samples/s, overhead {ratio:+.1%}  (target >= {target:,}: {'PASS' if o >= target else 'FAIL'})")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ def main() -> None:
     torch.set_num_threads(2)
     params = parse_params(
         {
-            "data": {"source": "synthetic", "start": None, "end": None,
-                     "synthetic": {"n_symbols": args.symbols, "n_bars": args.bars, "start": "2000-01-03"}},
+            "data": {"source": "synthetic", "start": None, "end": None, "synthetic": {"n_symbols": args.symbols, "n_bars": args.bars, "start": "2000-01-03"}},
             "split": {"train_end": "2012-12-31", "val_end": "2015-12-31"},
         }
     )
@@ -48,9 +47,11 @@ def main() -> None:
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = len(raw.bars)
-    print(f"featurize {args.symbols} symbols x {args.bars} bars = {n:,} rows, "
-          f"{result.schema['n_features']['total']} features ({result.schema['n_features']['stock']} stock, "
-          f"{result.schema['n_features']['context']} context)")
+    print(
+        f"featurize {args.symbols} symbols x {args.bars} bars = {n:,} rows, "
+        f"{result.schema['n_features']['total']} features ({result.schema['n_features']['stock']} stock, "
+        f"{result.schema['n_features']['context']} context)"
+    )
     print(f"  build_features : {t1 - t0:6.1f} s")
     print(f"  write parquet  : {t2 - t1:6.1f} s")
     print(f"  total          : {t2 - t0:6.1f} s   (target <= 60 s)")

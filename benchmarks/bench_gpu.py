@@ -74,7 +74,6 @@ if str(ROOT / "src") not in sys.path:
 
 import trendfactory  # noqa: E402,F401  (first: it fixes numpy's and torch's CPU paths before they load)
 
-import contextlib  # noqa: E402
 import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import itertools  # noqa: E402
@@ -122,8 +121,7 @@ def build_store(params: Params, base: Path) -> Path:
         d.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with parquet_stream(raw / "bars.parquet") as stream:  # stage ingest
-        result = ingest_chunks(params.data, params.seed, required_history(params.features, params.label),
-                               ParquetSink(stream, params.data.chunk_symbols))
+        result = ingest_chunks(params.data, params.seed, required_history(params.features, params.label), ParquetSink(stream, params.data.chunk_symbols))
     write_parquet(result.context, raw / "context.parquet")
     write_json(result.manifest, raw / "manifest.json")
     t1 = time.perf_counter()
@@ -135,10 +133,12 @@ def build_store(params: Params, base: Path) -> Path:
     write_json(schema, feats / "schema.json")
     t2 = time.perf_counter()
     schema, folds = read_json(feats / "schema.json"), read_json(feats / "folds.json")  # stage window reads them back
-    build_split(feats / "features.parquet", windows, feature_columns=schema["feature_columns"], horizons=schema["horizons"],
-                seq_len=params.window.seq_len, folds=folds)
-    print(f"built {windows} in {time.perf_counter() - t0:.1f}s (ingest {t1 - t0:.1f}s, featurize {t2 - t1:.1f}s, "
-          f"window {time.perf_counter() - t2:.1f}s): {result.manifest['n_symbols']} symbols, {result.manifest['rows']:,} bars", flush=True)
+    build_split(feats / "features.parquet", windows, feature_columns=schema["feature_columns"], horizons=schema["horizons"], seq_len=params.window.seq_len, folds=folds)
+    print(
+        f"built {windows} in {time.perf_counter() - t0:.1f}s (ingest {t1 - t0:.1f}s, featurize {t2 - t1:.1f}s, "
+        f"window {time.perf_counter() - t2:.1f}s): {result.manifest['n_symbols']} symbols, {result.manifest['rows']:,} bars",
+        flush=True,
+    )
     return windows
 
 
@@ -214,12 +214,12 @@ class TrainerSpy:
 
         def fit(trainer, net, train, val, param_groups=None, task=None):
             names = {id(p): n for n, p in net.named_parameters()}
-            groups = None if not param_groups else [
-                {"names": [names[id(p)] for p in g["params"]], "lr_mult": g.get("lr_mult", 1.0)} for g in param_groups]
+            groups = None if not param_groups else [{"names": [names[id(p)] for p in g["params"]], "lr_mult": g.get("lr_mult", 1.0)} for g in param_groups]
             initial = copy.deepcopy(net)
             result = orig(trainer, net, train, val, param_groups, task)
-            spy.calls.append({"trainer": trainer, "initial": initial, "groups": groups, "train": train,
-                              "task": task or trainer_mod.Classification(aux_weight=trainer.cfg.aux_weight), "result": result})
+            spy.calls.append(
+                {"trainer": trainer, "initial": initial, "groups": groups, "train": train, "task": task or trainer_mod.Classification(aux_weight=trainer.cfg.aux_weight), "result": result}
+            )
             return result
 
         trainer_mod.Trainer.fit = fit
@@ -296,8 +296,7 @@ def pin(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, horizons: list[int], fold: int, seed_index: int,
-            args: argparse.Namespace, device: torch.device, util_reader) -> dict:
+def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, horizons: list[int], fold: int, seed_index: int, args: argparse.Namespace, device: torch.device, util_reader) -> dict:
     from trendfactory.runtime import seed_everything
 
     cls = get_model_class(name)
@@ -329,11 +328,22 @@ def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, hor
         predict_s = time.perf_counter() - t0
     trainer_sps = float(np.mean(sps)) if sps else None
     return {
-        "model": name, "fold": fold, "seed": seed, "n_train": len(train), "n_val": len(val), "epochs": epochs,
-        "best_epoch": model.best_iteration_, "fit_s": fit_s, "predict_s": predict_s,
-        "trainer_sps": trainer_sps, "bare_sps": bare_sps, "bare_batches": bare_n,
+        "model": name,
+        "fold": fold,
+        "seed": seed,
+        "n_train": len(train),
+        "n_val": len(val),
+        "epochs": epochs,
+        "best_epoch": model.best_iteration_,
+        "fit_s": fit_s,
+        "predict_s": predict_s,
+        "trainer_sps": trainer_sps,
+        "bare_sps": bare_sps,
+        "bare_batches": bare_n,
         "ratio": trainer_sps / bare_sps if trainer_sps and bare_sps else None,
-        "gpu_util_fit": util.mean, "gpu_util_bare": bare_util, "peak_mib": peak,
+        "gpu_util_fit": util.mean,
+        "gpu_util_bare": bare_util,
+        "peak_mib": peak,
     }
 
 
@@ -386,12 +396,17 @@ def main(args: argparse.Namespace) -> None:
     util_reader = _util_reader(device)
     precision = trainer_mod.Precision.resolve(train_cfg.precision, device)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, python {platform.python_version()}, device {device} ({dev_name}); "
-          f"precision {train_cfg.precision} -> {precision.autocast or 'fp32'}{' + grad scaler' if precision.scale else ''}; "
-          f"numerics {numerics.state().mode}")
-    print(f"store {store}: {split.n_rows:,} rows x {split.n_features} features, seq_len {split.seq_len}, horizons {horizons}, "
-          f"{split.n_folds} folds; fits: {len(names)} networks x folds {folds} x {n_seeds} seeds; batch {train_cfg.batch_size}, "
-          f"max_epochs {train_cfg.max_epochs}, patience {train_cfg.patience}; GPU utilisation: {'sampled' if util_reader else 'n/a'}", flush=True)
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, device {device} ({dev_name}); "
+        f"precision {train_cfg.precision} -> {precision.autocast or 'fp32'}{' + grad scaler' if precision.scale else ''}; "
+        f"numerics {numerics.state().mode}"
+    )
+    print(
+        f"store {store}: {split.n_rows:,} rows x {split.n_features} features, seq_len {split.seq_len}, horizons {horizons}, "
+        f"{split.n_folds} folds; fits: {len(names)} networks x folds {folds} x {n_seeds} seeds; batch {train_cfg.batch_size}, "
+        f"max_epochs {train_cfg.max_epochs}, patience {train_cfg.patience}; GPU utilisation: {'sampled' if util_reader else 'n/a'}",
+        flush=True,
+    )
     if device.type == "cuda":  # the context and cuBLAS handle, so the first fit does not pay for them
         a = torch.randn(256, 256, device=device)
         (a @ a).sum().item()
@@ -404,15 +419,19 @@ def main(args: argparse.Namespace) -> None:
             continue
         r = run_fit(name, params, train_cfg, store, horizon, horizons, fold, s, args, device, util_reader)
         rows.append(r)
-        print(f"  {name:12s} fold {fold} seed {r['seed']}: fit {r['fit_s']:7.1f}s, {r['epochs']:2d} epochs "
-              f"(best {r['best_epoch'] + 1}), {r['n_train']:,} train; trainer {_fmt(r['trainer_sps'], ',.0f')}/s, "
-              f"bare {_fmt(r['bare_sps'], ',.0f')}/s ({r['bare_batches']} batches), ratio {_fmt(r['ratio'], '.2f')}; "
-              f"GPU util fit {_pct(r['gpu_util_fit'])} bare {_pct(r['gpu_util_bare'])}; "
-              f"peak {_fmt(r['peak_mib'], ',.0f')} MiB" + (f"; predict {r['predict_s']:.1f}s" if r["predict_s"] is not None else ""),
-              flush=True)
+        print(
+            f"  {name:12s} fold {fold} seed {r['seed']}: fit {r['fit_s']:7.1f}s, {r['epochs']:2d} epochs "
+            f"(best {r['best_epoch'] + 1}), {r['n_train']:,} train; trainer {_fmt(r['trainer_sps'], ',.0f')}/s, "
+            f"bare {_fmt(r['bare_sps'], ',.0f')}/s ({r['bare_batches']} batches), ratio {_fmt(r['ratio'], '.2f')}; "
+            f"GPU util fit {_pct(r['gpu_util_fit'])} bare {_pct(r['gpu_util_bare'])}; "
+            f"peak {_fmt(r['peak_mib'], ',.0f')} MiB" + (f"; predict {r['predict_s']:.1f}s" if r["predict_s"] is not None else ""),
+            flush=True,
+        )
 
-    print(f"\n{'network':12s} {'fits':>4s} {'wall s':>8s} {'s/fit':>7s} {'epochs':>6s} {'trainer/s':>10s} {'bare/s':>10s} "
-          f"{'ratio':>6s} {'GPU% fit':>8s} {'GPU% bare':>9s} {'peak MiB':>8s}" + (f" {'predict s':>9s}" if args.predict else ""))
+    print(
+        f"\n{'network':12s} {'fits':>4s} {'wall s':>8s} {'s/fit':>7s} {'epochs':>6s} {'trainer/s':>10s} {'bare/s':>10s} "
+        f"{'ratio':>6s} {'GPU% fit':>8s} {'GPU% bare':>9s} {'peak MiB':>8s}" + (f" {'predict s':>9s}" if args.predict else "")
+    )
     for name in names:
         rs = [r for r in rows if r["model"] == name]
         if not rs:
@@ -424,19 +443,22 @@ def main(args: argparse.Namespace) -> None:
 
         wall = sum(r["fit_s"] for r in rs)
         peak = max((r["peak_mib"] for r in rs if r["peak_mib"] is not None), default=None)
-        print(f"{name:12s} {len(rs):4d} {wall:8.1f} {wall / len(rs):7.1f} {sum(r['epochs'] for r in rs) / len(rs):6.1f} "
-              f"{_fmt(med('trainer_sps'), ',.0f'):>10s} {_fmt(med('bare_sps'), ',.0f'):>10s} {_fmt(med('ratio'), '.2f'):>6s} "
-              f"{_fmt(med('gpu_util_fit'), '.0f'):>8s} {_fmt(med('gpu_util_bare'), '.0f'):>9s} {_fmt(peak, ',.0f'):>8s}"
-              + (f" {sum(r['predict_s'] for r in rs):9.1f}" if args.predict else ""))
+        print(
+            f"{name:12s} {len(rs):4d} {wall:8.1f} {wall / len(rs):7.1f} {sum(r['epochs'] for r in rs) / len(rs):6.1f} "
+            f"{_fmt(med('trainer_sps'), ',.0f'):>10s} {_fmt(med('bare_sps'), ',.0f'):>10s} {_fmt(med('ratio'), '.2f'):>6s} "
+            f"{_fmt(med('gpu_util_fit'), '.0f'):>8s} {_fmt(med('gpu_util_bare'), '.0f'):>9s} {_fmt(peak, ',.0f'):>8s}" + (f" {sum(r['predict_s'] for r in rs):9.1f}" if args.predict else "")
+        )
     total = time.perf_counter() - t_start
-    print(f"(medians over fits; wall s = the fits' total; ratio = trainer / bare samples/s)\n"
-          f"total {total:.1f}s for {len(rows)} fits" + (f"; {skipped} fits skipped: --budget {args.budget:g}s reached" if skipped else ""))
+    print(
+        f"(medians over fits; wall s = the fits' total; ratio = trainer / bare samples/s)\n"
+        f"total {total:.1f}s for {len(rows)} fits" + (f"; {skipped} fits skipped: --budget {args.budget:g}s reached" if skipped else "")
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"device": str(device), "device_name": dev_name, "torch": torch.__version__,
-                                               "precision": train_cfg.precision, "total_s": total, "fits": rows}, indent=1) + "\n")
-    print("\non a CUDA machine, with the store built here and carried (`--build-only` builds it), run from the repository root:\n  "
-          + command_line(str(store)))
+        Path(args.json).write_text(
+            json.dumps({"device": str(device), "device_name": dev_name, "torch": torch.__version__, "precision": train_cfg.precision, "total_s": total, "fits": rows}, indent=1) + "\n"
+        )
+    print("\non a CUDA machine, with the store built here and carried (`--build-only` builds it), run from the repository root:\n  " + command_line(str(store)))
 
 
 if __name__ == "__main__":

@@ -141,13 +141,10 @@ def main() -> None:
         "talib loop (reference)": best_of(lambda: talib_loop(a, cfg), args.repeats),
         "torch indicators": best_of(lambda: torch_indicators(t, cfg), args.repeats),
         "stock features (tensors)": best_of(lambda: stock_feature_tensors(t, cfg), args.repeats),
-        "compute_stock_features": best_of(
-            lambda: stock.compute_stock_features(bars, cfg), max(1, args.repeats // 2)
-        ),
+        "compute_stock_features": best_of(lambda: stock.compute_stock_features(bars, cfg), max(1, args.repeats // 2)),
     }
     ref = res["talib loop (reference)"]
-    print(f"{S} symbols x {T} bars, float64, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, best of {args.repeats}")
+    print(f"{S} symbols x {T} bars, float64, torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats}")
     print(f"{'':28s} {'ms':>9s} {'x talib':>8s}")
     for k, ms in res.items():
         print(f"{k:28s} {ms:9.1f} {ms / ref:8.2f}")

@@ -53,8 +53,10 @@ def main() -> None:
     predict_s = time.perf_counter() - t0
     rank_ic = ic_metrics(frame, args.horizon)["rank_ic"]
     what = "both horizons' heads" if cls.joint else f"horizon {args.horizon}"
-    print(f"{cls.family}:{cls.name} on fold {fold} ({len(train):,} train / {len(val):,} val windows, {train.n_features} features, "
-          f"seq_len {train.seq_len}){'' if n_params is None else f', {n_params:,} parameters'}")
+    print(
+        f"{cls.family}:{cls.name} on fold {fold} ({len(train):,} train / {len(val):,} val windows, {train.n_features} features, "
+        f"seq_len {train.seq_len}){'' if n_params is None else f', {n_params:,} parameters'}"
+    )
     print(f"  fit ({what}, one seed, {args.threads} threads): {fit_s:.1f} s; predict {len(val) / predict_s:,.0f} windows/s")
     print(f"  validation Rank IC (h={args.horizon}): {rank_ic:+.4f}")
 

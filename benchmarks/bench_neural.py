@@ -45,8 +45,7 @@ F, SEQ_LEN, H = 56, 32, 5
 def synthetic_store(root: Path, n_symbols: int = 20, n_bars: int = 3000) -> Path:
     rng = np.random.default_rng(0)
     n = n_symbols * n_bars
-    cols = {"symbol": np.repeat([f"S{i:02d}" for i in range(n_symbols)], n_bars),
-            "datetime": np.tile(pd.date_range("2000-01-03", periods=n_bars, freq="B").to_numpy(), n_symbols)}
+    cols = {"symbol": np.repeat([f"S{i:02d}" for i in range(n_symbols)], n_bars), "datetime": np.tile(pd.date_range("2000-01-03", periods=n_bars, freq="B").to_numpy(), n_symbols)}
     for j in range(F):
         cols[f"stk_f{j}"] = rng.standard_normal(n).astype(np.float32)
     cols[f"label_h{H}"] = pd.array(rng.integers(-1, 2, n), dtype="Int8")
@@ -101,6 +100,7 @@ def main() -> None:
             epochs = max(1, round(args.seconds * bare_loop(copy.deepcopy(net0), batches[:10], cfg.lr) / args.samples))
             run_cfg = TrainConfig(**{**cfg.__dict__, "max_epochs": epochs, "patience": epochs + 1})
             trainer_sps, bare_sps = [], []
+
             def run_trainer() -> float:
                 t = Trainer(run_cfg, seed=0, device=torch.device("cpu"), progress=False, name=name)
                 cpu = torch.device("cpu")

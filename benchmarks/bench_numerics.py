@@ -72,8 +72,7 @@ print(json.dumps(out))
 
 def run(mode: str, repeats: int) -> dict:
     env = {**os.environ, "TRENDFACTORY_NUMERICS": mode}
-    for key in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
-                "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "ARROW_USER_SIMD_LEVEL"):
+    for key in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "ARROW_USER_SIMD_LEVEL"):
         env.pop(key, None)  # each mode sets its own
     env.update({"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"})
     proc = subprocess.run([sys.executable, "-c", WORKER, str(repeats)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)

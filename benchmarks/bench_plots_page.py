@@ -31,8 +31,7 @@ def main() -> None:
         total = (html + linked) / 1e6
         largest = sorted(((f.stat().st_size, f.name) for f in images), reverse=True)[:3]
     print(f"dvc plots show: {seconds:.1f} s")
-    print(f"HTML {html / 1e6:.2f} MB + {len(images)} linked files {linked / 1e6:.2f} MB = {total:.2f} MB "
-          f"(target <= {TARGET_MB} MB: {'met' if total <= TARGET_MB else 'MISSED'})")
+    print(f"HTML {html / 1e6:.2f} MB + {len(images)} linked files {linked / 1e6:.2f} MB = {total:.2f} MB (target <= {TARGET_MB} MB: {'met' if total <= TARGET_MB else 'MISSED'})")
     for size, name in largest:
         print(f"  largest: {name} {size / 1e3:.0f} kB")
 

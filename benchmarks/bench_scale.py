@@ -42,8 +42,7 @@ def run_stage(stage: str, work: Path) -> dict:
     """Run one stage in ``work``; wall seconds, peak RSS (bytes), and its log's last line."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", f"trendfactory.stages.{stage}"], cwd=work, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", f"trendfactory.stages.{stage}"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -80,9 +79,18 @@ def measure(symbols: int, bars: int, chunk_symbols: int | None, workdir: Path | 
         }
         meta = json.loads((work / "data/windows/meta.json").read_text())
         shutil.rmtree(work / "data")
-    return {"symbols": symbols, "bars": bars, "rows": symbols * bars, "chunk_symbols": params["data"]["chunk_symbols"], "features": meta["n_features"], "folds": len(meta.get("folds", [])),
-            "stages": stages, "sizes": sizes,
-            "total_s": sum(s["wall_s"] for s in stages.values()), "peak_rss_b": max(s["peak_rss_b"] for s in stages.values())}
+    return {
+        "symbols": symbols,
+        "bars": bars,
+        "rows": symbols * bars,
+        "chunk_symbols": params["data"]["chunk_symbols"],
+        "features": meta["n_features"],
+        "folds": len(meta.get("folds", [])),
+        "stages": stages,
+        "sizes": sizes,
+        "total_s": sum(s["wall_s"] for s in stages.values()),
+        "peak_rss_b": max(s["peak_rss_b"] for s in stages.values()),
+    }
 
 
 def report(results: list[dict], project_to: int) -> None:
@@ -96,24 +104,26 @@ def report(results: list[dict], project_to: int) -> None:
         print(f"{r['symbols']:>8,} {r['rows']:>12,} | {cells} | {r['total_s']:8.1f} | {r['peak_rss_b'] / MB:8.0f}")
     big = results[-1]
     gb = big["sizes"]
-    print(f"\noutputs at {big['symbols']:,} symbols: bars.parquet {gb['bars.parquet'] / MB:,.0f} MB, features.parquet "
-          f"{gb['features.parquet'] / MB:,.0f} MB ({big['features']} features, {big['folds']} folds), window store "
-          f"{gb['windows/'] / MB:,.0f} MB (features.npy {gb['windows/features.npy'] / MB:,.0f} MB)")
+    print(
+        f"\noutputs at {big['symbols']:,} symbols: bars.parquet {gb['bars.parquet'] / MB:,.0f} MB, features.parquet "
+        f"{gb['features.parquet'] / MB:,.0f} MB ({big['features']} features, {big['folds']} folds), window store "
+        f"{gb['windows/'] / MB:,.0f} MB (features.npy {gb['windows/features.npy'] / MB:,.0f} MB)"
+    )
     ok_mem, ok_time = big["peak_rss_b"] <= 6 * 1024 * MB, big["total_s"] <= 600
-    print(f"targets at {big['symbols']:,} symbols: peak RSS {big['peak_rss_b'] / MB:,.0f} MB <= 6,144 MB: {'PASS' if ok_mem else 'FAIL'}; "
-          f"total {big['total_s']:.0f} s <= 600 s: {'PASS' if ok_time else 'FAIL'}")
+    print(
+        f"targets at {big['symbols']:,} symbols: peak RSS {big['peak_rss_b'] / MB:,.0f} MB <= 6,144 MB: {'PASS' if ok_mem else 'FAIL'}; "
+        f"total {big['total_s']:.0f} s <= 600 s: {'PASS' if ok_time else 'FAIL'}"
+    )
     if len(results) < 2:
         return
     small = results[-2]
     if small["symbols"] <= small["chunk_symbols"]:
-        print(f"(note: {small['symbols']:,} symbols is one chunk of {small['chunk_symbols']:,}: memory still grows up to the chunk "
-              "size, so the memory projection below overstates a larger universe)")
+        print(f"(note: {small['symbols']:,} symbols is one chunk of {small['chunk_symbols']:,}: memory still grows up to the chunk size, so the memory projection below overstates a larger universe)")
     ratio = big["symbols"] / small["symbols"]
     print(f"\n{small['symbols']:,} -> {big['symbols']:,} symbols (x{ratio:g}):")
     for s in STAGES:
         a, b = small["stages"][s], big["stages"][s]
-        print(f"  {s:10s} time x{b['wall_s'] / a['wall_s']:.2f}, peak RSS x{b['peak_rss_b'] / a['peak_rss_b']:.2f} "
-              f"({(b['peak_rss_b'] - a['peak_rss_b']) / MB:+,.0f} MB)")
+        print(f"  {s:10s} time x{b['wall_s'] / a['wall_s']:.2f}, peak RSS x{b['peak_rss_b'] / a['peak_rss_b']:.2f} ({(b['peak_rss_b'] - a['peak_rss_b']) / MB:+,.0f} MB)")
     print(f"\nprojection to {project_to:,} symbols x {big['bars']:,} bars ({project_to * big['bars']:,} rows):")
     total = 0.0
     for s in STAGES:

@@ -46,10 +46,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         record = yaml.safe_load((scratch / f"tuned/{args.model}-h{args.horizon}.yaml").read_text())
     t = record["trials"]
-    print(f"{args.model} h={args.horizon}: {sum(t.values())} trials ({t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed) "
-          f"in {wall / 60:.1f} min (target <= 15 min)")
-    print(f"  pooled validation Rank IC: best {record['value']:+.4f} (trial {record['best_trial']}), "
-          f"params.yaml's configuration {record['default_value']:+.4f}")
+    print(f"{args.model} h={args.horizon}: {sum(t.values())} trials ({t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed) in {wall / 60:.1f} min (target <= 15 min)")
+    print(f"  pooled validation Rank IC: best {record['value']:+.4f} (trial {record['best_trial']}), params.yaml's configuration {record['default_value']:+.4f}")
     print(f"  best params: {record['params']}")
 
 

@@ -64,9 +64,7 @@ def child_make(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     n_sym, n_rows, n_feat = args.symbols, args.rows, args.features
     n = n_sym * n_rows
-    names = [f"stk_f{j:02d}" for j in range(n_feat // 2)] + [
-        f"ctx_f{j:02d}" for j in range(n_feat - n_feat // 2)
-    ]
+    names = [f"stk_f{j:02d}" for j in range(n_feat // 2)] + [f"ctx_f{j:02d}" for j in range(n_feat - n_feat // 2)]
     X = rng.standard_normal((n, n_feat), dtype=np.float32)
     pos = np.tile(np.arange(n_rows), n_sym)
     warm = rng.integers(0, 30, size=n_feat)  # per-feature indicator warm-up
@@ -115,9 +113,7 @@ def child_build(args: argparse.Namespace) -> None:
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     t0 = time.perf_counter()
-    meta = build_split(
-        Path(args.parquet), Path(args.out), args.feature_names, args.horizons, args.seq_len
-    )
+    meta = build_split(Path(args.parquet), Path(args.out), args.feature_names, args.horizons, args.seq_len)
     dt = time.perf_counter() - t0
     stop.set()
     t.join()
@@ -187,10 +183,7 @@ def main() -> None:
 
     print(f"writing {n:,} rows x {F} features ({args.symbols} symbols) ... ", end="", flush=True)
     t0 = time.perf_counter()
-    names = json.loads(
-        child("--child", "make", "--parquet", str(pq_path), "--symbols", str(args.symbols),
-              "--rows", str(args.rows), "--features", str(F), "--seed", str(args.seed))
-    )
+    names = json.loads(child("--child", "make", "--parquet", str(pq_path), "--symbols", str(args.symbols), "--rows", str(args.rows), "--features", str(F), "--seed", str(args.seed)))
     print(f"{time.perf_counter() - t0:.1f}s, {pq_path.stat().st_size / 1e6:.0f} MB parquet (untimed)")
 
     # --- build_split in fresh processes (parent still small: only the stdlib imported) -----
@@ -198,9 +191,7 @@ def main() -> None:
     for k in range(args.repeat):
         if out.exists():
             shutil.rmtree(out)  # each run builds from scratch (untimed clean-up)
-        runs.append(json.loads(child(
-            "--child", "build", "--parquet", str(pq_path), "--out", str(out), "--feature-names", *names
-        )))
+        runs.append(json.loads(child("--child", "build", "--parquet", str(pq_path), "--out", str(out), "--feature-names", *names)))
     runs.sort(key=lambda r: r["build_s"])
     res = runs[len(runs) // 2]  # the median run
     build_s = res["build_s"]
@@ -254,17 +245,12 @@ def main() -> None:
         return got
 
     s1 = sample(args.ref_windows)
-    r1 = time_ref("R1", "fdf.iloc[e-L+1:e+1].to_numpy() (views)",
-                  lambda s: [fdf.iloc[e - L + 1 : e + 1].to_numpy() for e in s], s1)
+    r1 = time_ref("R1", "fdf.iloc[e-L+1:e+1].to_numpy() (views)", lambda s: [fdf.iloc[e - L + 1 : e + 1].to_numpy() for e in s], s1)
     B = args.batch_size
-    time_ref("R1s", "R1 + np.stack into [B, L, F] batches",
-             lambda s: [np.stack([fdf.iloc[e - L + 1 : e + 1].to_numpy() for e in s[k : k + B]])
-                        for k in range(0, len(s), B)], s1)
+    time_ref("R1s", "R1 + np.stack into [B, L, F] batches", lambda s: [np.stack([fdf.iloc[e - L + 1 : e + 1].to_numpy() for e in s[k : k + B]]) for k in range(0, len(s), B)], s1)
     s2 = sample(args.ref_windows_slow)
-    r2 = time_ref("R2", "df.iloc[e-L+1:e+1][features].to_numpy()",
-                  lambda s: [df.iloc[e - L + 1 : e + 1][names].to_numpy() for e in s], s2)
-    time_ref("R3", "df.iloc[e-L+1:e+1].to_numpy() (object dtype)",
-             lambda s: [df.iloc[e - L + 1 : e + 1].to_numpy() for e in s], s2)
+    r2 = time_ref("R2", "df.iloc[e-L+1:e+1][features].to_numpy()", lambda s: [df.iloc[e - L + 1 : e + 1][names].to_numpy() for e in s], s2)
+    time_ref("R3", "df.iloc[e-L+1:e+1].to_numpy() (object dtype)", lambda s: [df.iloc[e - L + 1 : e + 1].to_numpy() for e in s], s2)
     ours1, ours2 = split.windows(s1), split.windows(s2)
     assert all(np.array_equal(ours1[i], r1[i]) for i in range(len(s1))), "mismatch vs R1"
     assert all(np.array_equal(ours2[i], r2[i]) for i in range(len(s2))), "mismatch vs R2"
@@ -296,8 +282,7 @@ def main() -> None:
     table += [
         ("float32 matrix N*F*4", f"{mat_b * mib:.0f} MiB"),
         ("build peak (median run): ru_maxrss - RSS after imports", f"{res['peak_maxrss_b'] * mib:.0f} MiB"),
-        ("build peak: VmHWM - RSS after imports"
-         + ("" if res["hwm_reset"] else " (no reset)"), f"{res['peak_hwm_b'] * mib:.0f} MiB"),
+        ("build peak: VmHWM - RSS after imports" + ("" if res["hwm_reset"] else " (no reset)"), f"{res['peak_hwm_b'] * mib:.0f} MiB"),
         ("  peak anonymous (heap) part, sampled", f"{res['peak_anon_b'] * mib:.0f} MiB"),
         ("  peak file-backed (memmap pages) part, sampled", f"{res['peak_file_b'] * mib:.0f} MiB"),
         ("worst peak over runs / matrix (requirement <= 2x)", f"{mem_ratio:.2f}x"),
@@ -310,12 +295,22 @@ def main() -> None:
         print(f"speed >= 100x vs {k}: {'PASS' if speedups[k] >= 100 else 'FAIL'} ({speedups[k]:.0f}x)")
     if args.json:
         figures = {
-            "rows": n, "features": F, "seq_len": L, "horizon": args.horizon, "windows": n_win,
-            "batch_size": B, "build_s": build_s, "build_runs_s": build_all, "gather_s": gather_s, "gather_numpy_s": numpy_s,
-            "total_s": total_s, "matrix_b": mat_b, "peak_over_matrix": mem_ratio,
-            "references": {k: {"what": v[0], "scaled_s": v[1], "sample": v[2], "speedup": speedups[k]}
-                           for k, v in refs.items()},
-            **{k: v for k, v in res.items() if k.endswith("_b")}, "cpus": os.cpu_count(),
+            "rows": n,
+            "features": F,
+            "seq_len": L,
+            "horizon": args.horizon,
+            "windows": n_win,
+            "batch_size": B,
+            "build_s": build_s,
+            "build_runs_s": build_all,
+            "gather_s": gather_s,
+            "gather_numpy_s": numpy_s,
+            "total_s": total_s,
+            "matrix_b": mat_b,
+            "peak_over_matrix": mem_ratio,
+            "references": {k: {"what": v[0], "scaled_s": v[1], "sample": v[2], "speedup": speedups[k]} for k, v in refs.items()},
+            **{k: v for k, v in res.items() if k.endswith("_b")},
+            "cpus": os.cpu_count(),
         }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
     tmp.cleanup()

@@ -65,9 +65,12 @@ def main() -> None:
             results[(model, lr)] = h
             best_loss = int(np.argmin(h["val/loss"])) + 1
             best_ric = int(np.nanargmax(h["val/rank_ic"])) + 1
-            print(f"{model:6s} lr {lr:.0e}: best val loss at epoch {best_loss}, best val Rank IC at epoch {best_ric}; "
-                  f"val loss {' '.join(f'{v:.4f}' for v in h['val/loss'])}; val Rank IC {' '.join(f'{v:+.4f}' for v in h['val/rank_ic'])}; "
-                  f"train loss {' '.join(f'{v:.4f}' for v in h['train/loss'])} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"{model:6s} lr {lr:.0e}: best val loss at epoch {best_loss}, best val Rank IC at epoch {best_ric}; "
+                f"val loss {' '.join(f'{v:.4f}' for v in h['val/loss'])}; val Rank IC {' '.join(f'{v:+.4f}' for v in h['val/rank_ic'])}; "
+                f"train loss {' '.join(f'{v:.4f}' for v in h['train/loss'])} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
 
     import matplotlib
 

@@ -57,8 +57,7 @@ def check(lock_path: str) -> int:
         print(f"error: the environment differs from {lock_path} in {len(problems)} package(s):", file=sys.stderr)
         for p in problems[:30]:
             print(f"  {p}", file=sys.stderr)
-        print("fix: recreate it (rm -rf .venv && bash scripts/setup.sh), or update the lock (bash scripts/lock.sh) and commit it",
-              file=sys.stderr)
+        print("fix: recreate it (rm -rf .venv && bash scripts/setup.sh), or update the lock (bash scripts/lock.sh) and commit it", file=sys.stderr)
         return 1
     print(f"[setup] the environment matches {lock_path} ({len(want)} packages)")
     return 0

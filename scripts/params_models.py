@@ -120,11 +120,15 @@ def sync(text: str, wanted: dict) -> tuple[str, list[str]]:
     edits: list[tuple[int, int, list[str]]] = []
     for name, (values, comments, doc) in wanted.items():
         if name not in sections:
-            body = [f"  {name}: {{}}" if not values else f"  {name}:"] if not doc else (
-                [f"  {name}: {{}}".ljust(COMMENT_COLUMN - 1) + f" # {doc}"] if not values else [f"  {name}:".ljust(COMMENT_COLUMN - 1) + f" # {doc}"])
+            body = (
+                [f"  {name}: {{}}" if not values else f"  {name}:"]
+                if not doc
+                else ([f"  {name}: {{}}".ljust(COMMENT_COLUMN - 1) + f" # {doc}"] if not values else [f"  {name}:".ljust(COMMENT_COLUMN - 1) + f" # {doc}"])
+            )
             for key, value in values.items():
                 body += render_key(key, value, 4, comments.get(key, ""))
-            edits.append((end, end, body))
+            last = max((b for _, b in sections.values()), default=end)  # after the last section, before its trailing comments
+            edits.append((last, last, body))
             changes.append(f"models.{name}: section added from its defaults")
             continue
         have = current.get(name) or {}
@@ -155,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     new, changes = sync(text, defaults())
     if args.check:
         if changes:
-            print("params.yaml: model sections differ from the models' defaults (run `.venv/bin/python scripts/params_models.py`, "
-                  "or change the default in the model's file):\n  " + "\n  ".join(changes), file=sys.stderr)
+            print(
+                "params.yaml: model sections differ from the models' defaults (run `.venv/bin/python scripts/params_models.py`, or change the default in the model's file):\n  " + "\n  ".join(changes),
+                file=sys.stderr,
+            )
             return 1
         print("params.yaml: every model section holds its model's defaults")
         return 0

@@ -73,8 +73,7 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 </script>"""
 
-NOTICE = ('<p id="notice">This page loads its charts\' library (vega) from a CDN and stays blank without network:\n'
-          "run <code>bash scripts/setup.sh</code> once for the offline page.</p>")
+NOTICE = '<p id="notice">This page loads its charts\' library (vega) from a CDN and stays blank without network:\nrun <code>bash scripts/setup.sh</code> once for the offline page.</p>'
 
 
 def _page(head_comment: str, scripts: str, notice: str = "") -> str:
@@ -101,16 +100,17 @@ def _page(head_comment: str, scripts: str, notice: str = "") -> str:
 def offline_page(key: str, names: str, inlined_scripts: str) -> str:
     """build/plots_template.html: vega inlined (no ``{scripts}`` placeholder on purpose: DVC
     would put its CDN <script src=...> tags there)."""
-    return _page(f"<!-- trendfactory plots template, build-key {key}; written by scripts/vega.sh: {names} inlined -->",
-                 inlined_scripts)
+    return _page(f"<!-- trendfactory plots template, build-key {key}; written by scripts/vega.sh: {names} inlined -->", inlined_scripts)
 
 
 def fallback_page() -> str:
     """.dvc/plots_fallback.html: DVC's CDN scripts, and the notice."""
-    comment = ("<!-- trendfactory plots page without the offline template, written by scripts/plots_page.py: .dvc/config\n"
-               "     names it, so that `dvc plots show` works on a fresh clone. DVC puts its CDN script tags in\n"
-               "     {scripts}, so it needs network; `bash scripts/setup.sh` builds build/plots_template.html, with\n"
-               "     vega inlined, and names it in .dvc/config.local, which takes precedence. -->")
+    comment = (
+        "<!-- trendfactory plots page without the offline template, written by scripts/plots_page.py: .dvc/config\n"
+        "     names it, so that `dvc plots show` works on a fresh clone. DVC puts its CDN script tags in\n"
+        "     {scripts}, so it needs network; `bash scripts/setup.sh` builds build/plots_template.html, with\n"
+        "     vega inlined, and names it in .dvc/config.local, which takes precedence. -->"
+    )
     return _page(comment, "{scripts}", NOTICE + "\n")
 
 

@@ -21,8 +21,7 @@ from trendfactory.windows.store import build_split
 def tiny_params(n_symbols: int = 6, n_bars: int = 420, signal: float = 0.5, horizons=(5,), seq_len: int = 8, **sections) -> Params:
     """Synthetic OHLCV, no embedded context: seconds to featurize."""
     raw = {
-        "data": {"source": "synthetic", "start": None, "end": None,
-                 "synthetic": {"n_symbols": n_symbols, "n_bars": n_bars, "start": "2000-01-03", "signal_strength": signal}},
+        "data": {"source": "synthetic", "start": None, "end": None, "synthetic": {"n_symbols": n_symbols, "n_bars": n_bars, "start": "2000-01-03", "signal_strength": signal}},
         "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
         "label": {"horizons": list(horizons)},
         "window": {"seq_len": seq_len},
@@ -48,8 +47,7 @@ def write_stores(root: Path, params: Params, ingest=None) -> Path:
     result = build_features(ingest.bars, ingest.context, params)
     feats = root / "data" / "features"
     write_parquet(result.frame, feats / "features.parquet")
-    build_split(feats / "features.parquet", root / "data" / "windows", result.schema["feature_columns"],
-                result.schema["horizons"], params.window.seq_len, folds=result.folds)
+    build_split(feats / "features.parquet", root / "data" / "windows", result.schema["feature_columns"], result.schema["horizons"], params.window.seq_len, folds=result.folds)
     write_parquet(ingest.bars, root / "data" / "raw" / "bars.parquet")
     return root / "data" / "windows"
 
@@ -76,16 +74,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # (scikit-learn, XGBoost, LightGBM, CatBoost), a convolutional network, the dual tower, evaluate,
 # the ensembles and compare (two walk-forward folds, one horizon, one seed): about 2 minutes.
 EVERY_KIND = {
-    "data": {"source": "synthetic", "start": None, "end": None,
-             "synthetic": {"n_symbols": 5, "n_bars": 900, "start": "2000-01-03", "signal_strength": 0.5}},
+    "data": {"source": "synthetic", "start": None, "end": None, "synthetic": {"n_symbols": 5, "n_bars": 900, "start": "2000-01-03", "signal_strength": 0.5}},
     "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
     "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1, "embargo": 5},
     "window": {"seq_len": 8},
     "label": {"horizons": [5]},
-    "run": {"models": ["majority", "logistic", "xgboost", "lightgbm", "catboost"], "neural_models": ["tcn"],
-            "joint_models": ["dual_tower"]},
-    "models": {"xgboost": {"n_estimators": 30}, "lightgbm": {"n_estimators": 30}, "catboost": {"iterations": 30},
-               "tcn": {"channels": 8, "dilations": [1, 2]}, "dual_tower": {"context_hidden": [16], "stock_hidden": [32]}},
+    "run": {"models": ["majority", "logistic", "xgboost", "lightgbm", "catboost"], "neural_models": ["tcn"], "joint_models": ["dual_tower"]},
+    "models": {
+        "xgboost": {"n_estimators": 30},
+        "lightgbm": {"n_estimators": 30},
+        "catboost": {"iterations": 30},
+        "tcn": {"channels": 8, "dilations": [1, 2]},
+        "dual_tower": {"context_hidden": [16], "stock_hidden": [32]},
+    },
     "train": {"max_epochs": 2, "batch_size": 256},
     "evaluate": {"bootstrap_reps": 100, "seeds": 1},
 }
@@ -110,13 +111,16 @@ def copy_project(work: Path, overrides: dict, env: dict | None = None) -> dict:
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ if env is None else env, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"),
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = dict(os.environ if env is None else env, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     # DVCLive (train/evaluate) needs a repo with a commit, as every clone has
-    for cmd in (["git", "init", "-q", "-b", "main"], [sys.executable, "-m", "dvc", "init", "-q"],
-                [sys.executable, "-m", "dvc", "config", "core.analytics", "false"], ["git", "add", "-A"],
-                ["git", "-c", "commit.gpgsign=false", "commit", "-qm", "project"]):
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        [sys.executable, "-m", "dvc", "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "-c", "commit.gpgsign=false", "commit", "-qm", "project"],
+    ):
         subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
     return env
 

@@ -75,8 +75,7 @@ def anchors(path: Path) -> set[str]:
         m = ATX.match(line)
         if m:
             heading = m.group(2) or ""
-        elif i + 1 < len(lines) and line.strip() and not line.lstrip().startswith(("|", "-", "*", ">")) \
-                and re.fullmatch(r" {0,3}(=+|-+)[ \t]*", lines[i + 1]):
+        elif i + 1 < len(lines) and line.strip() and not line.lstrip().startswith(("|", "-", "*", ">")) and re.fullmatch(r" {0,3}(=+|-+)[ \t]*", lines[i + 1]):
             heading = line.strip()  # a setext heading
         if heading is None:
             continue
@@ -157,11 +156,12 @@ def test_the_checker_finds_what_it_should(tmp_path):
     (tmp_path / "img.png").write_bytes(b"")
     (tmp_path / "docs" / "a.md").write_text(
         "# Page A\n\n## The neural trainer (`train.*`)\n\n## Data sources (`data.source`)\n\n## Repeat\n\n## Repeat\n\n"
-        "Fine: [b](b.md), [up](../img.png \"title\"), ![img](<../img.png>), [self](#repeat-1), [ext](https://example.com/x),\n"
+        'Fine: [b](b.md), [up](../img.png "title"), ![img](<../img.png>), [self](#repeat-1), [ext](https://example.com/x),\n'
         "[b's section](b.md#héllo-wörld), [trainer](#the-neural-trainer-train), [sources](#data-sources-datasource).\n"
         "Broken: [gone](missing.md), ![gone image](../nope.png), [bad anchor](b.md#nowhere), [self](#repeat-2),\n"
         "[outside](../../etc/passwd).\n\n"
-        "```\n[not a link](in-a-fence.md)\n```\n\nNot a link either: `[x](in-a-span.md)`.\n\n[ref]: also-missing.md\n")
+        "```\n[not a link](in-a-fence.md)\n```\n\nNot a link either: `[x](in-a-span.md)`.\n\n[ref]: also-missing.md\n"
+    )
     (tmp_path / "docs" / "b.md").write_text("Héllo, Wörld!\n=============\n\ntext\n")
     problems = broken_links(tmp_path / "docs" / "a.md", root=tmp_path)
     assert [p.split(": ", 2)[1] for p in problems] == ["missing.md", "../nope.png", "b.md#nowhere", "#repeat-2", "../../etc/passwd", "also-missing.md"], problems

@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE_FILES = ("mkdocs.yml", "scripts/mkdocs_hooks.py", "README.md", "LICENSE", "params.yaml", "requirements.lock",
-              "benchmarks/README.md", "metrics/comparison.md", "metrics/compare.json")
+SITE_FILES = ("mkdocs.yml", "scripts/mkdocs_hooks.py", "README.md", "LICENSE", "params.yaml", "requirements.lock", "benchmarks/README.md", "metrics/comparison.md", "metrics/compare.json")
 
 
 def _build(root: Path, site: Path) -> subprocess.CompletedProcess:
     # not --quiet: it drops the warnings below the level strict mode counts, and the build passes
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], cwd=root, capture_output=True, text=True, timeout=300)
 
 
 def _copy_project(tmp: Path) -> Path:

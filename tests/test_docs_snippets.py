@@ -34,8 +34,7 @@ def snippets() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("snippets")
-    params = tiny_params(n_symbols=5, n_bars=1500, horizons=(5,),
-                         split={"scheme": "walk_forward", "test_start": "2003-01-01", "fold": 1, "val_years": 1, "embargo": 5})
+    params = tiny_params(n_symbols=5, n_bars=1500, horizons=(5,), split={"scheme": "walk_forward", "test_start": "2003-01-01", "fold": 1, "val_years": 1, "embargo": 5})
     store = write_stores(root, params)
     from trendfactory.windows.reader import WindowSplit
 

@@ -53,9 +53,15 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("exps")
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     (root / "make.py").write_text(STAGE)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "params.yaml").write_text(PARAMS)
@@ -65,8 +71,7 @@ def repo(tmp_path_factory) -> Path:
     _run([*dvc, "repro", "-q"], root, env)
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "baseline"], root, env)
-    for name, sets in (("deep6", ["models.xgboost.max_depth=6"]), ("shallow2", ["models.xgboost.max_depth=2"]),
-                       ("fast", ["models.xgboost.max_depth=8", "train.lr=0.01"])):
+    for name, sets in (("deep6", ["models.xgboost.max_depth=6"]), ("shallow2", ["models.xgboost.max_depth=2"]), ("fast", ["models.xgboost.max_depth=8", "train.lr=0.01"])):
         _run([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
     return root
 
@@ -89,7 +94,7 @@ def test_three_experiments_side_by_side_changed_params_first(repo):
 def test_narrow_terminal_names_what_was_left_out(repo):
     table = show(repo, width=70)
     assert max(map(len, table.splitlines())) <= 70
-    note = table[table.index("not shown ("):]
+    note = table[table.index("not shown (") :]
     assert "xgboost-h20 rIC" in note and "--width" in note
 
 
@@ -105,8 +110,10 @@ def test_cli_prints_the_table_and_refuses_a_bad_dvc_option(repo, capsys, monkeyp
 
 
 def test_render_orders_moved_items_by_spread():
-    rows = [Row("a", {"x": 1}, {"metrics/eval/m-h5.json": {"rank_ic": 0.01}, "metrics/eval/n-h5.json": {"rank_ic": 0.0}}),
-            Row("b", {"x": 2}, {"metrics/eval/m-h5.json": {"rank_ic": 0.02}, "metrics/eval/n-h5.json": {"rank_ic": 0.05}})]
+    rows = [
+        Row("a", {"x": 1}, {"metrics/eval/m-h5.json": {"rank_ic": 0.01}, "metrics/eval/n-h5.json": {"rank_ic": 0.0}}),
+        Row("b", {"x": 2}, {"metrics/eval/m-h5.json": {"rank_ic": 0.02}, "metrics/eval/n-h5.json": {"rank_ic": 0.05}}),
+    ]
     header = render(rows).splitlines()[0].split()
     assert header == ["experiment", "x", "n-h5", "rIC", "m-h5", "rIC"]
     assert render([]).startswith("no experiments")

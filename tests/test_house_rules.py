@@ -18,7 +18,7 @@ def long_functions_without_a_reason(root: Path = PACKAGE) -> list[str]:
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_LINES:
                 body = node.body[1:] if isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) else node.body
-                head = lines[(body[0].lineno - 2) if body else node.lineno: (body[0].lineno if body else node.lineno)]
+                head = lines[(body[0].lineno - 2) if body else node.lineno : (body[0].lineno if body else node.lineno)]
                 if not any(line.strip().startswith(MARK) for line in head):
                     found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     return found

@@ -58,8 +58,7 @@ def test_no_import_cycle():
 
 def test_no_library_module_imports_a_stage():
     graph = import_graph()
-    wrong = {m: sorted(t for t in targets if t.startswith("trendfactory.stages"))
-             for m, targets in graph.items() if not m.startswith(TOP)}
+    wrong = {m: sorted(t for t in targets if t.startswith("trendfactory.stages")) for m, targets in graph.items() if not m.startswith(TOP)}
     wrong = {m: t for m, t in wrong.items() if t}
     assert not wrong, f"library modules importing stage entry points: {wrong}"
 

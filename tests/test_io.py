@@ -71,11 +71,13 @@ def _frame(symbols: list[str], n: int = 4):
     import numpy as np
     import pandas as pd
 
-    return pd.DataFrame({
-        "symbol": np.repeat(symbols, n),
-        "x": np.arange(len(symbols) * n, dtype=np.float32),
-        "label": pd.array([1, None] * (len(symbols) * n // 2), dtype="Int8"),
-    })
+    return pd.DataFrame(
+        {
+            "symbol": np.repeat(symbols, n),
+            "x": np.arange(len(symbols) * n, dtype=np.float32),
+            "label": pd.array([1, None] * (len(symbols) * n // 2), dtype="Int8"),
+        }
+    )
 
 
 def test_a_streamed_parquet_is_what_to_parquet_writes(tmp_path):

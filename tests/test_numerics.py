@@ -31,19 +31,30 @@ HAS_AVX512 = "avx512f" in ((numerics._cpu_flags() or set()) if numerics.is_x86()
 
 # What an AVX-512 machine's libraries pick by themselves, made explicit (only where the CPU has
 # AVX-512: forcing those kernels elsewhere would crash); and an AVX2 machine's, forced.
-AVX512_ENV = {
-    "NPY_DISABLE_CPU_FEATURES": "", "OPENBLAS_CORETYPE": "SkylakeX", "ATEN_CPU_CAPABILITY": "avx512",
-    "ONEDNN_MAX_CPU_ISA": "ALL", "MKL_CBWR": "AUTO", "ARROW_USER_SIMD_LEVEL": "AVX512",
-} if HAS_AVX512 else {}
+AVX512_ENV = (
+    {
+        "NPY_DISABLE_CPU_FEATURES": "",
+        "OPENBLAS_CORETYPE": "SkylakeX",
+        "ATEN_CPU_CAPABILITY": "avx512",
+        "ONEDNN_MAX_CPU_ISA": "ALL",
+        "MKL_CBWR": "AUTO",
+        "ARROW_USER_SIMD_LEVEL": "AVX512",
+    }
+    if HAS_AVX512
+    else {}
+)
 AVX2_ENV = {
-    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "ARROW_USER_SIMD_LEVEL": "AVX2",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+    "ARROW_USER_SIMD_LEVEL": "AVX2",
 }
 EMULATIONS = {
     "avx512": {**AVX512_ENV, "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"},
     "avx2": {**AVX2_ENV, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
 }
-
 
 
 def _clean_env(overrides: dict[str, str]) -> dict[str, str]:
@@ -54,8 +65,7 @@ def _clean_env(overrides: dict[str, str]) -> dict[str, str]:
 
 
 def _repro(work: Path, env: dict, *targets: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"dvc repro failed in {work}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return yaml.safe_load((work / "dvc.lock").read_text())["stages"]
 
@@ -77,8 +87,20 @@ def test_portable_mode_gives_one_dvc_lock_under_both_instruction_sets(tmp_path):
         env = copy_project(work, {**EVERY_KIND, "numerics": "portable", "parallel": {"cpus": cpus}}, _clean_env(emulation))
         locks[name] = _repro(work, env)
     stages = set(locks["avx512"])
-    assert {"ingest", "featurize", "window", "train@logistic-5", "train@xgboost-5", "train@lightgbm-5", "train@catboost-5",
-            "train_neural@tcn", "train_joint@dual_tower", "evaluate_neural@tcn-5", "ensemble@5", "compare"} <= stages
+    assert {
+        "ingest",
+        "featurize",
+        "window",
+        "train@logistic-5",
+        "train@xgboost-5",
+        "train@lightgbm-5",
+        "train@catboost-5",
+        "train_neural@tcn",
+        "train_joint@dual_tower",
+        "evaluate_neural@tcn-5",
+        "ensemble@5",
+        "compare",
+    } <= stages
     # every stage's outputs (check_params also records params.yaml, whose `parallel` section differs)
     assert _outs(locks["avx512"]) == _outs(locks["avx2"]), f"outputs differ between the emulations: {_differing(locks['avx512'], locks['avx2'])}"
 
@@ -155,8 +177,7 @@ def test_a_library_loaded_before_trendfactory_is_named():
     """numpy imported first, with its AVX-512 loops on: the stage refuses in one line."""
     if not HAS_AVX512:
         pytest.skip("needs a CPU with AVX-512 (elsewhere numpy's paths are the portable ones anyway)")
-    code = ("import numpy, trendfactory\nfrom trendfactory import numerics\n"
-            "try:\n    numerics.ensure('portable')\nexcept Exception as e:\n    print(e)\n")
+    code = "import numpy, trendfactory\nfrom trendfactory import numerics\ntry:\n    numerics.ensure('portable')\nexcept Exception as e:\n    print(e)\n"
     out = subprocess.run([sys.executable, "-c", code], env=_clean_env({}), capture_output=True, text=True, check=True).stdout
     assert out.startswith("numerics: portable: numpy dispatches to X86_V4") and "import trendfactory first" in out, out
 

@@ -84,6 +84,7 @@ def test_a_failing_task_raises_its_own_error():
 
 # ---- a real two-node cluster on localhost ------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,19 +97,27 @@ def two_node_cluster(tmp_path_factory):
     groups of their own (stopped by the fixture alone: `ray stop` would stop every Ray here)."""
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
     env.pop("RAY_ADDRESS", None)
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--object-store-memory=100000000", "--block", "--disable-usage-stats"]
     logs = tmp_path_factory.mktemp("ray_logs")
     nodes = []
     try:
-        nodes.append(subprocess.Popen([str(ray_bin), "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                                      env=env, cwd=REPO, start_new_session=True, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT))
+        nodes.append(
+            subprocess.Popen(
+                [str(ray_bin), "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+                env=env,
+                cwd=REPO,
+                start_new_session=True,
+                stdout=open(logs / "head.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         address = f"127.0.0.1:{port}"
         _wait_for(lambda: _can_connect(port), 60, "the head node")
-        nodes.append(subprocess.Popen([str(ray_bin), "start", f"--address={address}", *common],
-                                      env=env, cwd=REPO, start_new_session=True, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+        nodes.append(
+            subprocess.Popen([str(ray_bin), "start", f"--address={address}", *common], env=env, cwd=REPO, start_new_session=True, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT)
+        )
         _wait_for(lambda: _alive_nodes(address, env) == 2, 90, "the second node")
         yield address
     finally:
@@ -163,8 +172,7 @@ def test_train_stage_on_the_cluster_equals_the_sequential_run(cluster_env, tmp_p
     predictions and saved models as one after another in this process."""
     from trendfactory.stages.train import main_body
 
-    params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,), models={"xgboost": {"n_estimators": 15, "n_jobs": 1}},
-                         evaluate={"seeds": 2})
+    params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,), models={"xgboost": {"n_estimators": 15, "n_jobs": 1}}, evaluate={"seeds": 2})
     build_stores(tmp_path, params)
     monkeypatch.chdir(tmp_path)
 

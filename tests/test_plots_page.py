@@ -76,8 +76,7 @@ def _png(width: int, height: int) -> bytes:
 
     rows = b"".join(b"\x00" + b"\xc8\x32\x32" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def _write_project(root: Path) -> None:
@@ -135,8 +134,7 @@ class _Marks(HTMLParser):
 @pytest.fixture(scope="module")
 def template() -> Path:
     """build/plots_template.html from scripts/vega.sh (only checks when already built)."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts/vega.sh")], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(["bash", str(ROOT / "scripts/vega.sh")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"scripts/vega.sh failed:\n{proc.stdout}\n{proc.stderr}"
     return TEMPLATE
 
@@ -194,11 +192,24 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
     profile, netlog = tmp_path / "chromium-profile", tmp_path / "netlog.json"
     profile.mkdir()
     cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-        "--proxy-server=127.0.0.1:9", "--enable-logging=stderr", "--v=0",
-        f"--log-net-log={netlog}", "--virtual-time-budget=15000", "--dump-dom", index.as_uri(),
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--log-net-log={netlog}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        index.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -226,10 +237,9 @@ def test_plots_page_renders_offline(tmp_path: Path, template: Path):
     log = json.loads(netlog.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     page_requests = [
-        e["params"]["url"] for e in log["events"]
-        if e["type"] == start_job and "url" in e.get("params", {})
-        and ("file://" in str(e["params"].get("network_isolation_key", ""))
-             or e["params"].get("initiator") == "null")
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start_job and "url" in e.get("params", {}) and ("file://" in str(e["params"].get("network_isolation_key", "")) or e["params"].get("initiator") == "null")
     ]
     assert not page_requests, f"the page fetched from the network: {page_requests}"
 

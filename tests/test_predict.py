@@ -253,7 +253,13 @@ BAD = [
     ("horizon-not-trained", "xgboost", 7, None, r"--horizon 7: no model is trained for this horizon; the pipeline's label\.horizons are \[5\]"),
     ("non-positive-price", "xgboost", H, _nonpositive_price, r"bad_price\.csv: symbol SYN000, column close, data row 251: price 0\.0 is not positive"),
     ("too-short", "xgboost", H, _too_short, r"short\.csv: symbol SYN000 has 50 bars, fewer than the 207 needed to score one bar \(199 warm-up bars .* window length 8"),
-    ("one-symbol-breadth", "xgboost", H, _one_symbol, r"no symbol's latest bar could be scored: cross-sectional context \(ctx_.*\) is undefined on dates with 1 symbol\(s\) \(e\.g\. \d{4}-\d\d-\d\d\): score the same universe, on the same dates, as the model was trained on \(4 symbols\)"),
+    (
+        "one-symbol-breadth",
+        "xgboost",
+        H,
+        _one_symbol,
+        r"no symbol's latest bar could be scored: cross-sectional context \(ctx_.*\) is undefined on dates with 1 symbol\(s\) \(e\.g\. \d{4}-\d\d-\d\d\): score the same universe, on the same dates, as the model was trained on \(4 symbols\)",
+    ),
     ("close-only-for-ohlc-model", "xgboost", H, _close_only, r"close_only\.csv: the model uses \d+ feature\(s\) these bars cannot give \(stk_adx.*needs high/low; source has close only"),
     ("missing-file", "xgboost", H, _missing_file, r"no_such_bars\.csv: no such file or directory"),
     ("no-symbol-column", "xgboost", H, _no_symbol_column, r"nosym\.csv: no symbol column"),
@@ -360,7 +366,10 @@ def test_embedded_context_scores_match_and_out_of_range_dates_fail(embedded_proj
     bars = _bars(embedded_project)
     future = bars.assign(datetime=pd.to_datetime(bars["datetime"]) + pd.DateOffset(years=40))  # 2040: no series covers it
     future.to_csv("future.csv", index=False)
-    with pytest.raises(TrendfactoryError, match=r"future\.csv: no bar could be scored: the model's embedded market/macro context is undefined for these dates \(input bars 2040-.*the series cover .*market .*score bars dated inside that range"):
+    with pytest.raises(
+        TrendfactoryError,
+        match=r"future\.csv: no bar could be scored: the model's embedded market/macro context is undefined for these dates \(input bars 2040-.*the series cover .*market .*score bars dated inside that range",
+    ):
         score_bars("future.csv", "momentum", H, params, all_rows=True)
     # history inside the series' range, then new bars past it: the latest bars fail, earlier ones could be scored
     both = pd.concat([bars.assign(datetime=pd.to_datetime(bars["datetime"])), future]).sort_values(["symbol", "datetime"])

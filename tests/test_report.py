@@ -25,11 +25,9 @@ def _write(repo: Path, xgb_ric: float, xgb_t: float, xgb_p: float, selected: str
     """The layout of a run: one headline file per item, one summary per horizon."""
     (repo / "metrics" / "eval").mkdir(parents=True, exist_ok=True)
     for m, ric, t, p in (("xgboost", xgb_ric, xgb_t, xgb_p), ("lstm", 0.01, 0.5, 0.62)):
-        (repo / "metrics" / "eval" / f"{m}-h5.json").write_text(json.dumps(
-            {"rank_ic": ric, "rank_ic_t": t, "rank_ic_p": p, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
+        (repo / "metrics" / "eval" / f"{m}-h5.json").write_text(json.dumps({"rank_ic": ric, "rank_ic_t": t, "rank_ic_p": p, "val_rank_ic": 0.02, "sharpe": 0.5, "log_loss": 1.09}))
     (repo / "metrics" / "summary").mkdir(exist_ok=True)
-    (repo / "metrics" / "summary" / "h5.json").write_text(json.dumps(
-        {"selected": selected, "rank_ic": xgb_ric, "rank_ic_t": 1.0, "survives": False}))
+    (repo / "metrics" / "summary" / "h5.json").write_text(json.dumps({"selected": selected, "rank_ic": xgb_ric, "rank_ic_t": 1.0, "survives": False}))
     (repo / "params.yaml").write_text(f"seed: 42\nmodels:\n  xgboost:\n    max_depth: {max_depth}\n")
 
 
@@ -68,8 +66,7 @@ def test_headline_table_verdict_and_params(repo):
     text, ok = build_report(base="main", repo=repo)
     assert ok and text.startswith(MARKER)
     assert _rows(text, "h5") == [["h5", "lstm → xgboost", "+0.0100 → +0.0300", "+1.00", "False"]]
-    assert _rows(text, "xgboost-h5") == [["xgboost-h5", "+0.0100 → +0.0300", "+1.20 → +2.10", "+0.0200", "+0.50", "+0.0200",
-                                          "⚑ now significant (p < 0.05)"]]
+    assert _rows(text, "xgboost-h5") == [["xgboost-h5", "+0.0100 → +0.0300", "+1.20 → +2.10", "+0.0200", "+0.50", "+0.0200", "⚑ now significant (p < 0.05)"]]
     assert _rows(text, "lstm-h5") == []  # its headline numbers did not move
     assert _rows(text, "params.yaml") == [["params.yaml", "models.xgboost.max_depth", "4", "6"]]
     assert "| metrics/eval/xgboost-h5.json | rank_ic | 0.01 | 0.03 |" in text  # the details
@@ -98,10 +95,8 @@ def _full_rerun_diff(n_items: int = 34, n_keys: int = 400) -> dict:
     diff: dict = {}
     for i in range(n_items):
         item = f"model_{i:02d}-h{5 if i % 2 else 20}"
-        diff[f"metrics/eval/{item}.json"] = {k: {"old": 0.01 * i, "new": 0.01 * i + 0.001 * (i % 7 + 1), "diff": 0.001}
-                                             for k in ("rank_ic", "rank_ic_t", "val_rank_ic", "sharpe", "ic", "log_loss")}
-        diff[f"metrics/detail/{item}.json"] = {
-            f"test_by_year.{2000 + j // 20}.metric_{j % 20}": {"old": j * 1e-4, "new": j * 1.1e-4, "diff": j * 1e-5} for j in range(n_keys)}
+        diff[f"metrics/eval/{item}.json"] = {k: {"old": 0.01 * i, "new": 0.01 * i + 0.001 * (i % 7 + 1), "diff": 0.001} for k in ("rank_ic", "rank_ic_t", "val_rank_ic", "sharpe", "ic", "log_loss")}
+        diff[f"metrics/detail/{item}.json"] = {f"test_by_year.{2000 + j // 20}.metric_{j % 20}": {"old": j * 1e-4, "new": j * 1.1e-4, "diff": j * 1e-5} for j in range(n_keys)}
     for h in ("h5", "h20"):
         diff[f"metrics/summary/{h}.json"] = {"selected": {"old": "model_01", "new": "model_03"}}
     return diff
@@ -175,12 +170,14 @@ def test_the_projects_own_lock_is_fresh_in_a_bare_clone(tmp_path):
 
 
 def test_details_round_the_difference_to_the_values_precision():
-    metrics = {"metrics/eval/x-h5.json": {
-        "rank_ic": {"old": 0.01, "new": 0.01015, "diff": 0.00014999999999998348},
-        "sharpe": {"old": 0.5, "new": 0.25, "diff": -0.25},
-        "selected": {"old": "a", "new": "b"},
-        "dates": {"old": 1000, "new": 1001, "diff": 1},
-    }}
+    metrics = {
+        "metrics/eval/x-h5.json": {
+            "rank_ic": {"old": 0.01, "new": 0.01015, "diff": 0.00014999999999998348},
+            "sharpe": {"old": 0.5, "new": 0.25, "diff": -0.25},
+            "selected": {"old": "a", "new": "b"},
+            "dates": {"old": 1000, "new": 1001, "diff": 1},
+        }
+    }
     rows = detail_rows(metrics)
     assert "| metrics/eval/x-h5.json | rank_ic | 0.01 | 0.01015 | 0.00015 |" in rows
     assert "| metrics/eval/x-h5.json | sharpe | 0.5 | 0.25 | -0.25 |" in rows

@@ -24,10 +24,7 @@ def _validate(args: argparse.Namespace) -> None:
     frames, _ = load_csv_bars(args.input)
     bars = combine(frames)
     cols = ", ".join(c for c in bars.columns if c not in ("symbol", "datetime"))
-    print(
-        f"ok: {args.input}: {len(bars):,} bars, {bars['symbol'].nunique()} symbols, "
-        f"{bars['datetime'].min()} .. {bars['datetime'].max()}; columns: {cols}"
-    )
+    print(f"ok: {args.input}: {len(bars):,} bars, {bars['symbol'].nunique()} symbols, {bars['datetime'].min()} .. {bars['datetime'].max()}; columns: {cols}")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -39,8 +36,7 @@ def _models(args: argparse.Namespace) -> None:
     width = max(len(i.full_name) for i in infos)
     print(f"{'model':{width}s}  {'family':10s}  {'run list':18s}  {'sequences':9s}  {'gpu':3s}  description")
     for i in infos:
-        print(f"{i.full_name:{width}s}  {i.family:10s}  {'run.' + RUN_LIST[i.kind]:18s}  {'yes' if i.needs_sequences else 'no':9s}  "
-              f"{'yes' if i.can_use_gpu else 'no':3s}  {i.doc}")
+        print(f"{i.full_name:{width}s}  {i.family:10s}  {'run.' + RUN_LIST[i.kind]:18s}  {'yes' if i.needs_sequences else 'no':9s}  {'yes' if i.can_use_gpu else 'no':3s}  {i.doc}")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -54,8 +50,7 @@ def _check(args: argparse.Namespace) -> None:
     counts = {key: len(getattr(params.run, key)) for key in RUN_LIST.values()}
     listed = [n for key in RUN_LIST.values() for n in getattr(params.run, key)]
     seqs = sum(get_model_class(n).needs_sequences for n in listed)
-    print(f"ok: {args.params}: valid; runs {', '.join(f'{v} under run.{k}' for k, v in counts.items())} "
-          f"({seqs} reading sequences) at horizons {list(params.label.horizons)}")
+    print(f"ok: {args.params}: valid; runs {', '.join(f'{v} under run.{k}' for k, v in counts.items())} ({seqs} reading sequences) at horizons {list(params.label.horizons)}")
 
 
 def _results(args: argparse.Namespace) -> None:
@@ -65,8 +60,7 @@ def _results(args: argparse.Namespace) -> None:
     changed = update_readme(args.readme, args.compare, check=args.check)
     if args.check and changed:
         raise TrendfactoryError(f"{args.readme}: its results section differs from {args.compare}; run `trendfactory results` and commit both")
-    print(f"ok: {args.readme}: results section {'rewritten' if changed else 'already equal to'} {args.compare}"
-          if not args.check else f"ok: {args.readme}: results section equals {args.compare}")
+    print(f"ok: {args.readme}: results section {'rewritten' if changed else 'already equal to'} {args.compare}" if not args.check else f"ok: {args.readme}: results section equals {args.compare}")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -76,8 +70,10 @@ def _export(args: argparse.Namespace) -> None:
 
     out, meta = export_trained(args.model, args.horizon, args.output)
     parity = meta["parity"]
-    print(f"ok: {meta['model']} h{meta['horizon']} -> {out / meta['file']} ({meta['format']}; input {meta['input']['shape']}); "
-          f"scores equal PyTorch's to {parity['max_abs_diff']:.1e} on {parity['rows']:,} test windows; feature list and scaler in {out / 'export.json'}")
+    print(
+        f"ok: {meta['model']} h{meta['horizon']} -> {out / meta['file']} ({meta['format']}; input {meta['input']['shape']}); "
+        f"scores equal PyTorch's to {parity['max_abs_diff']:.1e} on {parity['rows']:,} test windows; feature list and scaler in {out / 'export.json'}"
+    )
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -100,10 +96,7 @@ def _predict(args: argparse.Namespace) -> None:
         logger.removeHandler(handler)
     out = write_predictions(frame, args.output or default_output(args.model, args.horizon))
     what = "every scoreable bar" if args.all_rows else "the latest bar of each symbol"
-    print(
-        f"ok: {len(frame):,} predictions ({what}, {frame['symbol'].nunique()} symbols, "
-        f"{frame['datetime'].min()} .. {frame['datetime'].max()}) -> {out}"
-    )
+    print(f"ok: {len(frame):,} predictions ({what}, {frame['symbol'].nunique()} symbols, {frame['datetime'].min()} .. {frame['datetime'].max()}) -> {out}")
 
 
 def _exps(args) -> None:
@@ -114,23 +107,33 @@ def _exps(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     # Long on purpose: the whole command-line table, one add_parser per command: splitting it scatters the help texts.
-    parser = argparse.ArgumentParser(prog="trendfactory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Run `trendfactory COMMAND --help` for a command's options.")
+    parser = argparse.ArgumentParser(
+        prog="trendfactory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="Run `trendfactory COMMAND --help` for a command's options."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("validate", help="check a CSV/Parquet file (or a folder of per-symbol files) of bars with the rules ingest applies",
-                       description="Check a CSV/Parquet file, or a directory with one file per symbol, with the same rules the ingest "
-                                   "stage applies to data.source: csv; prints what it found, or one line naming the problem and the fix.")
+    p = sub.add_parser(
+        "validate",
+        help="check a CSV/Parquet file (or a folder of per-symbol files) of bars with the rules ingest applies",
+        description="Check a CSV/Parquet file, or a directory with one file per symbol, with the same rules the ingest "
+        "stage applies to data.source: csv; prints what it found, or one line naming the problem and the fix.",
+    )
     p.add_argument("--input", required=True, help="file or directory of bars")
     p.set_defaults(func=_validate)
-    p = sub.add_parser("check", help="validate params.yaml: every section, every model's section and the run lists",
-                       description="Validate a params file as the stages will read it: unknown keys, types and allowed values of "
-                                   "every section, each models.<name> section against the config its model declares, and that "
-                                   "each listed model sits in the run list of its kind. Prints ok, or one line naming the key and the fix.")
+    p = sub.add_parser(
+        "check",
+        help="validate params.yaml: every section, every model's section and the run lists",
+        description="Validate a params file as the stages will read it: unknown keys, types and allowed values of "
+        "every section, each models.<name> section against the config its model declares, and that "
+        "each listed model sits in the run list of its kind. Prints ok, or one line naming the key and the fix.",
+    )
     p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     p.set_defaults(func=_check)
-    p = sub.add_parser("models", help="list the registered models: family, run list, whether they read sequences or can use a GPU",
-                       description="List every registered model (family:name), the run list its kind belongs in, whether it "
-                                   "reads whole windows (sequences) and whether it can train on a CUDA GPU, with its one-line description.")
+    p = sub.add_parser(
+        "models",
+        help="list the registered models: family, run list, whether they read sequences or can use a GPU",
+        description="List every registered model (family:name), the run list its kind belongs in, whether it "
+        "reads whole windows (sequences) and whether it can train on a CUDA GPU, with its one-line description.",
+    )
     p.set_defaults(func=_models)
     p = sub.add_parser(
         "predict",
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", default=None, help="output file (default: scored/predictions-<model>-h<h>.csv, a git-ignored folder; a .parquet suffix writes Parquet)")
     p.add_argument("--params", default="params.yaml", help="params file the model was trained with (default: %(default)s)")
     p.add_argument(
-        "--all-rows", action="store_true",
+        "--all-rows",
+        action="store_true",
         help="write a prediction for every scoreable bar (default: only each symbol's latest bar)",
     )
     p.set_defaults(func=_predict)
@@ -166,18 +170,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--horizon", type=int, required=True, help="label horizon in bars (one of the trained label.horizons)")
     p.add_argument("--output", type=Path, default=None, help="output folder (default: exported/<model>-h<h>/, git-ignored)")
     p.set_defaults(func=_export)
-    p = sub.add_parser("results", help="write the README's results section from metrics/compare.json (--check: only compare)",
-                       description="Render the README's results section, between its two markers, from metrics/compare.json "
-                                   "(the compare stage does this after every run). --check changes nothing and fails when they differ.")
+    p = sub.add_parser(
+        "results",
+        help="write the README's results section from metrics/compare.json (--check: only compare)",
+        description="Render the README's results section, between its two markers, from metrics/compare.json "
+        "(the compare stage does this after every run). --check changes nothing and fails when they differ.",
+    )
     p.add_argument("--readme", type=Path, default=Path("README.md"), help="default: %(default)s")
     p.add_argument("--compare", type=Path, default=Path("metrics/compare.json"), help="default: %(default)s")
     p.add_argument("--check", action="store_true", help="only compare; exit 1 when the section is stale")
     p.set_defaults(func=_results)
-    p = sub.add_parser("exps", help="experiments side by side in <= 160 columns: changed params first, then each horizon's verdict",
-                       description="Run `dvc exp show --json` and print one row per commit and experiment: the params that differ "
-                                   "between the rows, each horizon's verdict (chosen model, stitched Rank IC, its p, survives), then "
-                                   "the Rank IC of the items that moved, largest spread first, until --width is full. Options after "
-                                   "`--` go to `dvc exp show` (e.g. -- -A, -- --rev main -n 5).")
+    p = sub.add_parser(
+        "exps",
+        help="experiments side by side in <= 160 columns: changed params first, then each horizon's verdict",
+        description="Run `dvc exp show --json` and print one row per commit and experiment: the params that differ "
+        "between the rows, each horizon's verdict (chosen model, stitched Rank IC, its p, survives), then "
+        "the Rank IC of the items that moved, largest spread first, until --width is full. Options after "
+        "`--` go to `dvc exp show` (e.g. -- -A, -- --rev main -n 5).",
+    )
     p.add_argument("--width", type=int, default=160, help="widest line, characters (default: %(default)s)")
     p.add_argument("dvc_args", nargs="*", help="options for dvc exp show, after --")
     p.set_defaults(func=_exps)

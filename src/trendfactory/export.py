@@ -66,10 +66,7 @@ def export_fitted(model: TrendModel, samples: Samples, out_dir: Path, extra: dic
     ``model.predict`` on the first ``CHECK_ROWS`` of ``samples``; returns the export.json content."""
     # Long on purpose: one export: trace, write, reload, compare to PyTorch; the steps share the model and its inputs.
     if not hasattr(model, "scoring_module"):
-        raise TrendfactoryError(
-            f"export: {model.name} is a {model.kind} model, saved in its library's own format under models/; "
-            "export writes networks (kinds network and joint)"
-        )
+        raise TrendfactoryError(f"export: {model.name} is a {model.kind} model, saved in its library's own format under models/; export writes networks (kinds network and joint)")
     blocker = getattr(model, "export_blocker", None)  # declared by a network that cannot be exported
     if blocker:
         raise TrendfactoryError(f"export: {model.name} cannot be exported: {blocker}; score it with `trendfactory predict`")
@@ -88,8 +85,13 @@ def export_fitted(model: TrendModel, samples: Samples, out_dir: Path, extra: dic
         try:
             with torch.no_grad():
                 torch.onnx.export(
-                    module, (example,), str(tmp / "model.onnx"), dynamo=False, opset_version=OPSET,
-                    input_names=["x"], output_names=["proba", "score"],
+                    module,
+                    (example,),
+                    str(tmp / "model.onnx"),
+                    dynamo=False,
+                    opset_version=OPSET,
+                    input_names=["x"],
+                    output_names=["proba", "score"],
                     dynamic_axes={"x": {0: "batch"}, "proba": {0: "batch"}, "score": {0: "batch"}},
                 )
             proba, score = _run_onnx(tmp / "model.onnx", x)
@@ -105,10 +107,7 @@ def export_fitted(model: TrendModel, samples: Samples, out_dir: Path, extra: dic
             fmt = "torchscript"
         diff = float(max(np.abs(proba - want_proba).max(), np.abs(score - want_score).max()))
         if not np.isfinite(diff) or diff > TOLERANCE:
-            raise TrendfactoryError(
-                f"export: {model.name} h{samples.horizon} as {fmt} differs from the PyTorch model by {diff:.2e} "
-                f"(> {TOLERANCE:g}) on {n} test windows; not written"
-            )
+            raise TrendfactoryError(f"export: {model.name} h{samples.horizon} as {fmt} differs from the PyTorch model by {diff:.2e} (> {TOLERANCE:g}) on {n} test windows; not written")
         meta = {
             "model": f"{model.family}:{model.name}",
             "horizon": samples.horizon,

@@ -134,8 +134,7 @@ def render(rows: list[Row], width: int = WIDTH) -> str:
     if len(shown) == 1:
         lines.append("(no param or metric differs between these rows)")
     if left_out:
-        note = (f"not shown ({len(left_out)} columns past {width} characters): {', '.join(left_out[:12])}"
-                + (", ..." if len(left_out) > 12 else "") + " -- widen with --width")
+        note = f"not shown ({len(left_out)} columns past {width} characters): {', '.join(left_out[:12])}" + (", ..." if len(left_out) > 12 else "") + " -- widen with --width"
         lines += textwrap.wrap(note, max(width, 40), subsequent_indent="  ")
     return "\n".join(lines)
 

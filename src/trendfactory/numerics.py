@@ -57,8 +57,7 @@ STAGE_THREADS = 2  # BLAS / OpenMP / torch threads of a portable process outside
 
 # numpy >= 2.4 names its dispatch targets by x86-64 level; older releases by AVX-512 family.
 _NUMPY_AVX512 = ("X86_V4", "AVX512_ICL", "AVX512_SPR")
-_NUMPY_AVX512_LEGACY = ("AVX512F", "AVX512CD", "AVX512_KNL", "AVX512_KNM", "AVX512_SKX", "AVX512_CLX",
-                        "AVX512_CNL", "AVX512_ICL", "AVX512_SPR")
+_NUMPY_AVX512_LEGACY = ("AVX512F", "AVX512CD", "AVX512_KNL", "AVX512_KNM", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR")
 OPENBLAS_CORE = "Haswell"
 TORCH_CAPABILITY = "AVX2"
 MKL_BRANCH = "COMPATIBLE,STRICT"  # the one MKL branch that computes alike on Intel and AMD
@@ -78,16 +77,18 @@ def portable_env(x86: bool = True) -> dict[str, str]:
     """The environment switches of portable mode (``x86``: with the instruction-set ones)."""
     env = {name: str(STAGE_THREADS) for name in _THREAD_ENV}
     if x86:
-        env.update({
-            "NPY_DISABLE_CPU_FEATURES": " ".join(_numpy_avx512_names()),
-            "OPENBLAS_CORETYPE": OPENBLAS_CORE,
-            "MKL_CBWR": MKL_BRANCH,
-            "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-            "ONEDNN_MAX_CPU_ISA": "AVX2",
-            "DNNL_MAX_CPU_ISA": "AVX2",  # oneDNN releases before 3.0 read this name
-            "ATEN_CPU_CAPABILITY": TORCH_CAPABILITY.lower(),
-            "ARROW_USER_SIMD_LEVEL": "AVX2",
-        })
+        env.update(
+            {
+                "NPY_DISABLE_CPU_FEATURES": " ".join(_numpy_avx512_names()),
+                "OPENBLAS_CORETYPE": OPENBLAS_CORE,
+                "MKL_CBWR": MKL_BRANCH,
+                "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                "ONEDNN_MAX_CPU_ISA": "AVX2",
+                "DNNL_MAX_CPU_ISA": "AVX2",  # oneDNN releases before 3.0 read this name
+                "ATEN_CPU_CAPABILITY": TORCH_CAPABILITY.lower(),
+                "ARROW_USER_SIMD_LEVEL": "AVX2",
+            }
+        )
     return env
 
 
@@ -159,8 +160,10 @@ def configure_process(argv: list[str] | None = None, environ=None) -> State:
         x86 = is_x86()
         flags = _cpu_flags() if x86 else None
         if x86 and flags is not None and not {"avx2", "fma"} <= flags:
-            problem = ("this CPU lacks AVX2/FMA, the x86-64-v3 level portable numerics pins every library to; set "
-                       "numerics: native in params.yaml (results then differ in their last bits from other machines')")
+            problem = (
+                "this CPU lacks AVX2/FMA, the x86-64-v3 level portable numerics pins every library to; set "
+                "numerics: native in params.yaml (results then differ in their last bits from other machines')"
+            )
         else:
             environ.update(portable_env(x86))
     _state = State(mode=mode, source=source, problem=problem)
@@ -231,10 +234,7 @@ def ensure(mode: str) -> None:
 
     st = state()
     if st.mode != mode:
-        raise TrendfactoryError(
-            f"numerics: params say {mode!r} but this process was started in {st.mode!r} (from {st.source}); "
-            f"unset {ENV_VAR} or make it agree with params.yaml's numerics"
-        )
+        raise TrendfactoryError(f"numerics: params say {mode!r} but this process was started in {st.mode!r} (from {st.source}); unset {ENV_VAR} or make it agree with params.yaml's numerics")
     if mode != "portable":
         return
     if st.problem:
@@ -242,8 +242,7 @@ def ensure(mode: str) -> None:
     bad = _portable_mismatches()
     if bad:
         raise TrendfactoryError(
-            f"numerics: portable: {'; '.join(bad)} -- numpy/torch were loaded before trendfactory set their CPU "
-            "paths; import trendfactory first (the stages and the CLI do), or set numerics: native"
+            f"numerics: portable: {'; '.join(bad)} -- numpy/torch were loaded before trendfactory set their CPU paths; import trendfactory first (the stages and the CLI do), or set numerics: native"
         )
 
 
@@ -253,6 +252,4 @@ def describe(mode: str) -> str:
         return "numerics: native (each library's fastest path for this CPU; last bits differ between CPUs)"
     if not is_x86():
         return f"numerics: portable on {platform.machine()}: {STAGE_THREADS} threads outside fits (bit-identical only to other {platform.machine()} machines)"
-    return (f"numerics: portable (x86-64-v3 paths: numpy without AVX-512, OpenBLAS {OPENBLAS_CORE}, "
-            f"MKL {MKL_BRANCH.split(',')[0].lower()}, oneDNN/torch AVX2; "
-            f"{STAGE_THREADS} threads outside fits)")
+    return f"numerics: portable (x86-64-v3 paths: numpy without AVX-512, OpenBLAS {OPENBLAS_CORE}, MKL {MKL_BRANCH.split(',')[0].lower()}, oneDNN/torch AVX2; {STAGE_THREADS} threads outside fits)"

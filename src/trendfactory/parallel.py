@@ -67,8 +67,7 @@ def slots(where: Placement, cpus_per_task: int) -> int:
     return max(1, where.cpus // max(1, cpus_per_task))
 
 
-def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpus_per_task: int = 1,
-              what: str = "task") -> list[R]:
+def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpus_per_task: int = 1, what: str = "task") -> list[R]:
     """``[fn(x) for x in items]``, fanned out as Ray tasks of ``cpus_per_task`` CPUs each when
     that can run two or more at once; in this process otherwise. ``fn`` must be a module-level
     function and ``items`` picklable. The first task to fail raises its own error here."""
@@ -82,8 +81,7 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpu
         remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_call)
         refs = [remote.remote(fn, x, mode) for x in items]
         n = min(len(items), slots(where, cpus_per_task)) if not where.is_cluster else len(items)
-        log.info("%d %ss on Ray (%s, %d CPU%s each, up to %d at once)", len(items), what,
-                 where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", n)
+        log.info("%d %ss on Ray (%s, %d CPU%s each, up to %d at once)", len(items), what, where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", n)
         results = _gather(ray, refs)
     finally:
         if not where.is_cluster:
@@ -119,16 +117,14 @@ def _connect(where: Placement, mode: str):
         raise TrendfactoryError("parallel: Ray is not installed; run `pip install -e .` (it is in the project's dependencies)") from None
     if ray.is_initialized():
         return ray
-    common = dict(include_dashboard=False, log_to_driver=True, configure_logging=False,
-                  runtime_env={"env_vars": numerics.child_env(mode)})
+    common = dict(include_dashboard=False, log_to_driver=True, configure_logging=False, runtime_env={"env_vars": numerics.child_env(mode)})
     if where.is_cluster:
         _check_reachable(where.address)
         try:
             ray.init(address=where.address, **common)
         except (ConnectionError, RuntimeError) as exc:
             raise TrendfactoryError(
-                f"parallel.address / RAY_ADDRESS {where.address!r}: cannot connect to a Ray cluster there "
-                f"({str(exc).splitlines()[0]}); start one (`ray start --head`) or set parallel.address: local"
+                f"parallel.address / RAY_ADDRESS {where.address!r}: cannot connect to a Ray cluster there ({str(exc).splitlines()[0]}); start one (`ray start --head`) or set parallel.address: local"
             ) from None
         _check_shared_filesystem(ray)
     else:
@@ -145,8 +141,7 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
         raise TrendfactoryError(
-            f"parallel.address / RAY_ADDRESS {address!r}: cannot connect to a Ray cluster there ({exc.strerror or exc}); "
-            "start one (`ray start --head`) or set parallel.address: local"
+            f"parallel.address / RAY_ADDRESS {address!r}: cannot connect to a Ray cluster there ({exc.strerror or exc}); start one (`ray start --head`) or set parallel.address: local"
         ) from None
 
 
@@ -190,4 +185,3 @@ def chdir_to(root: Path) -> None:
     repository, whatever directory the Ray worker started in."""
     if Path.cwd() != root:
         os.chdir(root)
-

@@ -489,8 +489,7 @@ def _validate_cross_fields(p: Params) -> None:
     _parse_date(d.synthetic.start, "data.synthetic.start")
     _check_frequency(d.synthetic.freq, "data.synthetic.freq")
     if p.seed + p.evaluate.seeds - 1 > MAX_SEED:
-        raise ParamsError(f"seed: got {p.seed}; with evaluate.seeds {p.evaluate.seeds} the fits use seeds up to "
-                          f"{p.seed + p.evaluate.seeds - 1}, above {MAX_SEED}; use a smaller seed")
+        raise ParamsError(f"seed: got {p.seed}; with evaluate.seeds {p.evaluate.seeds} the fits use seeds up to {p.seed + p.evaluate.seeds - 1}, above {MAX_SEED}; use a smaller seed")
     _check_window_fits(p)
 
     te = _parse_date(p.split.train_end, "split.train_end")
@@ -552,12 +551,14 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
 
 def config_to_dict(config) -> dict:
     """A config dataclass as plain JSON-able data (tuples become lists)."""
+
     def plain(v):
         if isinstance(v, (tuple, list)):
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         return v
+
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 

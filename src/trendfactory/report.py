@@ -119,8 +119,7 @@ def verdict_section(metrics: dict) -> list[str]:
     lines = ["### Verdict", "", "| horizon | chosen per fold on validation | stitched test Rank IC | HAR t | survives |", "|---|---|---|---|---|"]
     for h in sorted(summaries, key=lambda h: int(h[1:])):
         get = summaries[h].get
-        cells = [_cell((get(k) or {}).get("old"), (get(k) or {}).get("new"), f) for k, f in
-                 (("selected", "{}"), ("rank_ic", "{:+.4f}"), ("rank_ic_t", "{:+.2f}"), ("survives", "{}"))]
+        cells = [_cell((get(k) or {}).get("old"), (get(k) or {}).get("new"), f) for k, f in (("selected", "{}"), ("rank_ic", "{:+.4f}"), ("rank_ic_t", "{:+.2f}"), ("survives", "{}"))]
         lines.append(f"| {h} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -202,15 +201,19 @@ def detail_rows(metrics: dict) -> list[str]:
 
 def collect(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[Diff, Diff]:
     """The metrics diff (every key, changed or not) and the params diff against ``base``."""
-    return (dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run),
-            dvc_json(["params", "diff", base, "--json"], repo, run))
+    return (dvc_json(["metrics", "diff", base, "--all", "--json"], repo, run), dvc_json(["params", "diff", base, "--json"], repo, run))
 
 
 def render(metrics: Diff, params: Diff, base: str, limit: int = COMMENT_LIMIT) -> str:
     """The Markdown report of two diffs, at most ``limit`` characters."""
-    head = [MARKER, f"## trendfactory: this change vs `{base}`", "",
-            f"Old values are from `{base}`, new ones from this checkout: the verdict from `metrics/summary/h<h>.json`, "
-            "each model's headline numbers from `metrics/eval/<item>.json`; every changed metric is in the details below.", ""]
+    head = [
+        MARKER,
+        f"## trendfactory: this change vs `{base}`",
+        "",
+        f"Old values are from `{base}`, new ones from this checkout: the verdict from `metrics/summary/h<h>.json`, "
+        "each model's headline numbers from `metrics/eval/<item>.json`; every changed metric is in the details below.",
+        "",
+    ]
     body = verdict_section(metrics.data) + headline_section(metrics.data) if not metrics.error else ["### Metrics", "", f"**{metrics.error}**", ""]
     body += params_section(params)
     rows = detail_rows(metrics.data)
@@ -218,8 +221,7 @@ def render(metrics: Diff, params: Diff, base: str, limit: int = COMMENT_LIMIT) -
     if rows:
         open_ = f"<details><summary>All {len(rows):,} changed metrics</summary>\n\n| file | metric | old | new | Δ |\n|---|---|---|---|---|\n"
         close = "\n</details>\n"
-        cut_note = ("\n</details>\n\n**Cut here:** {n:,} more changed metrics did not fit in a comment; the job summary has them "
-                    f"all, or run `dvc metrics diff {base}`.\n")
+        cut_note = f"\n</details>\n\n**Cut here:** {{n:,}} more changed metrics did not fit in a comment; the job summary has them all, or run `dvc metrics diff {base}`.\n"
         budget = limit - len(text) - len(open_) - len(cut_note) - 20
         kept, used = [], 0
         for r in rows:
@@ -236,8 +238,7 @@ def render(metrics: Diff, params: Diff, base: str, limit: int = COMMENT_LIMIT) -
     return text
 
 
-def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run,
-                 limit: int = COMMENT_LIMIT) -> tuple[str, bool]:
+def build_report(base: str = "main", repo: Path = Path("."), run: Runner = subprocess.run, limit: int = COMMENT_LIMIT) -> tuple[str, bool]:
     """The Markdown report (at most ``limit`` characters) and whether both dvc diffs succeeded."""
     metrics, params = collect(base, repo, run)
     return render(metrics, params, base, limit), metrics.error is None and params.error is None
@@ -253,6 +254,7 @@ def stale_stages(status: dict, outputs: set[str] = frozenset()) -> list[str]:
     to it shows up as its producing stage's change. Counted: a code dependency "modified" or
     "new", any change of a params file's values (dvc nests those as
     ``{"params.yaml": {"train.lr": "modified"}}``), a changed command."""
+
     def is_data(path: str) -> bool:
         path = path.rstrip("/")
         return any(path == o or path.startswith(o + "/") or o.startswith(path + "/") for o in outputs)
@@ -264,8 +266,7 @@ def stale_stages(status: dict, outputs: set[str] = frozenset()) -> list[str]:
                 stale.append(stage)
                 break
             deps = change.get("changed deps", {}) if isinstance(change, dict) else {}
-            if any((isinstance(state, dict) and state) or (state in ("modified", "new") and not is_data(path))
-                   for path, state in deps.items()):
+            if any((isinstance(state, dict) and state) or (state in ("modified", "new") and not is_data(path)) for path, state in deps.items()):
                 stale.append(stage)
                 break
     return sorted(stale)
@@ -294,8 +295,7 @@ def check_lock(repo: Path = Path("."), run: Runner = subprocess.run) -> tuple[li
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m trendfactory.report",
-                                     description="Pull-request checks: a metrics report that fits in one comment, and the stale dvc.lock check.")
+    parser = argparse.ArgumentParser(prog="python -m trendfactory.report", description="Pull-request checks: a metrics report that fits in one comment, and the stale dvc.lock check.")
     parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
     parser.add_argument("--output", type=Path, help="write the comment-sized report here instead of printing it")
     parser.add_argument("--full", type=Path, help="also write the uncut report here (for the job summary)")
@@ -308,8 +308,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1)
         if stale:
-            print(f"error: dvc.lock is stale for {len(stale)} stage(s) whose code or params changed: {', '.join(stale[:10])}"
-                  f"{' …' if len(stale) > 10 else ''}; run `dvc repro` and commit dvc.lock and the metrics", file=sys.stderr)
+            print(
+                f"error: dvc.lock is stale for {len(stale)} stage(s) whose code or params changed: {', '.join(stale[:10])}"
+                f"{' …' if len(stale) > 10 else ''}; run `dvc repro` and commit dvc.lock and the metrics",
+                file=sys.stderr,
+            )
             raise SystemExit(1)
         print("dvc.lock is up to date with the code and params")
         return

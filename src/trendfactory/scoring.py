@@ -93,9 +93,7 @@ class TrainedPipeline:
 
 def _need(path: Path, stage: str, what: str) -> dict:
     if not path.is_file():
-        raise TrendfactoryError(
-            f"{path}: missing; scoring needs the trained pipeline's {what} (run `dvc repro {stage}`, or `dvc pull` it)"
-        )
+        raise TrendfactoryError(f"{path}: missing; scoring needs the trained pipeline's {what} (run `dvc repro {stage}`, or `dvc pull` it)")
     return read_json(path)
 
 
@@ -114,8 +112,7 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
         trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
         if trained_h is not None and h not in trained_h:
             raise TrendfactoryError(
-                f"--horizon {h}: no model is trained for this horizon; the pipeline's label.horizons are {trained_h} "
-                f"(use one of them, or add {h} to label.horizons and run `dvc repro`)"
+                f"--horizon {h}: no model is trained for this horizon; the pipeline's label.horizons are {trained_h} (use one of them, or add {h} to label.horizons and run `dvc repro`)"
             )
         hint = ""
         run_list = RUN_LIST[cls.kind]
@@ -127,25 +124,17 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     fitted = TrendModel.load(saved)
     served = getattr(fitted, "horizons_", [fitted.horizon]) if cls.joint else [fitted.horizon]
     if fitted.name != cls.name or h not in served:
-        raise TrendfactoryError(
-            f"{saved}: holds {fitted.family}:{fitted.name} for horizon {served}, not {cls.name} h{h}; "
-            f"rerun `dvc repro {stage}`"
-        )
+        raise TrendfactoryError(f"{saved}: holds {fitted.family}:{fitted.name} for horizon {served}, not {cls.name} h{h}; rerun `dvc repro {stage}`")
     schema = _need(schema_path, "featurize", "feature schema")
     scaler = folds[-1]["scaler"]
     meta = _need(root / WINDOWS_DIR / "meta.json", "window", "window store (for its seq_len)")
     manifest = _need(root / RAW_DIR / "manifest.json", "ingest", "ingest manifest (context series and source columns)")
     features = fitted.feature_names_
     if list(schema["feature_columns"]) != features or list(meta["feature_names"]) != features:
-        raise TrendfactoryError(
-            f"{saved}: the model's feature columns differ from {schema_path} / the window store; "
-            f"the model is older than the features: run `dvc repro {stage}`"
-        )
+        raise TrendfactoryError(f"{saved}: the model's feature columns differ from {schema_path} / the window store; the model is older than the features: run `dvc repro {stage}`")
     missing = [c for c in features if c not in scaler]
     if missing:
-        raise TrendfactoryError(
-            f"{folds_path}: no scaler entry for {missing[:5]} in the last fold; run `dvc repro featurize`"
-        )
+        raise TrendfactoryError(f"{folds_path}: no scaler entry for {missing[:5]} in the last fold; run `dvc repro featurize`")
     return TrainedPipeline(fitted, h, schema, scaler, int(meta["seq_len"]), manifest)
 
 
@@ -165,8 +154,7 @@ def _check_feature_params(params: Params, params_path: str, project_root: Path) 
             continue
         if locked[key] != value:
             raise TrendfactoryError(
-                f"{params_path}: features.{key} is {value!r}, but the trained features were computed with "
-                f"{locked[key]!r} ({lock_path}); restore it, or run `dvc repro` to retrain with the new value"
+                f"{params_path}: features.{key} is {value!r}, but the trained features were computed with {locked[key]!r} ({lock_path}); restore it, or run `dvc repro` to retrain with the new value"
             )
 
 
@@ -245,14 +233,11 @@ def _check_length(bars: pd.DataFrame, origins: dict[str, str], need: int, why: s
         sym = str(short.index[0])
         more = f" (and {len(short) - 1} more symbol(s))" if len(short) > 1 else ""
         raise DataValidationError(
-            f"{origins.get(sym, 'input')}: symbol {sym} has {int(short.iloc[0])} bars, fewer than the {need} needed "
-            f"to score one bar ({why}){more}; give at least {need} bars of history per symbol"
+            f"{origins.get(sym, 'input')}: symbol {sym} has {int(short.iloc[0])} bars, fewer than the {need} needed to score one bar ({why}){more}; give at least {need} bars of history per symbol"
         )
 
 
-def _scaled_features(
-    bars: pd.DataFrame, context: pd.DataFrame, trained: TrainedPipeline, params: Params, origin: str = "input"
-) -> tuple[pd.DataFrame, dict]:
+def _scaled_features(bars: pd.DataFrame, context: pd.DataFrame, trained: TrainedPipeline, params: Params, origin: str = "input") -> tuple[pd.DataFrame, dict]:
     """[N, F] float32 features in the model's column order, scaled with the train-fitted scaler."""
     raw = compute_raw_features(bars, context, params.features)
     features = trained.model.feature_names_
@@ -298,15 +283,11 @@ def _tail_rows(bars: pd.DataFrame, n: int) -> np.ndarray:
     return np.flatnonzero(from_end < n)
 
 
-def _why_incomplete(
-    bars: pd.DataFrame, X: pd.DataFrame, rows: np.ndarray, groups: dict, coverage: list[_Coverage], trained: TrainedPipeline
-) -> str:
+def _why_incomplete(bars: pd.DataFrame, X: pd.DataFrame, rows: np.ndarray, groups: dict, coverage: list[_Coverage], trained: TrainedPipeline) -> str:
     """Why the windows over ``rows`` are incomplete, with what to do about it."""
     bad = [c for c in X.columns if not np.isfinite(X[c].to_numpy()[rows]).all()]
     if not bad:
-        return (
-            f"no {trained.seq_len} consecutive bars with complete features; give more history per symbol"
-        )
+        return f"no {trained.seq_len} consecutive bars with complete features; give more history per symbol"
     reasons = []
     embedded_cols = set(groups.get("market", [])) | set(groups.get("macro", []))
     if coverage and any(c in embedded_cols for c in bad):
@@ -377,7 +358,11 @@ def _start_sensitivity(bars: pd.DataFrame, X: pd.DataFrame, trained: TrainedPipe
             "the first %d bars are dropped (e.g. %s by %.3g train std; smoothed indicators have not settled); give "
             "more history per symbol (this input has %d bars at most) so scores match what the pipeline computes "
             "from a long history",
-            moved.size, int(drop.max()), stk[worst], diff[worst], int(counts.max()),
+            moved.size,
+            int(drop.max()),
+            stk[worst],
+            diff[worst],
+            int(counts.max()),
         )
 
 
@@ -433,7 +418,9 @@ def score_bars(
             unscored = sorted(set(map(str, bars["symbol"].unique())) - set(split.symbol_names[c] for c in np.unique(np.asarray(split.symbol_codes)[ends])))
             if unscored:
                 log.warning(
-                    "%d symbol(s) have no bar that can be scored (%s%s): %s", len(unscored), ", ".join(unscored[:5]),
+                    "%d symbol(s) have no bar that can be scored (%s%s): %s",
+                    len(unscored),
+                    ", ".join(unscored[:5]),
                     "..." if len(unscored) > 5 else "",
                     _why_incomplete(bars, X, _rows_of(bars, np.array(unscored, dtype=object), trained.seq_len), groups, coverage, trained),
                 )
@@ -452,7 +439,10 @@ def score_bars(
                     raise DataValidationError(f"{input_path}: no symbol's latest bar could be scored{earlier}: {reason}")
                 log.warning(
                     "left out %d symbol(s) whose latest bar cannot be scored (%s%s): %s",
-                    len(syms), ", ".join(map(str, syms[:5])), "..." if len(syms) > 5 else "", reason,
+                    len(syms),
+                    ", ".join(map(str, syms[:5])),
+                    "..." if len(syms) > 5 else "",
+                    reason,
                 )
         _start_sensitivity(bars, X, trained, params, need)
         samples = Samples(split, trained.horizon, ends=ends, labelled=False)
@@ -479,7 +469,9 @@ def _warn_universe(bars: pd.DataFrame, trained: TrainedPipeline, groups: dict) -
             "the input has %d symbol(s), %d of them among the %d the model was trained on: the universe "
             "breadth/dispersion context (ctx_ew_*, ctx_breadth_*, ctx_dispersion_*) is computed over the input's "
             "symbols, so it differs from training unless you score the same universe",
-            len(have), len(have & trained_syms), len(trained_syms),
+            len(have),
+            len(have & trained_syms),
+            len(trained_syms),
         )
 
 
@@ -496,8 +488,10 @@ def _warn_in_sample(out: pd.DataFrame, trained: TrainedPipeline, params: Params)
     n_in = int((pd.to_datetime(out["datetime"]) < cutoff).sum())
     if n_in:
         log.warning(
-            "%d of %d scored bars are dated on or before %s, the end of the last fold's validation block: the model was fitted or early-stopped on "
-            "them, so their scores are in-sample", n_in, len(out), val_end,
+            "%d of %d scored bars are dated on or before %s, the end of the last fold's validation block: the model was fitted or early-stopped on them, so their scores are in-sample",
+            n_in,
+            len(out),
+            val_end,
         )
 
 

@@ -103,7 +103,7 @@ def studies_dir(root: Path) -> Path:
     DVC's temporary experiment workspaces inside it (<project>/.dvc/tmp/exps/<run>/...)."""
     parts = root.resolve().parts
     for i in range(len(parts) - 3):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             return Path(*parts[:i]) / STUDIES_DIR
     return root / STUDIES_DIR
 
@@ -137,10 +137,8 @@ def recover_killed(study) -> int:
         tag = t.user_attrs.get("process")
         if tag and _gone(tag):
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number, **({"default": True} if t.user_attrs.get("default") else {})},
-                                skip_if_exists=False)
-            log.warning("%s: trial %d was left RUNNING by a killed process (%s): marked failed, queued again",
-                        study.study_name, t.number, tag)
+            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number, **({"default": True} if t.user_attrs.get("default") else {})}, skip_if_exists=False)
+            log.warning("%s: trial %d was left RUNNING by a killed process (%s): marked failed, queued again", study.study_name, t.number, tag)
             killed += 1
     return killed
 
@@ -170,16 +168,13 @@ def open_study(spec: StudySpec):
         try:  # heartbeats: a trial whose process was killed is failed after GRACE_S and retried
             with warnings.catch_warnings():  # Optuna marks heartbeats experimental (since 2.8)
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = RDBStorage(spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                     failed_trial_callback=RetryFailedTrialCallback(max_retry=None))
+                storage = RDBStorage(spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, failed_trial_callback=RetryFailedTrialCallback(max_retry=None))
         except (ImportError, ValueError, RuntimeError, SQLAlchemyError) as exc:
             raise TrendfactoryError(f"tune.storage {spec.storage!r}: cannot open an Optuna study there ({str(exc).splitlines()[0]})") from None
     sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.tune.startup_trials)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.tune.startup_trials, n_warmup_steps=0)
-              if spec.tune.pruner == "median" else optuna.pruners.NopPruner())
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=spec.tune.startup_trials, n_warmup_steps=0) if spec.tune.pruner == "median" else optuna.pruners.NopPruner()
     try:
-        return optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                   direction="maximize", load_if_exists=True)
+        return optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True)
     except (ImportError, ValueError, RuntimeError, SQLAlchemyError) as exc:  # a bad URL, a missing DB driver, no server
         raise TrendfactoryError(f"tune.storage {spec.storage!r}: cannot open an Optuna study there ({str(exc).splitlines()[0]})") from None
 
@@ -201,8 +196,7 @@ def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
     validation predictions: datetime, score, ret."""
     model.fit(train, val, FitContext())
     keys = val.keys()
-    return pd.DataFrame({"datetime": np.asarray(keys["datetime"]), "score": model.predict(val).score,
-                         "ret": val.returns().astype(np.float64)})
+    return pd.DataFrame({"datetime": np.asarray(keys["datetime"]), "score": model.predict(val).score, "ret": val.returns().astype(np.float64)})
 
 
 def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> float:
@@ -223,11 +217,9 @@ def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> f
         value = pooled_rank_ic(frames)
         trial.report(value, step=k)
         if k < spec.n_folds - 1 and trial.should_prune():
-            log.info("%s-h%d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", spec.model, spec.horizon,
-                     trial.number, k, value, time.perf_counter() - t0)
+            log.info("%s-h%d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", spec.model, spec.horizon, trial.number, k, value, time.perf_counter() - t0)
             raise optuna.TrialPruned()
-    log.info("%s-h%d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", spec.model, spec.horizon, trial.number, value,
-             time.perf_counter() - t0, _short(values))
+    log.info("%s-h%d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", spec.model, spec.horizon, trial.number, value, time.perf_counter() - t0, _short(values))
     return value
 
 
@@ -299,16 +291,27 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     name = study_name(params, model, horizon)
     config = model_config(params, model)
     train = params.train if cls.uses_trainer else None
-    spec = StudySpec(model=model, horizon=horizon, config=config, train=train, seed=params.seed, n_folds=n_folds,
-                     tune=params.tune, study_name=name, storage=params.tune.storage,
-                     journal=studies_dir(root) / f"{model}-h{horizon}.journal", root=root, threads=cls.threads(config), uses_torch=cls.uses_trainer)
+    spec = StudySpec(
+        model=model,
+        horizon=horizon,
+        config=config,
+        train=train,
+        seed=params.seed,
+        n_folds=n_folds,
+        tune=params.tune,
+        study_name=name,
+        storage=params.tune.storage,
+        journal=studies_dir(root) / f"{model}-h{horizon}.journal",
+        root=root,
+        threads=cls.threads(config),
+        uses_torch=cls.uses_trainer,
+    )
     study = open_study(spec)
     enqueue_default(study, cls.search_space, config, train)
     recover_killed(study)
     done = counted(study.get_trials(deepcopy=False))
     shares = quotas(params.tune.trials - done, slots(where, spec.threads) if not where.is_cluster else params.tune.trials)
-    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares),
-             "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
+    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
     t0 = time.perf_counter()
     if shares:
         run_tasks(trial_worker, [(spec, q) for q in shares], where, cpus_per_task=spec.threads, what="trial worker")
@@ -329,7 +332,12 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
         "study": name,
         "storage": params.tune.storage or _shown(spec.journal, root),
     }  # no timings: this file is git-tracked and DVC-hashed
-    log.info("study %s: best trial %d, pooled val Rank IC %+.4f (default %s) in %.0fs", name, best.number, best.value,
-             "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}", time.perf_counter() - t0)
+    log.info(
+        "study %s: best trial %d, pooled val Rank IC %+.4f (default %s) in %.0fs",
+        name,
+        best.number,
+        best.value,
+        "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}",
+        time.perf_counter() - t0,
+    )
     return StudyResult(name=name, record=record, study=study)
-

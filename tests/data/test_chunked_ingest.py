@@ -28,10 +28,14 @@ def assert_same_ingest(a, b) -> None:
     assert a.manifest == b.manifest
 
 
-@pytest.mark.parametrize("cfg", [
-    SyntheticConfig(n_symbols=11, n_bars=80),
-    SyntheticConfig(n_symbols=7, n_bars=60, signal_strength=0.5, ohlcv=False),
-], ids=["ohlcv", "close-only-with-signal"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SyntheticConfig(n_symbols=11, n_bars=80),
+        SyntheticConfig(n_symbols=7, n_bars=60, signal_strength=0.5, ohlcv=False),
+    ],
+    ids=["ohlcv", "close-only-with-signal"],
+)
 def test_the_generator_draws_the_same_numbers_for_any_chunk(cfg):
     whole = generate_bars(cfg, seed=3)
     for every in (1, 3, 4, cfg.n_symbols):
@@ -90,11 +94,13 @@ def test_a_directory_in_chunks_is_judged_as_a_whole(tmp_path, caplog):
 
 
 def stage_params(root: Path, on_jump: str):
-    return parse_params({
-        "data": {"source": "csv", "path": str(root), "start": None, "end": None, "chunk_symbols": 2, "on_jump": on_jump},
-        "features": {"ma_windows": [10, 20], "return_lookbacks": [1, 5], "vol_windows": [10]},
-        "label": {"horizons": [5]},
-    })
+    return parse_params(
+        {
+            "data": {"source": "csv", "path": str(root), "start": None, "end": None, "chunk_symbols": 2, "on_jump": on_jump},
+            "features": {"ma_windows": [10, 20], "return_lookbacks": [1, 5], "vol_windows": [10]},
+            "label": {"horizons": [5]},
+        }
+    )
 
 
 def test_on_jump_error_in_a_late_chunk_leaves_no_bars_file(tmp_path, monkeypatch):

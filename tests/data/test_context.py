@@ -20,8 +20,14 @@ def test_monthly_series_waits_for_its_release_lag():
     assert s["2020-03-16"] == 1.0 and s["2020-03-17"] == 2.0
     assert s["2020-04-14"] == 2.0 and s["2020-04-15"] == 3.0
     assert report["cpi"] == {
-        "monthly": True, "release_lag_days": 45, "columns": ["cpi"],
-        "first_stamp": "2020-01-01", "last_stamp": "2020-03-01", "rows": 3, "stale_after_days": 62, "bars_after_end": 0,
+        "monthly": True,
+        "release_lag_days": 45,
+        "columns": ["cpi"],
+        "first_stamp": "2020-01-01",
+        "last_stamp": "2020-03-01",
+        "rows": 3,
+        "stale_after_days": 62,
+        "bars_after_end": 0,
     }
 
 

@@ -28,10 +28,7 @@ def symbol_frames(n_symbols: int = 3, n_bars: int = 60, seed: int = 5) -> dict[s
     """Per-symbol close-only bars (Date, Close columns, as in a downloaded file)."""
     bars = generate_bars(SyntheticConfig(n_symbols=n_symbols, n_bars=n_bars, ohlcv=False), seed=seed)
     bars["datetime"] = bars["datetime"].dt.strftime("%Y-%m-%d")
-    return {
-        str(sym): part.drop(columns=["symbol"]).rename(columns={"datetime": "Date", "close": "Close"}).reset_index(drop=True)
-        for sym, part in bars.groupby("symbol")
-    }
+    return {str(sym): part.drop(columns=["symbol"]).rename(columns={"datetime": "Date", "close": "Close"}).reset_index(drop=True) for sym, part in bars.groupby("symbol")}
 
 
 def write_dir(root: Path, files: dict[str, pd.DataFrame]) -> Path:
@@ -63,8 +60,7 @@ def warnings_of(caplog) -> list[str]:
 
 @pytest.mark.parametrize(
     "name, symbol",
-    [("BRK.B.csv", "BRK.B"), ("VOD.L.csv", "VOD.L"), ("7203.T.csv", "7203.T"), ("aapl.CSV", "aapl"),
-     ("RDS.A.csv.gz", "RDS.A"), ("X.Y.PARQUET", "X.Y"), ("BF.B.pq", "BF.B"), ("MSFT.Csv.Gz", "MSFT")],
+    [("BRK.B.csv", "BRK.B"), ("VOD.L.csv", "VOD.L"), ("7203.T.csv", "7203.T"), ("aapl.CSV", "aapl"), ("RDS.A.csv.gz", "RDS.A"), ("X.Y.PARQUET", "X.Y"), ("BF.B.pq", "BF.B"), ("MSFT.Csv.Gz", "MSFT")],
 )
 def test_symbol_is_the_file_name_minus_its_data_suffix(name, symbol):
     assert symbol_from_name(Path("/data") / name) == symbol
@@ -191,9 +187,12 @@ def test_clocks_going_back_in_the_chosen_zone_say_so(tmp_path):
     frame = pd.DataFrame({"time": [t.isoformat() for t in stamps], "close": [1.0, 1.1, 1.2, 1.3]})
     root = write_dir(tmp_path / "fx", {"EURUSD.csv": frame})
     assert len(run_ingest(csv_cfg(root), seed=0).bars) == 4  # UTC: no clock change
-    with pytest.raises(DataValidationError, match=r"EURUSD\.csv: symbol EURUSD, column datetime, data row 3: duplicate bar at "
-                       r"2014-11-02 01:00:00; .*data\.timezone America/New_York, whose clocks may go back an hour: set "
-                       r"data\.timezone: UTC") as info:
+    with pytest.raises(
+        DataValidationError,
+        match=r"EURUSD\.csv: symbol EURUSD, column datetime, data row 3: duplicate bar at "
+        r"2014-11-02 01:00:00; .*data\.timezone America/New_York, whose clocks may go back an hour: set "
+        r"data\.timezone: UTC",
+    ) as info:
         run_ingest(csv_cfg(root, timezone="America/New_York"), seed=0)
     one_line(info)
 
@@ -204,12 +203,14 @@ SMALL_FEATURES = {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20], "vol_w
 
 
 def small_params(root: Path, policy: str = "drop"):
-    return parse_params({
-        "data": {"source": "csv", "path": str(root), "start": None, "end": None, "min_history": policy},
-        "features": SMALL_FEATURES,
-        "label": {"horizons": [5]},
-        "split": {"scheme": "fixed", "train_end": "2000-10-31", "val_end": "2001-01-31", "embargo": 5},
-    })
+    return parse_params(
+        {
+            "data": {"source": "csv", "path": str(root), "start": None, "end": None, "min_history": policy},
+            "features": SMALL_FEATURES,
+            "label": {"horizons": [5]},
+            "split": {"scheme": "fixed", "train_end": "2000-10-31", "val_end": "2001-01-31", "embargo": 5},
+        }
+    )
 
 
 def universe_with_ipo(tmp_path: Path, ipo_bars: int = 40) -> tuple[Path, HistoryNeed]:
@@ -236,10 +237,7 @@ def test_min_history_drop_leaves_the_symbol_out_and_the_rest_runs_through(tmp_pa
     params = small_params(root, "drop")
     with caplog.at_level(logging.WARNING, logger="trendfactory"):
         raw = run_ingest(params.data, params.seed, history=need)
-    assert warnings_of(caplog) == [
-        f"NEW ({root / 'NEW.csv'}): 40 bars, fewer than the 56 needed (49 warm-up bars + entry lag 1 + horizon 5 + 1); "
-        "dropped from the universe (data.min_history: drop)"
-    ]
+    assert warnings_of(caplog) == [f"NEW ({root / 'NEW.csv'}): 40 bars, fewer than the 56 needed (49 warm-up bars + entry lag 1 + horizon 5 + 1); dropped from the universe (data.min_history: drop)"]
     assert sorted(raw.bars["symbol"].unique()) == ["SYN000", "SYN001", "SYN002"]
     assert raw.manifest["dropped_symbols"] == {"NEW": {"file": str(root / "NEW.csv"), "bars": 40, "needed": 56}}
     assert raw.manifest["n_symbols"] == 3 and "NEW" not in raw.manifest["symbols"]
@@ -310,11 +308,8 @@ def test_an_unadjusted_split_is_a_one_line_warning(tmp_path, caplog):
     day = pd.bdate_range("2000-01-03", periods=60)[30].date()
     assert line.startswith(f"SYN001 ({root / 'SYN001.csv'}) {day}: close moved x0.1")  # 1/7 times that day's return
     assert "while the other symbols' median moved x" in line
-    assert line.endswith("looks like an unadjusted split; adjust the prices (or give an adjusted close column) or set "
-                         "data.on_jump: error to stop on such moves")
-    assert res.manifest["suspect_jumps"] == [
-        {"symbol": "SYN001", "datetime": f"{day} 00:00:00", "ratio": pytest.approx(1 / 7, rel=0.2), "file": str(root / "SYN001.csv")}
-    ]
+    assert line.endswith("looks like an unadjusted split; adjust the prices (or give an adjusted close column) or set data.on_jump: error to stop on such moves")
+    assert res.manifest["suspect_jumps"] == [{"symbol": "SYN001", "datetime": f"{day} 00:00:00", "ratio": pytest.approx(1 / 7, rel=0.2), "file": str(root / "SYN001.csv")}]
     assert len(res.bars) == 180  # warn keeps the bars
 
 
@@ -325,8 +320,7 @@ def test_on_jump_error_stops_at_the_first_and_counts_the_rest(tmp_path):
     msg = one_line(info)
     day = pd.bdate_range("2000-01-03", periods=60)[20].date()
     assert msg.startswith(f"SYN002 ({root / 'SYN002.csv'}) {day}: close moved x")
-    assert msg.endswith("looks like an unadjusted split (and 2 more such jump(s)); adjust the prices (or give an adjusted "
-                        "close column) or set data.on_jump: warn to keep them")
+    assert msg.endswith("looks like an unadjusted split (and 2 more such jump(s)); adjust the prices (or give an adjusted close column) or set data.on_jump: warn to keep them")
 
 
 def test_a_move_the_whole_universe_shares_is_not_a_split(tmp_path, caplog):
@@ -353,8 +347,11 @@ def test_a_symbol_alone_on_its_date_is_judged_on_its_own_move(tmp_path):
     lone.loc[:29, "Close"] *= 7.0
     root = write_dir(tmp_path / "prices", {f"{s}.csv": f for s, f in frames.items()})
     assert lone["Date"].iloc[30] == "2010-02-15"
-    with pytest.raises(DataValidationError, match=r"SYN001 \(.*SYN001\.csv\) 2010-02-15: close moved x0\.1\d\d in one bar "
-                       r"\(.*\) while no other symbol has a bar then; looks like an unadjusted split; "):
+    with pytest.raises(
+        DataValidationError,
+        match=r"SYN001 \(.*SYN001\.csv\) 2010-02-15: close moved x0\.1\d\d in one bar "
+        r"\(.*\) while no other symbol has a bar then; looks like an unadjusted split; ",
+    ):
         run_ingest(csv_cfg(root, on_jump="error"), seed=0)
 
 

@@ -27,13 +27,11 @@ def _item(model, family, h, val_ric, test_ric, seed, val_f1=0.36, val_sharpe=0.5
     val = None
     if val_ric is not None:
         per_fold = val_ric if isinstance(val_ric, (list, tuple)) else [val_ric] * 3
-        val = {k: pd.DataFrame({s: per_fold[k] + val_noise * rng.standard_normal(len(d)) for s in range(seeds)}, index=d)
-               for k, d in enumerate(VAL_DATES)}
+        val = {k: pd.DataFrame({s: per_fold[k] + val_noise * rng.standard_normal(len(d)) for s in range(seeds)}, index=d) for k, d in enumerate(VAL_DATES)}
     pooled = None if val is None else float(np.mean([v.mean(axis=1).mean() for v in val.values()]))
     metrics = {
         "val": {"rank_ic": pooled, "macro_f1": val_f1, "sharpe": val_sharpe},
-        "test": {"rank_ic": None if test_ric is None else float(daily["rank_ic"].mean()),
-                 "sharpe": None if test_ric is None else float(daily["net"].mean() / daily["net"].std() * np.sqrt(252))},
+        "test": {"rank_ic": None if test_ric is None else float(daily["rank_ic"].mean()), "sharpe": None if test_ric is None else float(daily["net"].mean() / daily["net"].std() * np.sqrt(252))},
     }
     return Item(model=model, family=family, horizon=h, metrics=metrics, daily={"test": daily}, val_by_fold=val)
 

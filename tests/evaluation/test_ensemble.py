@@ -21,11 +21,21 @@ def _frame(dates, fold, rng, signal):
     ret = rng.standard_normal(n) * 0.02
     score = np.tanh(signal * ret / 0.02 + rng.standard_normal(n))
     p_up = (score + 1) / 3
-    return pd.DataFrame({
-        "symbol": np.tile(SYMBOLS, len(dates)), "datetime": np.repeat(dates, len(SYMBOLS)), "horizon": H,
-        "pred": np.sign(score).astype(np.int8), "p_down": (1 - p_up) / 2, "p_flat": (1 - p_up) / 2, "p_up": p_up,
-        "score": score, "label": np.sign(ret).astype(int), "ret": ret, "fold": fold,
-    })
+    return pd.DataFrame(
+        {
+            "symbol": np.tile(SYMBOLS, len(dates)),
+            "datetime": np.repeat(dates, len(SYMBOLS)),
+            "horizon": H,
+            "pred": np.sign(score).astype(np.int8),
+            "p_down": (1 - p_up) / 2,
+            "p_flat": (1 - p_up) / 2,
+            "p_up": p_up,
+            "score": score,
+            "label": np.sign(ret).astype(int),
+            "ret": ret,
+            "fold": fold,
+        }
+    )
 
 
 def _members(seed=0):
@@ -48,8 +58,7 @@ def _members(seed=0):
             f["ret"] = shared_ret[(k, block)]
             f["score"] = np.tanh(signal * f["ret"] / 0.02 + rng.standard_normal(len(f)))
             parts[block].append(f)
-        members.append(Member(name, pd.concat(parts["val"], ignore_index=True) if parts["val"] else _frame(CAL[:0], 0, rng, 0),
-                              pd.concat(parts["test"], ignore_index=True)))
+        members.append(Member(name, pd.concat(parts["val"], ignore_index=True) if parts["val"] else _frame(CAL[:0], 0, rng, 0), pd.concat(parts["test"], ignore_index=True)))
     return members
 
 
@@ -87,8 +96,7 @@ def test_rank_average_members_come_from_each_folds_own_validation():
     built = _build(members)["rank_avg"]
     assert set(built[built["fold"] == 1]["members"]) == {"good,weak"}
     # make "bad" look great on fold 2's validation only: fold 2 picks it, fold 1 does not
-    flipped = [Member(m.name, m.val.assign(score=np.where(m.val["fold"] == 2, -m.val["score"], m.val["score"])) if m.name == "bad" else m.val, m.test)
-               for m in members]
+    flipped = [Member(m.name, m.val.assign(score=np.where(m.val["fold"] == 2, -m.val["score"], m.val["score"])) if m.name == "bad" else m.val, m.test) for m in members]
     assert "bad" in [m.name for m in top_k(flipped, 2, 2)]
     assert "bad" not in [m.name for m in top_k(flipped, 1, 2)]
 

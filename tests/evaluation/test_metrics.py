@@ -101,11 +101,7 @@ def test_classification_bad_input(y_true, pred, proba, match):
 def _ic_frame(rows: dict[str, tuple[list[float], list[float]]]) -> pd.DataFrame:
     parts = []
     for date, (score, ret) in rows.items():
-        parts.append(
-            pd.DataFrame(
-                {"datetime": pd.Timestamp(date), "symbol": [f"s{i}" for i in range(len(score))], "score": score, "ret": ret}
-            )
-        )
+        parts.append(pd.DataFrame({"datetime": pd.Timestamp(date), "symbol": [f"s{i}" for i in range(len(score))], "score": score, "ret": ret}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -136,9 +132,7 @@ def test_daily_ic_toy_pearson_and_spearman():
 
 def test_daily_ic_random_vs_scipy(rng):
     dates = pd.bdate_range("2024-01-01", periods=8)
-    frame = pd.DataFrame(
-        {"datetime": np.repeat(dates, 12), "symbol": np.tile(np.arange(12), 8), "score": rng.integers(0, 5, 96) * 1.0}
-    )
+    frame = pd.DataFrame({"datetime": np.repeat(dates, 12), "symbol": np.tile(np.arange(12), 8), "score": rng.integers(0, 5, 96) * 1.0})
     frame["ret"] = 0.01 * frame["score"] + rng.normal(0, 0.02, 96)
     for method, ref in (("pearson", stats.pearsonr), ("spearman", stats.spearmanr)):
         got = daily_ic(frame, method)
@@ -234,9 +228,7 @@ RETURNS = pd.DataFrame(
 
 
 def _preds(rows: dict[pd.Timestamp, list[float]], symbols=("a", "b", "c")) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"datetime": d, "symbol": s, "score": v} for d, scores in rows.items() for s, v in zip(symbols, scores)]
-    )
+    return pd.DataFrame([{"datetime": d, "symbol": s, "score": v} for d, scores in rows.items() for s, v in zip(symbols, scores)])
 
 
 def test_book_hand_checked():
@@ -277,9 +269,7 @@ def test_book_turnover_on_the_first_calendar_bar():
 
 def _random_world(rng, n_dates=300, n_symbols=20):
     cal = pd.bdate_range("2020-01-01", periods=n_dates)
-    rets = pd.DataFrame(
-        rng.normal(0.0003, 0.01, (n_dates, n_symbols)), index=cal.rename("datetime"), columns=[f"s{i}" for i in range(n_symbols)]
-    )
+    rets = pd.DataFrame(rng.normal(0.0003, 0.01, (n_dates, n_symbols)), index=cal.rename("datetime"), columns=[f"s{i}" for i in range(n_symbols)])
     return rets
 
 
@@ -364,9 +354,7 @@ def test_trading_metrics_hand_series():
 
 
 def test_trading_metrics_empty_book():
-    no_preds = pd.DataFrame(
-        {"datetime": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=object), "score": pd.Series(dtype=float)}
-    )
+    no_preds = pd.DataFrame({"datetime": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=object), "score": pd.Series(dtype=float)})
     book = long_short_book(no_preds, RETURNS, horizon=2, entry_lag=1, cost_bps=0.0)
     assert len(book) == 0 and list(book.columns) == ["gross", "cost", "net", "turnover", "bench", "exposure"]
     m = trading_metrics(book, 252)

@@ -24,8 +24,7 @@ def test_two_dozen_series_each_get_their_own_colour_and_dash():
 def test_buy_and_hold_gets_its_own_axis():
     dates = pd.bdate_range("2010-01-01", periods=300)
     rng = np.random.default_rng(0)
-    books = {m: pd.DataFrame({"net": rng.normal(0, 1e-3, 300), "bench": rng.normal(5e-3, 1e-2, 300)}, index=dates)
-             for m in ("lstm", "majority")}
+    books = {m: pd.DataFrame({"net": rng.normal(0, 1e-3, 300), "bench": rng.normal(5e-3, 1e-2, 300)}, index=dates) for m in ("lstm", "majority")}
     fig = plots.equity_figure(books, {"majority": "baseline"}, "test")
     left, right = fig.axes
     book_span = max(abs(np.asarray(line.get_ydata())).max() for line in left.get_lines() if len(line.get_ydata()) > 2)

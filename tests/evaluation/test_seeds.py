@@ -12,14 +12,26 @@ from trendfactory.evaluation.seeds import mean_daily, mean_metrics, mean_predict
 def _preds(seed: int, p_up: list[float]) -> pd.DataFrame:
     n = len(p_up)
     up = np.asarray(p_up)
-    return pd.DataFrame({"symbol": [f"S{i}" for i in range(n)], "datetime": pd.Timestamp("2020-01-02"), "horizon": 5,
-                         "pred": np.int8(0), "p_down": (1 - up) / 2, "p_flat": (1 - up) / 2, "p_up": up, "score": up,
-                         "label": np.int8(1), "ret": 0.01, "fold": np.int16(0), "seed": np.int16(seed)})
+    return pd.DataFrame(
+        {
+            "symbol": [f"S{i}" for i in range(n)],
+            "datetime": pd.Timestamp("2020-01-02"),
+            "horizon": 5,
+            "pred": np.int8(0),
+            "p_down": (1 - up) / 2,
+            "p_flat": (1 - up) / 2,
+            "p_up": up,
+            "score": up,
+            "label": np.int8(1),
+            "ret": 0.01,
+            "fold": np.int16(0),
+            "seed": np.int16(seed),
+        }
+    )
 
 
 def test_mean_metrics_average_numbers_and_give_their_spread():
-    mean, std = mean_metrics([{"rank_ic": 0.01, "n": 10, "by": {"2020": {"ic": 0.1}}, "x": None},
-                              {"rank_ic": 0.03, "n": 10, "by": {"2020": {"ic": 0.3}}, "x": None}])
+    mean, std = mean_metrics([{"rank_ic": 0.01, "n": 10, "by": {"2020": {"ic": 0.1}}, "x": None}, {"rank_ic": 0.03, "n": 10, "by": {"2020": {"ic": 0.3}}, "x": None}])
     assert mean["rank_ic"] == pytest.approx(0.02) and std["rank_ic"] == pytest.approx(np.std([0.01, 0.03], ddof=1))
     assert mean["n"] == 10 and isinstance(mean["n"], int)
     assert mean["by"]["2020"]["ic"] == pytest.approx(0.2) and mean["x"] is None and std["x"] is None

@@ -11,8 +11,7 @@ from trendfactory.evaluation.selection import chosen_by_fold, fold_of_dates, see
 
 def _val(means: list[float], seeds: int = 2, n: int = 50, seed: int = 0) -> dict[int, pd.DataFrame]:
     rng = np.random.default_rng(seed)
-    return {k: pd.DataFrame({s: m + 0.01 * rng.standard_normal(n) for s in range(seeds)},
-                            index=pd.bdate_range(f"{2001 + 2 * k}-01-01", periods=n)) for k, m in enumerate(means)}
+    return {k: pd.DataFrame({s: m + 0.01 * rng.standard_normal(n) for s in range(seeds)}, index=pd.bdate_range(f"{2001 + 2 * k}-01-01", periods=n)) for k, m in enumerate(means)}
 
 
 def test_seed_daily_by_fold_keeps_each_folds_own_rows():
@@ -21,8 +20,7 @@ def test_seed_daily_by_fold_keeps_each_folds_own_rows():
     for fold, sign in ((0, 1.0), (1, -1.0)):
         for seed in (0, 1):
             for sym, score in zip("ABCD", (1.0, 2.0, 3.0, 4.0)):
-                rows.append({"fold": fold, "seed": seed, "symbol": sym, "datetime": pd.Timestamp("2005-01-03"),
-                             "score": sign * score, "ret": score})
+                rows.append({"fold": fold, "seed": seed, "symbol": sym, "datetime": pd.Timestamp("2005-01-03"), "score": sign * score, "ret": score})
     out = seed_daily_by_fold(pd.DataFrame(rows), lambda f: daily_ic(f, "spearman"))
     assert sorted(out) == [0, 1] and list(out[0].columns) == [0, 1]
     assert out[0].iloc[0].tolist() == [1.0, 1.0] and out[1].iloc[0].tolist() == [-1.0, -1.0]

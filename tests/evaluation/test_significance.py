@@ -397,7 +397,7 @@ def test_bootstrap_ci_deterministic_and_sharpe():
     assert hi - lo == pytest.approx(2 * 1.645 * math.sqrt(252 / len(r)), rel=0.3)
     assert annualised_sharpe(np.full(30, 0.01), 252) is None
     assert bootstrap_ci(np.full(30, 0.01), lambda y: annualised_sharpe(y, 252), 5) == (None, None)
-    assert bootstrap_ci(r[:MIN_OBS - 1], np.mean, 5) == (None, None)
+    assert bootstrap_ci(r[: MIN_OBS - 1], np.mean, 5) == (None, None)
 
 
 def test_block_size_rule():

@@ -50,13 +50,15 @@ def ragged_bars() -> pd.DataFrame:
 def make_params(chunk: int, path: Path | None = None):
     """The user's directory ``path`` as the source (the data section does not matter to build_features)."""
     source = {"source": "csv", "path": str(path)} if path else {"source": "synthetic"}
-    return parse_params({
-        "data": {**source, "start": None, "end": None, "chunk_symbols": chunk},
-        "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20], "vol_windows": [20]},
-        "label": {"horizons": [5, 10]},
-        "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1, "embargo": 5},
-        "window": {"seq_len": 8},
-    })
+    return parse_params(
+        {
+            "data": {**source, "start": None, "end": None, "chunk_symbols": chunk},
+            "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20], "vol_windows": [20]},
+            "label": {"horizons": [5, 10]},
+            "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1, "embargo": 5},
+            "window": {"seq_len": 8},
+        }
+    )
 
 
 def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:

@@ -122,8 +122,7 @@ HLC_CASES = [
         lambda h, l, c: talib.STOCH(h, l, c)[1],
     ),
 ]
-CLOSE_ONLY = {"sma", "sma200", "ema", "stddev", "rsi", "macd", "macd_signal", "macd_hist",
-              "bb_upper", "bb_middle", "bb_lower", "sum", "mean_std_mean", "mean_std_std"}
+CLOSE_ONLY = {"sma", "sma200", "ema", "stddev", "rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "sum", "mean_std_mean", "mean_std_std"}
 
 
 def talib_wavetrend(h, l, c, channel=10, average=21, signal=4):
@@ -149,14 +148,12 @@ def test_parity_real_ohlc(dataset, name, ours, ref, request):
     assert_talib(ours(H, L, C)[0], ref(h, l, c))
 
 
-@pytest.mark.parametrize(
-    "name,ours,ref", [c for c in HLC_CASES if c[0] in CLOSE_ONLY], ids=sorted(CLOSE_ONLY, key=[c[0] for c in HLC_CASES].index)
-)
+@pytest.mark.parametrize("name,ours,ref", [c for c in HLC_CASES if c[0] in CLOSE_ONLY], ids=sorted(CLOSE_ONLY, key=[c[0] for c in HLC_CASES].index))
 def test_parity_close_only_batch(sp500_closes, name, ours, ref):
     """skfolio's 20 stocks as one [20, T] batch, each row cut to a different length (left
     aligned, NaN padded) -- padding must not leak into any row's values."""
     rng = np.random.default_rng(1)
-    rows = [s[rng.integers(0, 3000):] for s in sp500_closes]  # different starts -> lengths
+    rows = [s[rng.integers(0, 3000) :] for s in sp500_closes]  # different starts -> lengths
     C = batch(rows)
     out = ours(None, None, C)
     assert out.shape == C.shape
@@ -253,7 +250,7 @@ def test_chained_input_with_ragged_nan_prefix():
 def test_flat_stretches(flat, monkeypatch):
     """Flat bars (no range, no movement): TA-Lib's zero guards. Flat from the first bar, the
     Wilder DM/TR sums are exactly 0, DX is undefined and TA-Lib's ADX holds its value."""
-    (h, l, c, _), = synthetic_ohlcv([400], seed=11)
+    ((h, l, c, _),) = synthetic_ohlcv([400], seed=11)
     h, l, c = h.copy(), l.copy(), c.copy()
     level = c[flat.start - 1] if flat.start else c[flat.stop]
     h[flat] = l[flat] = c[flat] = level
@@ -279,8 +276,7 @@ def test_flat_stretches(flat, monkeypatch):
 
 def test_float32_close_to_float64(ragged):
     _, (H, L, C, _) = ragged
-    for fn in (lambda h, l, c: ind.rsi(c), lambda h, l, c: ind.adx(h, l, c),
-               lambda h, l, c: ind.macd(c)[0] / c, lambda h, l, c: ind.wavetrend(h, l, c)[1]):
+    for fn in (lambda h, l, c: ind.rsi(c), lambda h, l, c: ind.adx(h, l, c), lambda h, l, c: ind.macd(c)[0] / c, lambda h, l, c: ind.wavetrend(h, l, c)[1]):
         a = fn(H, L, C)
         b = fn(H.float(), L.float(), C.float())
         assert b.dtype == torch.float32

@@ -25,7 +25,9 @@ def featurize(signal_strength: float):
     params = parse_params(
         {
             "data": {
-                "source": "synthetic", "start": None, "end": None,
+                "source": "synthetic",
+                "start": None,
+                "end": None,
                 "synthetic": {"n_symbols": 30, "n_bars": 1500, "start": "2000-01-03", "signal_strength": signal_strength},
             },
             "label": {"horizons": [H]},
@@ -48,8 +50,9 @@ def fit_and_score(splits):
 
     xtr, ytr = xy(splits["train"])
     xte, yte = xy(splits["test"])
-    model = lgb.LGBMClassifier(n_estimators=100, learning_rate=0.05, num_leaves=15, min_child_samples=50,
-                               subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=0, verbose=-1, n_jobs=1)  # 1 job: no OpenMP contention with torch
+    model = lgb.LGBMClassifier(
+        n_estimators=100, learning_rate=0.05, num_leaves=15, min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=0, verbose=-1, n_jobs=1
+    )  # 1 job: no OpenMP contention with torch
     model.fit(xtr, ytr)
     return balanced_accuracy_score(yte, model.predict(xte)), yte
 
@@ -67,4 +70,4 @@ def test_planted_signal_is_found_in_every_fold():
     for k, splits in enumerate(folds):
         ba, yte = fit_and_score(splits)
         band = chance_band(yte, overlap=H + params.label.entry_lag)
-        assert ba > 1 / 3 + band, f"fold {k}: balanced accuracy {ba:.4f} not above chance band {1/3 + band:.4f} with a planted signal"
+        assert ba > 1 / 3 + band, f"fold {k}: balanced accuracy {ba:.4f} not above chance band {1 / 3 + band:.4f} with a planted signal"

@@ -74,13 +74,14 @@ def _walk_forward(**split):
     from trendfactory.features.build import build_features
     from trendfactory.params import parse_params
 
-    params = parse_params({
-        "data": {"source": "synthetic", "start": None, "end": None,
-                 "synthetic": {"n_symbols": 4, "n_bars": 1400, "start": "2000-01-03", "signal_strength": 0.3}},
-        "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
-        "label": {"horizons": [3, 10]},
-        "split": {"scheme": "walk_forward", "test_start": "2002-07-01", "fold": 1, "val_years": 1, "embargo": 4, **split},
-    })
+    params = parse_params(
+        {
+            "data": {"source": "synthetic", "start": None, "end": None, "synthetic": {"n_symbols": 4, "n_bars": 1400, "start": "2000-01-03", "signal_strength": 0.3}},
+            "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
+            "label": {"horizons": [3, 10]},
+            "split": {"scheme": "walk_forward", "test_start": "2002-07-01", "fold": 1, "val_years": 1, "embargo": 4, **split},
+        }
+    )
     raw = run_ingest(params.data, params.seed)
     return raw.bars, build_features(raw.bars, raw.context, params), params
 

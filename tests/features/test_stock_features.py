@@ -134,6 +134,7 @@ def test_row_order_and_chunking_do_not_matter(bars, feats, monkeypatch):
     assert f.index.equals(shuffled.index)
     np.testing.assert_allclose(f.loc[bars.index].to_numpy(), feats.frame.to_numpy(), rtol=1e-12, atol=1e-12, equal_nan=True)
     from trendfactory.features import indicators
+
     monkeypatch.setattr(indicators, "CHUNK_ELEMENTS", 1)  # one symbol per chunk
     f1 = compute_stock_features(bars, CFG).frame
     np.testing.assert_allclose(f1.to_numpy(), feats.frame.to_numpy(), rtol=1e-12, atol=1e-12, equal_nan=True)
@@ -158,8 +159,7 @@ def test_close_only_skips_high_low_indicators():
     bars = make_bars([300, 250], seed=3, close_only=True)
     out = compute_stock_features(bars, CFG)
     cols = set(out.frame.columns)
-    for name, col in [("cci", "stk_cci"), ("adx", "stk_adx"), ("plus_di", "stk_plus_di"),
-                      ("minus_di", "stk_minus_di"), ("atr", "stk_atr"), ("stoch", "stk_stoch_k")]:
+    for name, col in [("cci", "stk_cci"), ("adx", "stk_adx"), ("plus_di", "stk_plus_di"), ("minus_di", "stk_minus_di"), ("atr", "stk_atr"), ("stoch", "stk_stoch_k")]:
         assert col not in cols
         assert "high/low" in out.skipped[name] and "close only" in out.skipped[name]
     assert "stk_volume_z" not in cols and "volume" in out.skipped["volume_z"]
@@ -234,23 +234,28 @@ def test_no_look_ahead(bars, feats):
     for other in (noisy, bars[~later]):
         f2 = compute_stock_features(other, CFG).frame
         keep = bars.index[~later]
-        np.testing.assert_allclose(
-            f2.loc[keep].to_numpy(), feats.frame.loc[keep].to_numpy(), rtol=1e-12, atol=1e-12, equal_nan=True
-        )
+        np.testing.assert_allclose(f2.loc[keep].to_numpy(), feats.frame.loc[keep].to_numpy(), rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
 def test_real_data_sp500():
     arch_data = pytest.importorskip("arch.data.sp500")
     sp = arch_data.load()
-    bars = pd.DataFrame({
-        "symbol": "SPX", "datetime": sp.index, "open": sp["Open"], "high": sp["High"],
-        "low": sp["Low"], "close": sp["Close"], "volume": sp["Volume"],
-    }).reset_index(drop=True)
+    bars = pd.DataFrame(
+        {
+            "symbol": "SPX",
+            "datetime": sp.index,
+            "open": sp["Open"],
+            "high": sp["High"],
+            "low": sp["Low"],
+            "close": sp["Close"],
+            "volume": sp["Volume"],
+        }
+    ).reset_index(drop=True)
     out = compute_stock_features(bars, CFG).frame
     h, l, c = (bars[k].to_numpy() for k in ("high", "low", "close"))
     np.testing.assert_allclose(out["stk_adx"], talib.ADX(h, l, c), rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(out["stk_cci"], talib.CCI(h, l, c, 20), rtol=1e-6, atol=1e-6, equal_nan=True)
-    assert out.iloc[warmup_bars(CFG):].notna().all().all()
+    assert out.iloc[warmup_bars(CFG) :].notna().all().all()
 
 
 # ----------------------------------------------------------------------------------------------

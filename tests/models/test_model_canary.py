@@ -7,7 +7,6 @@ train-only scaler, windows, the model's own fit and predict.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 

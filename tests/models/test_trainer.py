@@ -105,6 +105,7 @@ def test_learns_a_planted_signal_deterministically():
     r1 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(a, Batches(), Batches(seed=1))
     r2 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(b, Batches(), Batches(seed=1))
     assert r1.best_val_loss < np.log(3) - 0.1  # well below chance log loss
+    assert r2.history == r1.history and r2.best_epoch == r1.best_epoch  # the same run twice
     assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
 
 

@@ -18,8 +18,7 @@ def _run(tmp_path: Path, params_text: str | None) -> subprocess.CompletedProcess
     if params_text is not None:
         (tmp_path / "params.yaml").write_text(params_text)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "trendfactory.stages.check_params"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "trendfactory.stages.check_params"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _repo_params() -> dict:

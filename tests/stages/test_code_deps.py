@@ -82,9 +82,7 @@ def test_a_tabular_model_file_never_imports_torch():
         if get_model_class(name).kind != "tabular":
             continue
         files = project_imports(f"trendfactory.models.zoo.{name}", "trendfactory.stages.train")
-        top_level_torch = [f for f in files if any(
-            isinstance(n, (ast.Import, ast.ImportFrom)) and ast.unparse(n).split()[1].split(".")[0] == "torch"
-            for n in ast.parse((SRC / f).read_text()).body)]
+        top_level_torch = [f for f in files if any(isinstance(n, (ast.Import, ast.ImportFrom)) and ast.unparse(n).split()[1].split(".")[0] == "torch" for n in ast.parse((SRC / f).read_text()).body)]
         assert not top_level_torch, f"{name}: torch imported at module level by {top_level_torch}"
 
 

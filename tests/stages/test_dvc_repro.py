@@ -90,8 +90,7 @@ TINY = {
     },
     "features": {"ma_windows": [10, 50], "return_lookbacks": [1, 5, 20]},
     # two folds: test 2002, test 2003-01..2003-06; validation the year before each
-    "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1,
-              "train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
+    "split": {"scheme": "walk_forward", "test_start": "2002-01-01", "fold": 1, "val_years": 1, "train_end": "2001-06-30", "val_end": "2002-01-31", "embargo": 5},
     "window": {"seq_len": 8},
     "label": {"horizons": HORIZONS},
     "run": {"models": MODELS, "neural_models": NEURAL, "joint_models": ["dual_tower"]},
@@ -214,7 +213,14 @@ def test_a_new_model_is_one_file_plus_its_params(project):
     assert changed == ["params.yaml", "src/trendfactory/models/zoo/centroid.py"], changed
     # code_deps hashes the package again (a new file in it); no kind's code changed, so no other model reruns
     assert sorted(_ran(out["one_file"])) == [
-        "check_params", "code_deps", "compare", "ensemble@20", "ensemble@5", "evaluate@centroid-20", "evaluate@centroid-5", "train@centroid-20",
+        "check_params",
+        "code_deps",
+        "compare",
+        "ensemble@20",
+        "ensemble@5",
+        "evaluate@centroid-20",
+        "evaluate@centroid-5",
+        "train@centroid-20",
         "train@centroid-5",
     ]
     headline = json.loads((work / "metrics/eval/centroid-h5.json").read_text())
@@ -238,10 +244,14 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
     work, out = project
     items = [f"{m}-{h}" for m in MODELS for h in HORIZONS]
     assert sorted(_ran(out["all"])) == sorted(
-        [f"train@{i}" for i in items] + [f"evaluate@{i}" for i in items]
-        + [f"train_neural@{m}" for m in NEURAL] + [f"evaluate_neural@{m}-{h}" for m in NEURAL for h in HORIZONS]
-        + ["train_joint@dual_tower"] + [f"evaluate_joint@dual_tower-{h}" for h in HORIZONS]
-        + [f"ensemble@{h}" for h in HORIZONS] + ["compare"]
+        [f"train@{i}" for i in items]
+        + [f"evaluate@{i}" for i in items]
+        + [f"train_neural@{m}" for m in NEURAL]
+        + [f"evaluate_neural@{m}-{h}" for m in NEURAL for h in HORIZONS]
+        + ["train_joint@dual_tower"]
+        + [f"evaluate_joint@dual_tower-{h}" for h in HORIZONS]
+        + [f"ensemble@{h}" for h in HORIZONS]
+        + ["compare"]
     )
     for fold in ("fold_00", "fold_01"):  # one joint fit per fold and seed serves both horizons
         for seed in ("seed_00", "seed_01"):  # evaluate.seeds: 2 (the default) for the stochastic models
@@ -295,8 +305,7 @@ def test_a_bad_param_stops_the_run_before_any_stage_and_records_nothing(project)
     code, text, lock_unchanged = out["bad_params"]
     assert code != 0 and "Traceback" not in text
     assert _ran(text) == ["check_params"]
-    assert [line for line in text.splitlines() if line.startswith("error:")] == [
-        "error: params.yaml: features.bb_k: got nan, expected a finite number"]
+    assert [line for line in text.splitlines() if line.startswith("error:")] == ["error: params.yaml: features.bb_k: got nan, expected a finite number"]
     assert lock_unchanged
     # params.yaml back as it was: at most the check reruns (DVC may find it up to date), nothing downstream
     assert set(_ran(out["after_bad"])) <= {"check_params"}
@@ -308,6 +317,15 @@ def test_second_repro_is_up_to_date(project):
     assert "up to date" in out["again"].lower()
 
 
+def reruns(*items: str) -> list[str]:
+    """What an experiment reruns: ``items``, plus the params check, the ensembles and compare."""
+    return sorted(["check_params", "compare", "ensemble@20", "ensemble@5", *items])
+
+
+# what `dvc exp run -S models.xgboost.max_depth=...` reruns: that model's items
+XGBOOST_EXP = reruns("evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5")
+
+
 def test_push_and_pull_through_an_ssh_remote(project):
     """A fresh clone gets every output from the remote: nothing to rerun, and an experiment on
     one model reruns only that model's stages (not the 18-minute pipeline)."""
@@ -317,41 +335,31 @@ def test_push_and_pull_through_an_ssh_remote(project):
     assert re.search(r"\d+ files? pushed", out["push"]), out["push"]
     assert re.search(r"\d+ files? (fetched|added)", out["pull"]), out["pull"]
     assert "up to date" in out["clone_status"].lower(), out["clone_status"]
-    assert sorted(_ran(out["clone_exp"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
-    ]
+    assert sorted(_ran(out["clone_exp"])) == XGBOOST_EXP
 
 
 def test_exp_run_reruns_only_the_changed_model(project):
     _, out = project
-    assert sorted(_ran(out["exp"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate@xgboost-20", "evaluate@xgboost-5", "train@xgboost-20", "train@xgboost-5",
-    ]
+    assert sorted(_ran(out["exp"])) == XGBOOST_EXP
 
 
 def test_exp_run_on_a_trainer_param_reruns_only_neural_stages(project):
     _, out = project
-    assert sorted(_ran(out["exp_lr"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20",
-        "evaluate_neural@mlp-5", "train_joint@dual_tower", "train_neural@mlp",
-    ]
+    assert sorted(_ran(out["exp_lr"])) == reruns(
+        "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "evaluate_neural@mlp-20", "evaluate_neural@mlp-5", "train_joint@dual_tower", "train_neural@mlp"
+    )
 
 
 def test_ablation_param_reruns_only_the_dual_tower(project):
     _, out = project
-    assert sorted(_ran(out["exp_ablation"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower",
-    ]
+    assert sorted(_ran(out["exp_ablation"])) == reruns("evaluate_joint@dual_tower-20", "evaluate_joint@dual_tower-5", "train_joint@dual_tower")
 
 
 def test_tuning_is_opt_in_and_compares_tuned_beside_default(project):
     """run.tune=[xgboost]: a study per horizon, xgboost_tuned trained and evaluated from its
     git-tracked best params, and a "Tuned vs default" table; nothing else retrains."""
     _, out = project
-    assert sorted(_ran(out["exp_tune"])) == [
-        "check_params", "compare", "ensemble@20", "ensemble@5", "evaluate_tuned@xgboost-20", "evaluate_tuned@xgboost-5",
-        "train_tuned@xgboost-20", "train_tuned@xgboost-5", "tune@xgboost-20", "tune@xgboost-5",
-    ]
+    assert sorted(_ran(out["exp_tune"])) == reruns("evaluate_tuned@xgboost-20", "evaluate_tuned@xgboost-5", "train_tuned@xgboost-20", "train_tuned@xgboost-5", "tune@xgboost-20", "tune@xgboost-5")
     assert sum(out["tuned_yaml"]["trials"].values()) == 3 and "max_depth" in out["tuned_yaml"]["params"]
     assert {"history.png", "intermediate.png"} <= set(out["tune_plots"])
     page = out["tune_comparison"]

@@ -20,11 +20,21 @@ def test_confusion_counts_name_the_classes_and_count_every_pair():
 
 
 def test_headline_metrics_are_flat_and_json_safe():
-    test = {"rank_ic": 0.0123456789, "rank_ic_t": 1.5, "rank_ic_p": 0.1349, "rank_ic_t_newey_west": 1.9, "ic": None, "sharpe": float("nan"), "macro_f1": 0.3,
-            "balanced_accuracy": 0.35, "log_loss": 1.09, "max_drawdown": -0.2, "accuracy": 0.4}
+    test = {
+        "rank_ic": 0.0123456789,
+        "rank_ic_t": 1.5,
+        "rank_ic_p": 0.1349,
+        "rank_ic_t_newey_west": 1.9,
+        "ic": None,
+        "sharpe": float("nan"),
+        "macro_f1": 0.3,
+        "balanced_accuracy": 0.35,
+        "log_loss": 1.09,
+        "max_drawdown": -0.2,
+        "accuracy": 0.4,
+    }
     out = headline_metrics(test, {"rank_ic": 0.02, "rank_ic_t": 2.0, "rank_ic_t_newey_west": 2.5})
-    assert out == {"rank_ic": 0.012346, "rank_ic_t": 1.5, "rank_ic_p": 0.1349, "ic": None, "sharpe": None, "f1": 0.3,
-                   "log_loss": 1.09, "max_dd": -0.2, "val_rank_ic": 0.02, "val_rank_ic_t": 2.0}
+    assert out == {"rank_ic": 0.012346, "rank_ic_t": 1.5, "rank_ic_p": 0.1349, "ic": None, "sharpe": None, "f1": 0.3, "log_loss": 1.09, "max_dd": -0.2, "val_rank_ic": 0.02, "val_rank_ic_t": 2.0}
     assert "val_rank_ic" not in headline_metrics(test)  # an ensemble has no validation predictions
 
 

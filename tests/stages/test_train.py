@@ -18,9 +18,14 @@ from trendfactory.stages.train import main_body
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_stage")
-    params = tiny_params(n_symbols=4, n_bars=360, horizons=(5,),
-                         models={"mlp": {"hidden": [8]}, "xgboost": {"n_estimators": 15, "n_jobs": 1}, "logistic": {"max_iter": 50}},
-                         train={"max_epochs": 2, "batch_size": 128}, evaluate={"seeds": 2})
+    params = tiny_params(
+        n_symbols=4,
+        n_bars=360,
+        horizons=(5,),
+        models={"mlp": {"hidden": [8]}, "xgboost": {"n_estimators": 15, "n_jobs": 1}, "logistic": {"max_iter": 50}},
+        train={"max_epochs": 2, "batch_size": 128},
+        evaluate={"seeds": 2},
+    )
     build_stores(root, params)
     return root, params
 

@@ -30,10 +30,14 @@ LGB = {"n_estimators": 25, "early_stopping_rounds": 5, "n_jobs": 1}
 
 def _params(**tune):
     return tiny_params(
-        n_symbols=5, n_bars=1300, horizons=(5,),
+        n_symbols=5,
+        n_bars=1300,
+        horizons=(5,),
         split={"scheme": "walk_forward", "test_start": "2003-01-01", "fold": 1, "val_years": 1, "embargo": 5},
         run={"models": ["majority", "lightgbm"], "neural_models": [], "joint_models": [], "tune": ["lightgbm"]},
-        models={"lightgbm": LGB}, tune={"trials": 6, "startup_trials": 2, **tune}, parallel={"cpus": 1},
+        models={"lightgbm": LGB},
+        tune={"trials": 6, "startup_trials": 2, **tune},
+        parallel={"cpus": 1},
     )
 
 

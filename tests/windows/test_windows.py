@@ -186,10 +186,7 @@ def test_tabular_lags_equal_reference(built):
     assert X.dtype == np.float32 and y.dtype == np.int8 and len(X) == len(y) == len(meta) == len(ends)
     for k, e in enumerate(ends):
         e = int(e)
-        ref = np.concatenate(
-            [df.iloc[e][FEATURES].to_numpy(np.float32)]
-            + [df.iloc[e - lag][FEATURES].to_numpy(np.float32) for lag in lags]
-        )
+        ref = np.concatenate([df.iloc[e][FEATURES].to_numpy(np.float32)] + [df.iloc[e - lag][FEATURES].to_numpy(np.float32) for lag in lags])
         assert df.iloc[e - max(lags)]["symbol"] == df.iloc[e]["symbol"]
         np.testing.assert_array_equal(X[k], ref)
         assert y[k] == df.iloc[e]["label_h3"]
@@ -204,8 +201,7 @@ def test_tabular_lags_equal_reference(built):
 
 @pytest.mark.parametrize(
     ("lags", "match"),
-    [((SEQ_LEN,), "outside the window"), ((0,), "outside the window"), ((-1,), "outside the window"),
-     ((2, 2), "duplicates"), ((1.5,), "must be ints")],
+    [((SEQ_LEN,), "outside the window"), ((0,), "outside the window"), ((-1,), "outside the window"), ((2, 2), "duplicates"), ((1.5,), "must be ints")],
 )
 def test_tabular_bad_lags(built, lags, match):
     split, _ = built
@@ -374,8 +370,7 @@ def test_failure_mid_write_leaves_no_dir_and_keeps_previous(tmp_path, frame, mon
     ("mutate", "match"),
     [
         (lambda d: pd.concat([d.iloc[30:], d.iloc[:30]], ignore_index=True), "reappears at row"),
-        (lambda d: d.assign(datetime=d["datetime"].where(d.index != 5, d["datetime"][4])),
-         "non-increasing or duplicate datetime at row 5"),
+        (lambda d: d.assign(datetime=d["datetime"].where(d.index != 5, d["datetime"][4])), "non-increasing or duplicate datetime at row 5"),
         (lambda d: d.assign(label_h1=d["label_h1"].where(d.index != 2, 2)), "'label_h1' has value 2"),
         (lambda d: d.assign(stk_a=d["symbol"]), "'stk_a' has type"),
     ],
@@ -461,8 +456,7 @@ def test_a_large_fold_matrix_is_memory_mapped_not_held(tmp_path, monkeypatch):
     from tests.pipeline_helpers import tiny_params, write_stores
     from trendfactory.windows import reader
 
-    params = tiny_params(n_symbols=3, n_bars=700, split={"scheme": "walk_forward", "test_start": "2001-06-01", "fold": 1,
-                                                          "val_years": 1, "embargo": 5})
+    params = tiny_params(n_symbols=3, n_bars=700, split={"scheme": "walk_forward", "test_start": "2001-06-01", "fold": 1, "val_years": 1, "embargo": 5})
     store = write_stores(tmp_path / "project", params)
     in_ram = np.array(WindowSplit.open(store, fold=0, role="train").features)
     reader._SCALED.clear()

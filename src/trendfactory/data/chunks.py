@@ -57,10 +57,7 @@ class _Runs:
             if self.symbols and sym == self.symbols[-1] and start == 0:
                 self.lengths[-1] += length  # the previous block's last symbol goes on
             elif sym in self._seen:
-                raise DataValidationError(
-                    f"{self.origin}: symbol {sym} appears again at row {self.rows + start} after other symbols; "
-                    "rows must be sorted by (symbol, datetime)"
-                )
+                raise DataValidationError(f"{self.origin}: symbol {sym} appears again at row {self.rows + start} after other symbols; rows must be sorted by (symbol, datetime)")
             else:
                 self._seen.add(sym)
                 self.symbols.append(sym)

@@ -58,9 +58,7 @@ def rename_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
             continue
         if canon in mapping.values():
             first = next(k for k, v in mapping.items() if v == canon)
-            raise DataValidationError(
-                f"{origin}: columns {first!r} and {col!r} both look like {canon}; rename or drop one"
-            )
+            raise DataValidationError(f"{origin}: columns {first!r} and {col!r} both look like {canon}; rename or drop one")
         mapping[col] = canon
     out = frame.rename(columns=mapping)[list(mapping.values())]
     if "adj_close" in out.columns:
@@ -76,7 +74,7 @@ def rename_columns(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
 def data_suffix(path: Path) -> str | None:
     """The data suffix `path`'s name ends with (as written, any case), or None."""
     lower = path.name.lower()
-    return next((path.name[-len(s):] for s in SUFFIXES if lower.endswith(s)), None)
+    return next((path.name[-len(s) :] for s in SUFFIXES if lower.endswith(s)), None)
 
 
 def symbol_from_name(path: Path) -> str:
@@ -113,10 +111,7 @@ def add_origins(origins: dict[str, str], frame: pd.DataFrame, file: Path) -> Non
     """Record symbol -> file; a symbol already read from another file names both files."""
     for sym in map(str, frame["symbol"].unique()):
         if sym in origins and origins[sym] != str(file):
-            raise DataValidationError(
-                f"{file}: symbol {sym} is also in {origins[sym]}; give each symbol's bars in one file only "
-                "(merge the two files, or rename one if they are different symbols)"
-            )
+            raise DataValidationError(f"{file}: symbol {sym} is also in {origins[sym]}; give each symbol's bars in one file only (merge the two files, or rename one if they are different symbols)")
         origins[sym] = str(file)
 
 
@@ -126,10 +121,7 @@ def read_bars_file(file: Path, in_directory: bool, timezone: str = "UTC") -> pd.
     raw = rename_columns(_read(file), str(file))
     if "symbol" not in raw.columns:
         if not in_directory:
-            raise DataValidationError(
-                f"{file}: no symbol column (looked for {', '.join(ALIASES['symbol'])}); add one, "
-                "or use a directory with one file per symbol named after it"
-            )
+            raise DataValidationError(f"{file}: no symbol column (looked for {', '.join(ALIASES['symbol'])}); add one, or use a directory with one file per symbol named after it")
         raw.insert(0, "symbol", symbol_from_name(file))
     return validate_bars(raw, str(file), timezone)
 

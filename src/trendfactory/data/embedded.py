@@ -146,9 +146,7 @@ def load_credit_spread() -> Loaded:
     loaded = _series("arch.data.default.load", "BAA", "baa")
     aaa = _series("arch.data.default.load", "AAA", "aaa").frame
     df = loaded.frame.merge(aaa, on="datetime")
-    return Loaded(
-        pd.DataFrame({"datetime": df["datetime"], "credit_spread": df["baa"] - df["aaa"]}), loaded.package, loaded.loader
-    )
+    return Loaded(pd.DataFrame({"datetime": df["datetime"], "credit_spread": df["baa"] - df["aaa"]}), loaded.package, loaded.loader)
 
 
 def load_core_cpi() -> Loaded:

@@ -88,9 +88,7 @@ def ingest_chunks(cfg: DataConfig, seed: int, history: HistoryNeed | None, sink)
     # Long on purpose: one streaming loop whose state (chunk, sinks, universe checks) would otherwise travel through many parameters.
     source = open_source(cfg, seed)
     if source.counts.empty:
-        raise DataValidationError(
-            f"bars: no rows between data.start {cfg.start} and data.end {cfg.end}; widen the range in params.yaml"
-        )
+        raise DataValidationError(f"bars: no rows between data.start {cfg.start} and data.end {cfg.end}; widen the range in params.yaml")
     dropped: dict[str, dict] = {}
     if history is not None:
         dropped = min_history_drops(source.counts, history, source.origins, cfg.min_history, _span(cfg))
@@ -138,10 +136,7 @@ def ingest_chunks(cfg: DataConfig, seed: int, history: HistoryNeed | None, sink)
         "has_volume": "volume" in source.columns,
         "origins": {s: origins[s] for s in sorted(symbols)},  # symbol -> the user's file
         "dropped_symbols": dropped,  # data.min_history: drop -> {symbol: {file, bars, needed}}
-        "suspect_jumps": [
-            {"symbol": j.symbol, "datetime": str(j.when), "ratio": round(j.ratio, 6), "file": origins.get(j.symbol)}
-            for j in jumps
-        ],
+        "suspect_jumps": [{"symbol": j.symbol, "datetime": str(j.when), "ratio": round(j.ratio, 6), "file": origins.get(j.symbol)} for j in jumps],
         "context_mode": mode,
         "context": join_report,
         "versions": {"trendfactory": importlib.metadata.version("trendfactory"), "pandas": pd.__version__},

@@ -133,4 +133,3 @@ def open_source(cfg: DataConfig, seed: int) -> BarSource:
         frames, origins = load_csv_bars(cfg.path, cfg.timezone)
         return FrameSource(frames, cfg, origins, {"path": str(cfg.path), "files": sorted(set(origins.values()))})
     return SyntheticSource(cfg, seed)
-

@@ -73,9 +73,7 @@ def required_history(features: FeaturesConfig, label: LabelConfig) -> HistoryNee
     )
 
 
-def min_history_drops(
-    counts: pd.Series, need: HistoryNeed, origins: dict[str, str], policy: str, span: str = ""
-) -> dict[str, dict]:
+def min_history_drops(counts: pd.Series, need: HistoryNeed, origins: dict[str, str], policy: str, span: str = "") -> dict[str, dict]:
     """The symbols shorter than ``need`` that policy ``drop`` leaves out (symbol -> file, bars,
     needed), from the bars per symbol (``counts``, indexed by symbol); policy ``error`` stops at
     the first short symbol. Counts, not bars: a universe read chunk by chunk is judged whole
@@ -101,7 +99,12 @@ def min_history_drops(
         file = origins.get(str(sym), "bars")
         log.warning(
             "%s (%s): %d bars%s, fewer than the %d needed (%s); dropped from the universe (data.min_history: drop)",
-            sym, file, n, span, need.bars, need.why,
+            sym,
+            file,
+            n,
+            span,
+            need.bars,
+            need.why,
         )
         dropped[str(sym)] = {"file": file, "bars": int(n), "needed": need.bars}
     return dropped
@@ -231,10 +234,7 @@ def _stamp(t: pd.Timestamp) -> str:
 
 def describe_jump(jump: Jump, origins: dict[str, str], fix: str, more: int = 0) -> str:
     """'AAPL (data/aapl.csv) 2014-06-09: close moved x0.143 in one bar ...; <fix>' (one line)."""
-    crowd = (
-        "no other symbol has a bar then" if jump.universe is None
-        else f"the other symbols' median moved x{jump.universe:.3g}"
-    )
+    crowd = "no other symbol has a bar then" if jump.universe is None else f"the other symbols' median moved x{jump.universe:.3g}"
     others = f" (and {more} more such jump(s))" if more else ""
     return (
         f"{jump.symbol} ({origins.get(jump.symbol, 'bars')}) {_stamp(jump.when)}: close moved x{jump.ratio:.3g} in one bar "

@@ -50,8 +50,7 @@ def validate_bars(frame: pd.DataFrame, origin: str, timezone: str = "UTC") -> pd
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"{origin}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))}); "
-            "bars need symbol, datetime and close (open/high/low/volume optional)"
+            f"{origin}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))}); bars need symbol, datetime and close (open/high/low/volume optional)"
         )
     if len(frame) == 0:
         raise DataValidationError(f"{origin}: no rows; give at least one symbol's bars")
@@ -63,9 +62,10 @@ def validate_bars(frame: pd.DataFrame, origin: str, timezone: str = "UTC") -> pd
     _check_high_low(frame, origin)
     # A DST zone repeats an hour when its clocks go back: name that cause if it bites.
     hint = (
-        f"; the stamps were converted from UTC offsets to data.timezone {timezone}, whose clocks may go back an hour: "
-        "set data.timezone: UTC for bars that trade through that hour"
-    ) if converted and timezone != "UTC" else ""
+        (f"; the stamps were converted from UTC offsets to data.timezone {timezone}, whose clocks may go back an hour: set data.timezone: UTC for bars that trade through that hour")
+        if converted and timezone != "UTC"
+        else ""
+    )
     _check_time_order(frame, origin, hint)
     return frame
 
@@ -113,10 +113,7 @@ def _to_datetime(values: pd.Series, utc: bool, where: str) -> pd.Series:
         return pd.to_datetime(values, errors="coerce", format="mixed", utc=utc)
     except (ValueError, TypeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataValidationError(
-            f"{where}: cannot parse the time stamps ({first}); write them all in one form, e.g. 2020-01-31 15:30 "
-            "or 2020-01-31 15:30:00-05:00"
-        ) from exc
+        raise DataValidationError(f"{where}: cannot parse the time stamps ({first}); write them all in one form, e.g. 2020-01-31 15:30 or 2020-01-31 15:30:00-05:00") from exc
 
 
 def parse_stamps(frame: pd.DataFrame, origin: str, timezone: str = "UTC") -> tuple[pd.Series, bool]:
@@ -132,10 +129,7 @@ def parse_stamps(frame: pd.DataFrame, origin: str, timezone: str = "UTC") -> tup
         pos = int(np.flatnonzero(bad)[0])
         if pd.isna(values.iloc[pos]):
             raise DataValidationError(f"{_where(origin, frame, pos, 'datetime')}: the time stamp is empty; fill or drop that row")
-        raise DataValidationError(
-            f"{_where(origin, frame, pos, 'datetime')}: cannot parse {values.iloc[pos]!r} as a date/time; "
-            "use ISO format like 2020-01-31 or 2020-01-31 15:30"
-        )
+        raise DataValidationError(f"{_where(origin, frame, pos, 'datetime')}: cannot parse {values.iloc[pos]!r} as a date/time; use ISO format like 2020-01-31 or 2020-01-31 15:30")
     if parsed.dt.tz is None:
         return parsed, False
     return parsed.dt.tz_convert(timezone).dt.tz_localize(None), True
@@ -155,9 +149,7 @@ def _check_numbers(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
         nonnumeric = values.isna() & frame[col].notna()
         if nonnumeric.any():
             pos = int(np.flatnonzero(nonnumeric)[0])
-            raise DataValidationError(
-                f"{_where(origin, frame, pos, col)}: value {frame[col].iloc[pos]!r} is not a number; fix or drop that row"
-            )
+            raise DataValidationError(f"{_where(origin, frame, pos, col)}: value {frame[col].iloc[pos]!r} is not a number; fix or drop that row")
         if col != "close" and values.isna().all():
             # A close-only source may carry empty open/high/low/volume columns: treat as absent.
             frame = frame.drop(columns=col)
@@ -172,18 +164,12 @@ def _check_values(frame: pd.DataFrame, origin: str, col: str, arr: np.ndarray) -
     bad = ~np.isfinite(arr)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise DataValidationError(
-            f"{_where(origin, frame, pos, col)}: {col} is {arr[pos]} (NaN/inf); fill or drop the row, "
-            "or remove the column if the source has no such field"
-        )
+        raise DataValidationError(f"{_where(origin, frame, pos, col)}: {col} is {arr[pos]} (NaN/inf); fill or drop the row, or remove the column if the source has no such field")
     if col in PRICE_COLUMNS:
         nonpos = arr <= 0
         if nonpos.any():
             pos = int(np.flatnonzero(nonpos)[0])
-            raise DataValidationError(
-                f"{_where(origin, frame, pos, col)}: price {arr[pos]} is not positive; prices must be > 0 "
-                "(check for missing-value codes like 0 or -1)"
-            )
+            raise DataValidationError(f"{_where(origin, frame, pos, col)}: price {arr[pos]} is not positive; prices must be > 0 (check for missing-value codes like 0 or -1)")
     elif (arr < 0).any():
         pos = int(np.flatnonzero(arr < 0)[0])
         raise DataValidationError(f"{_where(origin, frame, pos, col)}: volume {arr[pos]} is negative; volume must be >= 0")
@@ -194,10 +180,7 @@ def _check_high_low(frame: pd.DataFrame, origin: str) -> None:
         inverted = frame["high"].to_numpy() < frame["low"].to_numpy()
         if inverted.any():
             pos = int(np.flatnonzero(inverted)[0])
-            raise DataValidationError(
-                f"{_where(origin, frame, pos, 'high')}: high {frame['high'].iloc[pos]} < low {frame['low'].iloc[pos]}; "
-                "the high/low columns are swapped or corrupt"
-            )
+            raise DataValidationError(f"{_where(origin, frame, pos, 'high')}: high {frame['high'].iloc[pos]} < low {frame['low'].iloc[pos]}; the high/low columns are swapped or corrupt")
     elif ("high" in frame.columns) != ("low" in frame.columns):
         have = "high" if "high" in frame.columns else "low"
         raise DataValidationError(f"{origin}: column {have} present without its pair; give both high and low, or neither")
@@ -208,10 +191,7 @@ def _check_time_order(frame: pd.DataFrame, origin: str, hint: str = "") -> None:
     dup = frame.duplicated(["symbol", "datetime"], keep="first").to_numpy()
     if dup.any():
         pos = int(np.flatnonzero(dup)[0])
-        raise DataValidationError(
-            f"{_where(origin, frame, pos, 'datetime')}: duplicate bar at {frame['datetime'].iloc[pos]}; "
-            f"keep one row per (symbol, datetime){hint}"
-        )
+        raise DataValidationError(f"{_where(origin, frame, pos, 'datetime')}: duplicate bar at {frame['datetime'].iloc[pos]}; keep one row per (symbol, datetime){hint}")
     # Stable sort by symbol keeps file order within each symbol.
     order = np.argsort(frame["symbol"].to_numpy(), kind="stable")
     sym_sorted = frame["symbol"].to_numpy()[order]
@@ -222,8 +202,7 @@ def _check_time_order(frame: pd.DataFrame, origin: str, hint: str = "") -> None:
         k = int(np.flatnonzero(backwards)[0])
         pos = int(order[k + 1])
         raise DataValidationError(
-            f"{_where(origin, frame, pos, 'datetime')}: time goes backwards ({frame['datetime'].iloc[pos]} after "
-            f"{pd.Timestamp(dt_sorted[k])}); sort the file by datetime within each symbol{hint}"
+            f"{_where(origin, frame, pos, 'datetime')}: time goes backwards ({frame['datetime'].iloc[pos]} after {pd.Timestamp(dt_sorted[k])}); sort the file by datetime within each symbol{hint}"
         )
 
 
@@ -266,10 +245,7 @@ def combine(frames: Iterable[pd.DataFrame], columns: Iterable[str] | None = None
     dup = out.duplicated(["symbol", "datetime"]).to_numpy()
     if dup.any():
         pos = int(np.flatnonzero(dup)[0])
-        raise DataValidationError(
-            f"bars: symbol {out['symbol'].iloc[pos]} appears in more than one file with a bar at {out['datetime'].iloc[pos]}; "
-            "give each symbol in one file only"
-        )
+        raise DataValidationError(f"bars: symbol {out['symbol'].iloc[pos]} appears in more than one file with a bar at {out['datetime'].iloc[pos]}; give each symbol in one file only")
     return canonical_order(out)
 
 

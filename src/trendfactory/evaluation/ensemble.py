@@ -70,6 +70,7 @@ def _wide(members: list[Member], split: str, fold: int | None = None) -> pd.Data
 
 def top_k(members: list[Member], fold: int, k: int) -> list[Member]:
     """The ``k`` members with the highest Rank IC on ``fold``'s validation block (ties: name)."""
+
     def val_ric(m: Member) -> float:
         ic = daily_ic(m.val[m.val["fold"] == fold], "spearman")
         return float(ic.mean()) if len(ic) else -np.inf
@@ -102,8 +103,7 @@ def stack_training_rows(earlier: pd.DataFrame, test_start: pd.Timestamp, calenda
     return earlier[earlier.index.get_level_values("datetime") <= last_decision]
 
 
-def build_ensembles(members: list[Member], folds: list[dict], k: int, alpha: float, entry_lag: int, horizon: int,
-                    calendar: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
+def build_ensembles(members: list[Member], folds: list[dict], k: int, alpha: float, entry_lag: int, horizon: int, calendar: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
     """``rank_avg`` and ``stack`` test predictions over every fold (module docstring)."""
     from sklearn.linear_model import Ridge
 
@@ -118,8 +118,7 @@ def build_ensembles(members: list[Member], folds: list[dict], k: int, alpha: flo
         wide_k = _wide(chosen, "test", fold)  # the chosen members' rows and mean probabilities
         rank_avg = _frame(wide_k, wide_k[names_k].mean(axis=1).to_numpy(), stacked=False).assign(members=",".join(names_k))
         out["rank_avg"].append(rank_avg)
-        train = stack_training_rows(pd.concat(history) if history else wide.iloc[0:0], pd.Timestamp(f["test_start"]), calendar,
-                                    entry_lag + horizon)
+        train = stack_training_rows(pd.concat(history) if history else wide.iloc[0:0], pd.Timestamp(f["test_start"]), calendar, entry_lag + horizon)
         train = train[np.isfinite(train["ret"].to_numpy())]
         if len(train) > len(names) * 10:
             target = date_rank(train.reset_index(), "ret").to_numpy()

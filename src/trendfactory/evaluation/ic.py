@@ -32,11 +32,7 @@ def daily_ic(frame: pd.DataFrame, method: Literal["pearson", "spearman"] = "pear
     g = d.groupby("datetime", sort=True)
     # Constancy is tested on the values: demeaning a constant leaves float noise, not zeros.
     span = g[["x", "y"]].agg(["min", "max", "size"])
-    keep = (
-        (span[("x", "size")] >= 2)
-        & (span[("x", "max")] > span[("x", "min")])
-        & (span[("y", "max")] > span[("y", "min")])
-    )
+    keep = (span[("x", "size")] >= 2) & (span[("x", "max")] > span[("x", "min")]) & (span[("y", "max")] > span[("y", "min")])
     xc = d["x"] - g["x"].transform("mean")
     yc = d["y"] - g["y"].transform("mean")
     sums = pd.DataFrame({"xy": xc * yc, "xx": xc * xc, "yy": yc * yc}).groupby(d["datetime"], sort=True).sum()

@@ -21,8 +21,7 @@ def _loss(model: TrendModel, samples: Samples) -> float:
 MAX_PERMUTATION_ROWS = 4096  # a seeded sample of the block: the ranking of a handful of groups is stable at this size
 
 
-def permutation_importance(model: TrendModel, samples: Samples, groups: dict[str, list[str]], seed: int = 0,
-                           max_rows: int = MAX_PERMUTATION_ROWS) -> dict[str, float]:
+def permutation_importance(model: TrendModel, samples: Samples, groups: dict[str, list[str]], seed: int = 0, max_rows: int = MAX_PERMUTATION_ROWS) -> dict[str, float]:
     """Group -> increase of log loss when the group's columns are shuffled across samples
     (one shuffle per group, the same permutation for every group; > 0 = the model uses it).
     On at most ``max_rows`` samples (a seeded random subset, in time order): one prediction pass

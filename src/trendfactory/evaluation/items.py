@@ -20,8 +20,14 @@ from trendfactory.paths import EVAL_DIR, predictions_file
 CLASS_NAMES = ("down", "flat", "up")  # the labels -1, 0, +1
 DETAIL_FILE = "detail.json"  # every metric of an item (not a DVC metric: too many keys to read)
 HEADLINE_KEYS = (  # (key in metrics/eval/<item>.json, key in the test metrics)
-    ("rank_ic", "rank_ic"), ("rank_ic_t", "rank_ic_t"), ("rank_ic_p", "rank_ic_p"), ("ic", "ic"), ("sharpe", "sharpe"), ("f1", "macro_f1"),
-    ("log_loss", "log_loss"), ("max_dd", "max_drawdown"),
+    ("rank_ic", "rank_ic"),
+    ("rank_ic_t", "rank_ic_t"),
+    ("rank_ic_p", "rank_ic_p"),
+    ("ic", "ic"),
+    ("sharpe", "sharpe"),
+    ("f1", "macro_f1"),
+    ("log_loss", "log_loss"),
+    ("max_dd", "max_drawdown"),
 )
 
 
@@ -77,8 +83,7 @@ def by_period(frame: pd.DataFrame, book: pd.DataFrame, keys: pd.Series, bars_per
         r, i = ric[ric.index.isin(dates)], ic[ic.index.isin(dates)]
         net = book["net"][book.index.isin(dates)].to_numpy()
         sharpe = float(net.mean() / net.std(ddof=1) * np.sqrt(bars_per_year)) if len(net) > 1 and net.std(ddof=1) > 1e-12 else None
-        out[str(key)] = {"rank_ic": float(r.mean()) if len(r) else None, "ic": float(i.mean()) if len(i) else None,
-                         "sharpe": sharpe, "dates": int(len(r))}
+        out[str(key)] = {"rank_ic": float(r.mean()) if len(r) else None, "ic": float(i.mean()) if len(i) else None, "sharpe": sharpe, "dates": int(len(r))}
     return out
 
 
@@ -97,5 +102,4 @@ def confusion_counts(y_true: np.ndarray, pred: np.ndarray) -> list[dict]:
     """The confusion matrix as 9 rows of counts with class names (down / flat / up), for the
     `confusion_counts` plot template (.dvc/plots/): kilobytes, not one row per sample."""
     counts = confusion(y_true, pred)  # [true class, predicted class] in LABELS order
-    return [{"actual": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": int(counts[i, j])}
-            for i in range(len(CLASS_NAMES)) for j in range(len(CLASS_NAMES))]
+    return [{"actual": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": int(counts[i, j])} for i in range(len(CLASS_NAMES)) for j in range(len(CLASS_NAMES))]

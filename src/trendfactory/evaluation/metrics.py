@@ -57,10 +57,7 @@ def classification_metrics(y_true, pred, proba) -> dict[str, float]:
     if n == 0:
         raise ValueError("classification_metrics: got 0 rows, expected at least 1")
     if len(pred) != n or proba.shape != (n, 3):
-        raise ValueError(
-            f"classification_metrics: got y_true [{n}], pred [{len(pred)}], proba {list(proba.shape)}; "
-            f"expected [n], [n], [n, 3] with proba columns (down, flat, up)"
-        )
+        raise ValueError(f"classification_metrics: got y_true [{n}], pred [{len(pred)}], proba {list(proba.shape)}; expected [n], [n], [n, 3] with proba columns (down, flat, up)")
     labels = list(LABELS)
     # All three labels always: a class the model never predicts scores F1 = 0, it is not skipped.
     f1 = f1_score(y_true, pred, labels=labels, average=None, zero_division=0)
@@ -177,9 +174,7 @@ def _daily_weights(preds: pd.DataFrame) -> pd.Series:
     return (dev / gross.where(~flat, 1.0)).where(~flat, 0.0)
 
 
-def long_short_book(
-    frame: pd.DataFrame, next_returns: pd.DataFrame, horizon: int, entry_lag: int, cost_bps: float
-) -> pd.DataFrame:
+def long_short_book(frame: pd.DataFrame, next_returns: pd.DataFrame, horizon: int, entry_lag: int, cost_bps: float) -> pd.DataFrame:
     """Daily gross / cost / net return, turnover, benchmark and exposure of the tranche book.
 
     The position over bar t -> t+1 is pos_t = (1/h) * sum_{k=entry_lag}^{entry_lag+h-1} w_{t-k}
@@ -189,10 +184,7 @@ def long_short_book(
     """
     # Long on purpose: the book's steps (ranks, weights, entry lag, costs) work on the same frames in one pass.
     if horizon < 1 or entry_lag < 0 or cost_bps < 0:
-        raise ValueError(
-            f"long_short_book: got horizon={horizon}, entry_lag={entry_lag}, cost_bps={cost_bps}; "
-            f"expected horizon >= 1, entry_lag >= 0, cost_bps >= 0"
-        )
+        raise ValueError(f"long_short_book: got horizon={horizon}, entry_lag={entry_lag}, cost_bps={cost_bps}; expected horizon >= 1, entry_lag >= 0, cost_bps >= 0")
     calendar = next_returns.index
     if not (calendar.is_unique and calendar.is_monotonic_increasing):
         raise ValueError("long_short_book: next_returns index must be sorted, unique trading dates")
@@ -205,10 +197,7 @@ def long_short_book(
     wide = preds.assign(w=_daily_weights(preds)).pivot(index="datetime", columns="symbol", values="w")
     missing = wide.index.difference(calendar)
     if len(missing):
-        raise ValueError(
-            f"long_short_book: {len(missing)} prediction dates are missing from next_returns' index "
-            f"(first {missing[0]}); build next_returns from bars covering the prediction dates"
-        )
+        raise ValueError(f"long_short_book: {len(missing)} prediction dates are missing from next_returns' index (first {missing[0]}); build next_returns from bars covering the prediction dates")
     # Symbols scored but absent from next_returns keep their weights (so the book stays
     # dollar-neutral) and earn nothing, as any unknown return does.
     known = set(next_returns.columns)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+
 def _plt():
     import matplotlib
 
@@ -133,7 +134,7 @@ def equity_figure(books: dict[str, pd.DataFrame], families: dict[str, str], titl
     handles, labels = ax.get_legend_handles_labels()
     if bench is not None:
         right = ax.twinx()
-        line, = right.plot(bench.index, bench.cumsum(), color="black", lw=1.8, label="equal-weight buy-and-hold (right axis)")
+        (line,) = right.plot(bench.index, bench.cumsum(), color="black", lw=1.8, label="equal-weight buy-and-hold (right axis)")
         right.set_ylabel("buy-and-hold: cumulative return")
         handles, labels = handles + [line], labels + [line.get_label()]
     # below the axes: with a full run list a legend inside would cover the lines

@@ -30,14 +30,15 @@ def _ci(lo, hi, fmt: str) -> str:
 
 def _horizon_row(h: int, s: dict) -> str:
     sel, base = s.get("selection") or {}, s.get("baseline") or {}
-    folds = ", ".join(f"{c['chosen'] or 'none'} ({_f(c['val_rank_ic'], '{:+.4f}')}){' ~' if c.get('coin_flip') else ''}"
-                      for c in s.get("folds", []))
+    folds = ", ".join(f"{c['chosen'] or 'none'} ({_f(c['val_rank_ic'], '{:+.4f}')}){' ~' if c.get('coin_flip') else ''}" for c in s.get("folds", []))
     verdict = "**survives**" if s.get("survives") else "does not survive"
-    return (f"| {h} | {folds} | {_f(sel.get('rank_ic'), '{:+.4f}')}{_ci(sel.get('rank_ic_lo'), sel.get('rank_ic_hi'), '{:+.4f}')} "
-            f"| {_f(sel.get('rank_ic_t'), '{:+.2f}')} ({_f(sel.get('rank_ic_p'), '{:.3f}')}) "
-            f"| {_f(sel.get('sharpe'), '{:+.2f}')}{_ci(sel.get('sharpe_lo'), sel.get('sharpe_hi'), '{:+.2f}')} "
-            f"| {base.get('selected') or 'n/a'} ({_f(base.get('rank_ic'), '{:+.4f}')}) | {_f(s.get('spa_p'), '{:.3f}')} "
-            f"| {_f(s.get('dsr'), '{:.2f}')} | {_f(s.get('detectable_rank_ic'), '{:.4f}')} | {verdict} |")
+    return (
+        f"| {h} | {folds} | {_f(sel.get('rank_ic'), '{:+.4f}')}{_ci(sel.get('rank_ic_lo'), sel.get('rank_ic_hi'), '{:+.4f}')} "
+        f"| {_f(sel.get('rank_ic_t'), '{:+.2f}')} ({_f(sel.get('rank_ic_p'), '{:.3f}')}) "
+        f"| {_f(sel.get('sharpe'), '{:+.2f}')}{_ci(sel.get('sharpe_lo'), sel.get('sharpe_hi'), '{:+.2f}')} "
+        f"| {base.get('selected') or 'n/a'} ({_f(base.get('rank_ic'), '{:+.4f}')}) | {_f(s.get('spa_p'), '{:.3f}')} "
+        f"| {_f(s.get('dsr'), '{:.2f}')} | {_f(s.get('detectable_rank_ic'), '{:.4f}')} | {verdict} |"
+    )
 
 
 def results_section(compare: dict) -> str:
@@ -68,36 +69,45 @@ def results_section(compare: dict) -> str:
     if survivors:
         lines.append(f"**Plainly:** the walk-forward selection survives every check at h = {', '.join(map(str, survivors))}.")
     else:
-        lines.append("**Plainly: nothing survives.** At no horizon does the walk-forward selection pass every check "
-                     "(significant positive Rank IC, a lead over the walk-forward baseline, SPA, the model confidence set, "
-                     "the deflated Sharpe ratio).")
+        lines.append(
+            "**Plainly: nothing survives.** At no horizon does the walk-forward selection pass every check "
+            "(significant positive Rank IC, a lead over the walk-forward baseline, SPA, the model confidence set, "
+            "the deflated Sharpe ratio)."
+        )
     for h in horizons:
         s = summary[f"h{h}"]
         sel = s.get("selection") or {}
         parts = []
         if s.get("detectable_rank_ic") is not None:
-            parts.append(f"only a mean Rank IC above {s['detectable_rank_ic']:.4f} would have shown with 80 % probability "
-                         f"(the selection's own is {_f(sel.get('rank_ic'), '{:+.4f}')})")
+            parts.append(f"only a mean Rank IC above {s['detectable_rank_ic']:.4f} would have shown with 80 % probability (the selection's own is {_f(sel.get('rank_ic'), '{:+.4f}')})")
         flips = [c for c in s.get("folds", []) if c.get("coin_flip")]
         if flips:
-            parts.append("the choice is a coin flip in fold" + ("s " if len(flips) > 1 else " ") + ", ".join(
-                f"{c['fold']} ({c['chosen']} vs {c['runner_up']})" for c in flips)
-                         + ": the lead on validation is smaller than the seed spread")
+            parts.append(
+                "the choice is a coin flip in fold"
+                + ("s " if len(flips) > 1 else " ")
+                + ", ".join(f"{c['fold']} ({c['chosen']} vs {c['runner_up']})" for c in flips)
+                + ": the lead on validation is smaller than the seed spread"
+            )
         best = s.get("test_best")
         if best and f"{best}-h{h}" in items:
             r = items[f"{best}-h{h}"]
-            parts.append(f"the best single model on test, {best} (Rank IC {_f(r.get('test_rank_ic'), '{:+.4f}')}, "
-                         f"p {_f(r.get('test_rank_ic_p'), '{:.3f}')}), is shown for reference only: picking it would be "
-                         "selection on test")
+            parts.append(
+                f"the best single model on test, {best} (Rank IC {_f(r.get('test_rank_ic'), '{:+.4f}')}, "
+                f"p {_f(r.get('test_rank_ic_p'), '{:.3f}')}), is shown for reference only: picking it would be "
+                "selection on test"
+            )
         if parts:
             lines.append(f"At h = {h}: " + "; ".join(parts) + ".")
-    low = sorted((r for r in items.values() if r.get("family") != "baseline" and r.get("test_rank_ic_p") is not None
-                  and r["test_rank_ic_p"] < ALPHA and (r.get("test_rank_ic") or 0) > 0),
-                 key=lambda r: r["test_rank_ic_p"])
+    low = sorted(
+        (r for r in items.values() if r.get("family") != "baseline" and r.get("test_rank_ic_p") is not None and r["test_rank_ic_p"] < ALPHA and (r.get("test_rank_ic") or 0) > 0),
+        key=lambda r: r["test_rank_ic_p"],
+    )
     if low:
         names = ", ".join(f"{r['model']} at h = {r['horizon']} (p {r['test_rank_ic_p']:.3f})" for r in low)
-        lines.append(f"Single items with a positive test Rank IC at p < {ALPHA:g}: {names} — of {n_items} items tried, "
-                     f"about {n_items * ALPHA:.1f} are expected below {ALPHA:g} by chance alone; they are listed, not claimed.")
+        lines.append(
+            f"Single items with a positive test Rank IC at p < {ALPHA:g}: {names} — of {n_items} items tried, "
+            f"about {n_items * ALPHA:.1f} are expected below {ALPHA:g} by chance alone; they are listed, not claimed."
+        )
     else:
         lines.append(f"No single item of the {n_items} tried has a positive test Rank IC at p < {ALPHA:g}.")
     lines += ["", END]

@@ -105,9 +105,16 @@ def walk_forward_choices(val: dict[str, dict[int, pd.DataFrame]], folds: list[in
             spreads = [s for s in (stats[best][1], stats[second][1]) if s is not None]
             spread = max(spreads) if spreads else None
             lead = stats[best][0] - stats[second][0]
-            choice = FoldChoice(fold=k, chosen=best, val_rank_ic=stats[best][0], runner_up=second,
-                                runner_up_val_rank_ic=stats[second][0], seed_spread=spread,
-                                coin_flip=spread is not None and lead < spread, window=stats[best][2])
+            choice = FoldChoice(
+                fold=k,
+                chosen=best,
+                val_rank_ic=stats[best][0],
+                runner_up=second,
+                runner_up_val_rank_ic=stats[second][0],
+                seed_spread=spread,
+                coin_flip=spread is not None and lead < spread,
+                window=stats[best][2],
+            )
         choices.append(choice)
     return choices
 

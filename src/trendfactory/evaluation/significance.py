@@ -186,9 +186,7 @@ def mean_ci(x: np.ndarray, horizon: int, *, level: float = 0.9) -> tuple[float |
     return _float_or_none(mean - hw[0]), _float_or_none(mean + hw[0])
 
 
-def sharpe_ci(
-    x: np.ndarray, horizon: int, bars_per_year: float, *, level: float = 0.9
-) -> tuple[float | None, float | None]:
+def sharpe_ci(x: np.ndarray, horizon: int, bars_per_year: float, *, level: float = 0.9) -> tuple[float | None, float | None]:
     """Two-sided ``level`` interval of ``annualised_sharpe(x, bars_per_year)`` by the delta method.
 
     The per-bar Sharpe ratio SR = mu / sigma is a smooth function of two means; its influence
@@ -386,10 +384,7 @@ def spa_test(
     if models.ndim == 1:
         models = models[:, None]
     if models.ndim != 2 or models.shape[0] != len(bench):
-        raise ValueError(
-            f"spa_test: got benchmark_loss [{len(bench)}] and model_losses {list(models.shape)}; "
-            f"expected [T] and [T, M]"
-        )
+        raise ValueError(f"spa_test: got benchmark_loss [{len(bench)}] and model_losses {list(models.shape)}; expected [T] and [T, M]")
     # a model whose losses equal the benchmark's cannot beat it (and has a zero-variance difference)
     models = models[:, [j for j in range(models.shape[1]) if not np.array_equal(models[:, j], bench)]]
     if models.shape[1] == 0:
@@ -514,10 +509,7 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, trial_sharpes_var:
         sr0 = 0.0
     else:
         norm = stats.norm
-        sr0 = math.sqrt(trial_sharpes_var) * (
-            (1.0 - _EULER_GAMMA) * norm.ppf(1.0 - 1.0 / n_trials)
-            + _EULER_GAMMA * norm.ppf(1.0 - 1.0 / (n_trials * math.e))
-        )
+        sr0 = math.sqrt(trial_sharpes_var) * ((1.0 - _EULER_GAMMA) * norm.ppf(1.0 - 1.0 / n_trials) + _EULER_GAMMA * norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
     var_term = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr
     if var_term <= 0.0:
         return None

@@ -47,9 +47,7 @@ class BreadthStats:
             for c in (f"above_{n}_n", f"above_{n}_k", f"up_{n}_n", f"up_{n}_k"):
                 out[c] = a[c].to_numpy() + b[c].to_numpy()  # counts: exact
             r = f"ret_{n}"
-            out[f"{r}_n"], out[f"{r}_mean"], out[f"{r}_var"] = merge_moments(
-                (a[f"{r}_n"], a[f"{r}_mean"], a[f"{r}_var"]), (b[f"{r}_n"], b[f"{r}_mean"], b[f"{r}_var"]), ddof=1
-            )
+            out[f"{r}_n"], out[f"{r}_mean"], out[f"{r}_var"] = merge_moments((a[f"{r}_n"], a[f"{r}_mean"], a[f"{r}_var"]), (b[f"{r}_n"], b[f"{r}_mean"], b[f"{r}_var"]), ddof=1)
         return BreadthStats(pd.DataFrame(out, index=dates)[list(self.frame.columns)], self.lookbacks)
 
     def ew_return(self) -> pd.Series:

@@ -209,10 +209,7 @@ def featurize(chunks: Iterable[pd.DataFrame], context: pd.DataFrame, params: Par
     first_n, last_n = (pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo else pd.Timestamp(t) for t in (first, last))
     folds = plan_folds(params.split, first_n, last_n)
     if not folds:
-        raise DataValidationError(
-            f"{origin}: no walk-forward fold: split.test_start={params.split.test_start} is after the last bar "
-            f"({last_n.date()}); move split.test_start inside the data"
-        )
+        raise DataValidationError(f"{origin}: no walk-forward fold: split.test_start={params.split.test_start} is after the last bar ({last_n.date()}); move split.test_start inside the data")
 
     train = _TrainStats(len(folds), horizons)
     n_chunks = -(-len(universe.counts) // params.data.chunk_symbols)
@@ -234,8 +231,7 @@ def featurize(chunks: Iterable[pd.DataFrame], context: pd.DataFrame, params: Par
         for name in SPLITS:
             if report["rows"][name] == 0:
                 raise DataValidationError(
-                    f"{origin}: fold {fold.index} split '{name}' is empty (fold {fold.to_json()}; bars span "
-                    f"{first_n.date()} .. {last_n.date()}); move the split.* boundaries inside the data"
+                    f"{origin}: fold {fold.index} split '{name}' is empty (fold {fold.to_json()}; bars span {first_n.date()} .. {last_n.date()}); move the split.* boundaries inside the data"
                 )
 
     # A feature is kept only if every fold can scale it from its own train rows, so every

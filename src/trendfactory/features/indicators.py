@@ -125,10 +125,7 @@ def _rowwise(fn):
         rows = chunk_rows(T, first.device)
         if S <= rows:
             return fn(*args, **kwargs)
-        parts = [
-            fn(*(a[s : s + rows] if isinstance(a, Tensor) else a for a in args), **kwargs)
-            for s in range(0, S, rows)
-        ]
+        parts = [fn(*(a[s : s + rows] if isinstance(a, Tensor) else a for a in args), **kwargs) for s in range(0, S, rows)]
         if isinstance(parts[0], tuple):
             return tuple(torch.cat(p, 0) for p in zip(*parts))
         return torch.cat(parts, 0)
@@ -305,9 +302,7 @@ def linear_scan(u: Tensor, a: float, chunk: int = SCAN_CHUNK) -> Tensor:
     return _scan_padded(up, a, L)[:, :T]
 
 
-def _seeded_scan(
-    x0: Tensor, sp: _Span, a: float, b: float, seed_off: int, seed_val: Tensor
-) -> Tensor:
+def _seeded_scan(x0: Tensor, sp: _Span, a: float, b: float, seed_off: int, seed_val: Tensor) -> Tensor:
     """y = seed_val at bar start+seed_off, then y_t = a*y_{t-1} + b*x0_t; 0 before the seed.
 
     x0: [S, T] finite; seed_val: [S]. Returns an [S, T] view (finite everywhere).
@@ -495,9 +490,7 @@ def stddev(x: Tensor, n: int = 5, nbdev: float = 1.0) -> Tensor:
 
 
 @_rowwise
-def bbands(
-    x: Tensor, n: int = 5, nbdev_up: float = 2.0, nbdev_dn: float = 2.0
-) -> tuple[Tensor, Tensor, Tensor]:
+def bbands(x: Tensor, n: int = 5, nbdev_up: float = 2.0, nbdev_dn: float = 2.0) -> tuple[Tensor, Tensor, Tensor]:
     """Bollinger bands around an SMA (TA-Lib BBANDS, matype=0): (upper, middle, lower)."""
     _check(x)
     sp = _Span.of(x)
@@ -571,9 +564,7 @@ def _macd_k(x0: Tensor, sp: _Span, fast: int, slow: int, signal: int):
 
 
 @_rowwise
-def macd(
-    x: Tensor, fast: int = 12, slow: int = 26, signal: int = 9
-) -> tuple[Tensor, Tensor, Tensor]:
+def macd(x: Tensor, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[Tensor, Tensor, Tensor]:
     """MACD (TA-Lib MACD): (macd, signal, hist), all first valid at start + slow-1 + signal-1."""
     _check(x)
     if slow < fast:
@@ -622,9 +613,7 @@ def atr(high: Tensor, low: Tensor, close: Tensor, n: int = 14) -> Tensor:
     return sp.mask(_atr_k(_clean(high), _clean(low), _clean(close), sp, n), n)
 
 
-def _dmi_k(
-    h0: Tensor, l0: Tensor, c0: Tensor, sp: _Span, n: int
-) -> tuple[Tensor, Tensor, Tensor]:
+def _dmi_k(h0: Tensor, l0: Tensor, c0: Tensor, sp: _Span, n: int) -> tuple[Tensor, Tensor, Tensor]:
     """Unmasked (+DI, -DI, ADX) as TA-Lib computes them.
 
     TA-Lib keeps Wilder running SUMS of +DM, -DM and TR: the n-1 values at bars
@@ -666,9 +655,7 @@ def _dmi_k(
     return pdi, mdi, adx_
 
 
-def _held_scan(
-    x0: Tensor, sp: _Span, a: float, b: float, seed_off: int, seed_val: Tensor, update: Tensor
-) -> Tensor:
+def _held_scan(x0: Tensor, sp: _Span, a: float, b: float, seed_off: int, seed_val: Tensor, update: Tensor) -> Tensor:
     """Like _seeded_scan, but bars where ``update`` is False keep the previous value.
 
     The seed bar and the updating bars are compacted to the left (a scatter to their running

@@ -32,9 +32,7 @@ def symbol_ids(bars: pd.DataFrame) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sym[1:] != sym[:-1])]).astype(np.int64)
 
 
-def triple_barrier(
-    close: np.ndarray, sym_id: np.ndarray, sigma: np.ndarray, h: int, entry_lag: int, k: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def triple_barrier(close: np.ndarray, sym_id: np.ndarray, sigma: np.ndarray, h: int, entry_lag: int, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label float with NaN for missing, ret_h, score_h), each [N], for rows sorted by symbol, time."""
     n = len(close)
     label = np.full(n, np.nan)

@@ -52,10 +52,7 @@ class PackLayout:
         symbol when present, else the row order does). Bars are expected sorted by (symbol,
         datetime); unsorted input is handled with one stable sort."""
         if "symbol" not in bars.columns:
-            raise DataValidationError(
-                f"bars: missing column 'symbol' (have {list(bars.columns)}); "
-                "bars must be long format with one row per (symbol, datetime)"
-            )
+            raise DataValidationError(f"bars: missing column 'symbol' (have {list(bars.columns)}); bars must be long format with one row per (symbol, datetime)")
         codes, uniques = pd.factorize(bars["symbol"], sort=True)  # codes [N] in 0..S-1
         if (codes < 0).any():
             raise DataValidationError("bars: column 'symbol' has missing values; drop or fill them")
@@ -185,14 +182,8 @@ def pack(
     """
     missing = [c for c in columns if c not in bars.columns]
     if missing:
-        raise DataValidationError(
-            f"bars: missing column(s) {missing} (have {list(bars.columns)}); "
-            "pack only the columns the source provides"
-        )
+        raise DataValidationError(f"bars: missing column(s) {missing} (have {list(bars.columns)}); pack only the columns the source provides")
     layout = PackLayout.from_bars(bars)
     T = layout.max_len
-    tensors = {
-        c: layout.pack_values(bars[c].to_numpy(dtype=np.float64, na_value=np.nan), T=T, dtype=dtype, device=device)
-        for c in columns
-    }
+    tensors = {c: layout.pack_values(bars[c].to_numpy(dtype=np.float64, na_value=np.nan), T=T, dtype=dtype, device=device) for c in columns}
     return Packed(tensors=tensors, lengths=layout.lengths.copy(), symbols=list(layout.symbols), layout=layout)

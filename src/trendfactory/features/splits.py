@@ -33,8 +33,7 @@ class Fold:
 
     def to_json(self) -> dict:
         iso = lambda t: None if t is None else str(t.date())  # noqa: E731 - boundaries are dates
-        return {"index": self.index, "train_start": iso(self.train_start), "val_start": iso(self.val_start),
-                "test_start": iso(self.test_start), "test_end": iso(self.test_end)}
+        return {"index": self.index, "train_start": iso(self.train_start), "val_start": iso(self.val_start), "test_start": iso(self.test_start), "test_end": iso(self.test_end)}
 
 
 def fold_name(index: int) -> str:
@@ -75,8 +74,7 @@ def plan_folds(split, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
     (or the ``train_years`` before it).
     """
     if split.scheme == "fixed":
-        return [Fold(0, None, _next_day(_dt.date.fromisoformat(str(split.train_end)[:10])),
-                     _next_day(_dt.date.fromisoformat(str(split.val_end)[:10])), None)]
+        return [Fold(0, None, _next_day(_dt.date.fromisoformat(str(split.train_end)[:10])), _next_day(_dt.date.fromisoformat(str(split.val_end)[:10])), None)]
     folds = []
     t = _day(split.test_start)
     while t <= last:
@@ -88,9 +86,7 @@ def plan_folds(split, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
     return folds
 
 
-def assign_roles(
-    bars: pd.DataFrame, sym_id: np.ndarray, fold: Fold, horizons: tuple[int, ...], entry_lag: int, embargo: int
-) -> SplitResult:
+def assign_roles(bars: pd.DataFrame, sym_id: np.ndarray, fold: Fold, horizons: tuple[int, ...], entry_lag: int, embargo: int) -> SplitResult:
     """Each row's role in ``fold``, with purge and embargo at each of the fold's boundaries.
 
     Purge: a train (val) row is dropped when the exit bar of any horizon's label
@@ -155,11 +151,13 @@ def assign_splits(
     """The fixed scheme's one split (train to ``train_end``, val to ``val_end``, test after)."""
     fold = Fold(0, None, _next_day(train_end), _next_day(val_end), None)
     res = assign_roles(bars, sym_id, fold, horizons, entry_lag, embargo)
-    res.report.update({
-        "boundaries": {"train_end": str(train_end), "val_end": str(val_end)},
-        "embargo_bars": embargo,
-        "purge_span_bars": entry_lag + max(horizons),
-    })
+    res.report.update(
+        {
+            "boundaries": {"train_end": str(train_end), "val_end": str(val_end)},
+            "embargo_bars": embargo,
+            "purge_span_bars": entry_lag + max(horizons),
+        }
+    )
     return res
 
 
@@ -226,8 +224,13 @@ class ColumnStats:
     def merge(self, other: "ColumnStats") -> "ColumnStats":
         n, mean, var = merge_moments((self.n, self.mean, self.var), (other.n, other.mean, other.var), ddof=0)
         return ColumnStats(
-            int(n), float(mean), float(var), self.finite + other.finite,
-            float(np.fmin(self.low, other.low)), float(np.fmax(self.high, other.high)), self.not_signal + other.not_signal,
+            int(n),
+            float(mean),
+            float(var),
+            self.finite + other.finite,
+            float(np.fmin(self.low, other.low)),
+            float(np.fmax(self.high, other.high)),
+            self.not_signal + other.not_signal,
         )
 
     @property
@@ -265,8 +268,5 @@ def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, zscore: np.nda
 
 def apply_scaler(frame: pd.DataFrame, scaler: dict[str, dict], clip: float) -> pd.DataFrame:
     """Scaled float32 features (``standardise`` per column)."""
-    out = {
-        col: standardise(frame[col].to_numpy(dtype=np.float64), p["mean"], p["std"], p["kind"] == "zscore", clip)
-        for col, p in scaler.items()
-    }
+    out = {col: standardise(frame[col].to_numpy(dtype=np.float64), p["mean"], p["std"], p["kind"] == "zscore", clip) for col, p in scaler.items()}
     return pd.DataFrame(out, index=frame.index)

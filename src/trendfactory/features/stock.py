@@ -141,16 +141,12 @@ def _plan(cfg: FeaturesConfig, has_high_low: bool, has_volume: bool) -> list[tup
     return p
 
 
-def feature_warmups(
-    cfg: FeaturesConfig, has_high_low: bool = True, has_volume: bool = True
-) -> dict[str, int]:
+def feature_warmups(cfg: FeaturesConfig, has_high_low: bool = True, has_volume: bool = True) -> dict[str, int]:
     """Column -> warm-up: the number of leading bars of each symbol where it is NaN."""
     return {name: lb for name, _, lb in _plan(cfg, has_high_low, has_volume)}
 
 
-def feature_groups(
-    cfg: FeaturesConfig, has_high_low: bool = True, has_volume: bool = True
-) -> dict[str, list[str]]:
+def feature_groups(cfg: FeaturesConfig, has_high_low: bool = True, has_volume: bool = True) -> dict[str, list[str]]:
     """Group -> columns (every group of :data:`GROUPS`, possibly empty)."""
     groups: dict[str, list[str]] = {g: [] for g in GROUPS}
     for name, group, _ in _plan(cfg, has_high_low, has_volume):
@@ -236,9 +232,7 @@ def compute_feature_tensors(
         out["stk_cci"] = ind.cci(high, low, c, cfg.cci_period)
         k, d = ind.stoch(high, low, c, cfg.stoch_k, cfg.stoch_smooth, cfg.stoch_d)
         out["stk_stoch_k"], out["stk_stoch_d"] = k, d
-    wt1, wt2 = ind.wavetrend(
-        high if has_hl else None, low if has_hl else None, c, cfg.wt_channel, cfg.wt_average, cfg.wt_signal
-    )
+    wt1, wt2 = ind.wavetrend(high if has_hl else None, low if has_hl else None, c, cfg.wt_channel, cfg.wt_average, cfg.wt_signal)
     up_x = ind.cross_above(wt1, wt2)
     dn_x = ind.cross_below(wt1, wt2)
     out["stk_wt1"], out["stk_wt2"] = wt1, wt2
@@ -275,10 +269,7 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig, inputs: tupl
     # Long on purpose: one block per feature family, each a few lines, over the same price arrays.
     for col in ("symbol", "close"):
         if col not in bars.columns:
-            raise DataValidationError(
-                f"bars: missing column {col!r} (have {list(bars.columns)}); "
-                "stock features need long-format bars with symbol and close"
-            )
+            raise DataValidationError(f"bars: missing column {col!r} (have {list(bars.columns)}); stock features need long-format bars with symbol and close")
     has_hl, has_vol = available_inputs(bars) if inputs is None else inputs
     skipped: dict[str, str] = {}
     notes: dict[str, str] = {}
@@ -293,11 +284,7 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig, inputs: tupl
     else:
         notes["wavetrend"] = "computed on hlc3 = (high + low + close) / 3"
     if not has_vol:
-        skipped["volume_z"] = (
-            "needs volume; the source's volume has missing values"
-            if "volume" in bars.columns
-            else "needs volume; source has no volume"
-        )
+        skipped["volume_z"] = "needs volume; the source's volume has missing values" if "volume" in bars.columns else "needs volume; source has no volume"
 
     plan = _plan(cfg, has_hl, has_vol)
     columns = [name for name, _, _ in plan]
@@ -327,9 +314,7 @@ def compute_stock_features(bars: pd.DataFrame, cfg: FeaturesConfig, inputs: tupl
         s1 = min(S, s0 + rows_per_chunk)
         T = int(layout.lengths[s0:s1].max())  # [s1-s0, T]: this chunk's longest history
         t = {k: layout.pack_values(v, s0, s1, T, dtype=dtype, device=dev) for k, v in src.items()}
-        feats = compute_feature_tensors(
-            t["close"], cfg, t.get("high"), t.get("low"), t.get("volume")
-        )
+        feats = compute_feature_tensors(t["close"], cfg, t.get("high"), t.get("low"), t.get("volume"))
         # back to one value per row: a plain reshape when the chunk is dense (every symbol
         # has T bars, rows in order), else a gather by (symbol, position)
         rows = layout.chunk_rows(s0, s1)

@@ -186,8 +186,7 @@ class TrendModel:
             missing = sorted(set(self.feature_names_) - set(samples.feature_names))
             extra = sorted(set(samples.feature_names) - set(self.feature_names_))
             raise TrendfactoryError(
-                f"predict: feature columns differ from the ones {self.name} was trained on "
-                f"(missing {missing[:5]}, unexpected {extra[:5]}); featurize the data with the training params"
+                f"predict: feature columns differ from the ones {self.name} was trained on (missing {missing[:5]}, unexpected {extra[:5]}); featurize the data with the training params"
             )
         if len(samples) == 0:
             return Predictions(np.zeros(0, np.int8), np.zeros((0, 3)), np.zeros(0))

@@ -34,7 +34,7 @@ from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.models.base import REQUIRED_HOOKS, TrendModel, set_saved_model_resolver
 from trendfactory.params import build_config, model_names
 
-FAMILIES = ("baseline", "classical", "boosting", "neural", "dual_tower")
+FAMILIES = ("baseline", "classical", "boosting", "neural", "dual_tower", "pretrained")
 KINDS = ("tabular", "network", "joint")
 #: per kind: the run list that holds its models and the stage that trains them
 RUN_LIST = {"tabular": "models", "network": "neural_models", "joint": "joint_models"}
@@ -97,8 +97,10 @@ def register(family: str, name: str, *, kind: str, config: type, needs_sequences
         if kind == "tabular" and cls.uses_trainer:
             raise TypeError(f"register({full}): declared kind 'tabular' but {cls.__name__} trains through the torch trainer; declare kind 'network'")
         if kind != "tabular" and not cls.uses_trainer:
-            raise TypeError(f"register({full}): declared kind {kind!r} but {cls.__name__} does not train through the torch trainer "
-                            "(subclass models.common.neural.NeuralModel, or models.common.joint.JointModel for kind joint); declare kind 'tabular'")
+            raise TypeError(
+                f"register({full}): declared kind {kind!r} but {cls.__name__} does not train through the torch trainer "
+                "(subclass models.common.neural.NeuralModel, or models.common.joint.JointModel for kind joint); declare kind 'tabular'"
+            )
         if kind != "tabular" and not cls.joint:
             raise TypeError(f"register({full}): a {kind} model serves every horizon from one fit (joint = True)")
         if kind == "tabular" and cls.joint:
@@ -176,9 +178,17 @@ def tuned_variant(cls: type[TrendModel]) -> type[TrendModel]:
         raise ParamsError(f"run.tune: {cls.name} is trained for every horizon jointly; tuning covers tabular models and networks")
     full = f"{cls.family}:{cls.name}{TUNED_SUFFIX}"
     if full not in _VARIANTS:
-        _VARIANTS[full] = type(f"{cls.__name__}Tuned", (cls,), {
-            "name": cls.name + TUNED_SUFFIX, "joint": False, "base_name": cls.name, "__module__": cls.__module__,
-            "__doc__": f"{cls.name} with the hyperparameters of its Optuna study (tuned/{cls.name}-h<h>.yaml)."})
+        _VARIANTS[full] = type(
+            f"{cls.__name__}Tuned",
+            (cls,),
+            {
+                "name": cls.name + TUNED_SUFFIX,
+                "joint": False,
+                "base_name": cls.name,
+                "__module__": cls.__module__,
+                "__doc__": f"{cls.name} with the hyperparameters of its Optuna study (tuned/{cls.name}-h<h>.yaml).",
+            },
+        )
     return _VARIANTS[full]
 
 
@@ -199,8 +209,7 @@ def parse_config(name: str, raw: Mapping | None, seq_len: int | None = None) -> 
     config = build_config(cls.config_class, raw or {}, f"models.{cls.name}")
     for i, lag in enumerate(getattr(config, "lags", ()) or ()):
         if seq_len is not None and lag >= seq_len:
-            raise ParamsError(f"models.{cls.name}.lags[{i}]: got {lag}, expected less than window.seq_len ({seq_len}) "
-                              "so the lagged row stays inside the window")
+            raise ParamsError(f"models.{cls.name}.lags[{i}]: got {lag}, expected less than window.seq_len ({seq_len}) so the lagged row stays inside the window")
     return config
 
 

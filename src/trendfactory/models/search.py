@@ -76,11 +76,12 @@ def suggest(trial: Any, space: dict[str, Dimension]) -> dict[str, Any]:
 def split_keys(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model section overrides, ``train`` overrides) of one set of sampled values."""
     model = {k: v for k, v in values.items() if not k.startswith(TRAIN_PREFIX)}
-    train = {k[len(TRAIN_PREFIX):]: v for k, v in values.items() if k.startswith(TRAIN_PREFIX)}
+    train = {k[len(TRAIN_PREFIX) :]: v for k, v in values.items() if k.startswith(TRAIN_PREFIX)}
     return model, train
 
 
 # ---- the tuned-params file: what a study found, what the train stage of <name>_tuned reads ----
+
 
 def tuned_file(model: str, horizon: int) -> Path:
     """tuned/<model>-h<h>.yaml (``model`` the tuned model's own name, e.g. xgboost)."""
@@ -151,10 +152,9 @@ def check_space(cls: type, space: dict[str, Dimension]) -> None:
     fields = {f.name for f in dataclasses.fields(cls.config_class)}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)} if cls.uses_trainer else set()
     for key, dim in space.items():
-        ok = key[len(TRAIN_PREFIX):] in train_fields if key.startswith(TRAIN_PREFIX) else key in fields
+        ok = key[len(TRAIN_PREFIX) :] in train_fields if key.startswith(TRAIN_PREFIX) else key in fields
         if not ok:
-            raise TypeError(f"{cls.name}.search_space: {key!r} is not a field of models.{cls.name}"
-                            + (" or train" if cls.uses_trainer else ""))
+            raise TypeError(f"{cls.name}.search_space: {key!r} is not a field of models.{cls.name}" + (" or train" if cls.uses_trainer else ""))
         if isinstance(dim, (Float, Int)) and not dim.low < dim.high:
             raise TypeError(f"{cls.name}.search_space[{key!r}]: low {dim.low} is not below high {dim.high}")
         if isinstance(dim, (Float, Int)) and dim.log and dim.low <= 0:

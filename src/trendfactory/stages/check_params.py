@@ -38,8 +38,10 @@ def check_dvc_keys(path: str | Path) -> None:
         section, key = dotted.split(".")
         if not isinstance(raw.get(section), dict) or key not in raw[section]:
             what = "empty" if not raw else f"{dotted}: missing"
-            raise TrendfactoryError(f"{path}: {what}; dvc.yaml builds its stages from {', '.join(DVC_EXPANDS)}, so they must be "
-                                    f"in the file (restore it with `git checkout {path}`, or copy them from the repository's params.yaml)")
+            raise TrendfactoryError(
+                f"{path}: {what}; dvc.yaml builds its stages from {', '.join(DVC_EXPANDS)}, so they must be "
+                f"in the file (restore it with `git checkout {path}`, or copy them from the repository's params.yaml)"
+            )
 
 
 def validate_everything(params: Params, source: str) -> None:

@@ -40,6 +40,7 @@ from trendfactory.evaluation.items import DETAIL_FILE, read_predictions, seed_bo
 
 README = Path("README.md")
 
+
 def _daily(frame: pd.DataFrame, book: pd.DataFrame) -> pd.DataFrame:
     """[dates] rank_ic, ic (of the prediction dates) and the book's net return."""
     out = pd.DataFrame({"rank_ic": daily_ic(frame, "spearman"), "ic": daily_ic(frame, "pearson")})
@@ -59,8 +60,7 @@ def _read_item(model: str, horizon: int, next_returns: pd.DataFrame, entry_lag: 
     books = seed_books(frame, horizon, next_returns, entry_lag, params.evaluate.cost_bps)
     daily = mean_daily([_daily(f, b) for f, b in zip(seeds, books)])
     val = seed_daily_by_fold(read_predictions(model, horizon, "val", per_fold=True), lambda f: daily_ic(f, "spearman"))
-    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path),
-                daily={"test": daily}, test_predictions=mean_predictions(frame), val_by_fold=val)
+    item = Item(model=model, family=cls.family, horizon=horizon, metrics=read_json(metrics_path), daily={"test": daily}, test_predictions=mean_predictions(frame), val_by_fold=val)
     return item, mean_daily(books)
 
 
@@ -107,8 +107,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     n_trials, sr_var = trial_sharpes(rows, bpy)
     folds = schema["split"]["folds"]
     blocks = _test_blocks([pd.Timestamp(f["test_start"]) for f in folds], items[horizons[0]])
-    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, blocks, bpy, params.evaluate.bootstrap_reps, params.seed)
-                for h in horizons}
+    verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, blocks, bpy, params.evaluate.bootstrap_reps, params.seed) for h in horizons}
     gates = gate(list(rows.values()))
     for r in rows.values():
         r["gate"] = gates[r["model"]]
@@ -125,10 +124,21 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     n_models = len([m for m in families if families[m] != "baseline"])  # models and ensembles tried
     md = comparison_markdown(rows, verdicts, gates, header, n_models)
     md += "\n".join(tuned_lines(rows, list(params.run.tune), horizons)) + ("\n" if tuned else "")
-    summary = {f"h{h}": {**_summary(v), "dsr": v["dsr"], "in_mcs": v["checks"].get("in_mcs", False), "test_best": v["test_best"],
-                         "detectable_rank_ic": v["detectable_rank_ic"], "selection": v["selection"], "folds": v["folds"],
-                         "baseline": v["baseline"], "baseline_folds": v["baseline_folds"], "mcs": v["mcs"]}
-               for h, v in verdicts.items()}
+    summary = {
+        f"h{h}": {
+            **_summary(v),
+            "dsr": v["dsr"],
+            "in_mcs": v["checks"].get("in_mcs", False),
+            "test_best": v["test_best"],
+            "detectable_rank_ic": v["detectable_rank_ic"],
+            "selection": v["selection"],
+            "folds": v["folds"],
+            "baseline": v["baseline"],
+            "baseline_folds": v["baseline_folds"],
+            "mcs": v["mcs"],
+        }
+        for h, v in verdicts.items()
+    }
 
     with atomic_dir(COMPARE_PLOTS_DIR) as plot_dir:
         for h in horizons:
@@ -156,9 +166,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         s = v["selection"]
         if s is None:
             continue
-        log.info("h%d: walk-forward selection %s: test Rank IC %s (t %s, p %s), Sharpe %s; SPA p %s, DSR %s; detectable Rank IC %s: %s",
-                 h, v["selected"], _f(s["rank_ic"], 4), _f(s["rank_ic_t"]), _f(s["rank_ic_p"], 3, ""), _f(s["sharpe"]),
-                 _f(v["spa_p"], 3, ""), _f(v["dsr"], 2, ""), _f(v["detectable_rank_ic"], 4, ""), "SURVIVES" if v["survives"] else "does not survive")
+        log.info(
+            "h%d: walk-forward selection %s: test Rank IC %s (t %s, p %s), Sharpe %s; SPA p %s, DSR %s; detectable Rank IC %s: %s",
+            h,
+            v["selected"],
+            _f(s["rank_ic"], 4),
+            _f(s["rank_ic_t"]),
+            _f(s["rank_ic_p"], 3, ""),
+            _f(s["sharpe"]),
+            _f(v["spa_p"], 3, ""),
+            _f(v["dsr"], 2, ""),
+            _f(v["detectable_rank_ic"], 4, ""),
+            "SURVIVES" if v["survives"] else "does not survive",
+        )
 
 
 def _f(v, digits: int = 2, sign: str = "+") -> str:

@@ -18,7 +18,7 @@ import argparse
 import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
-from trendfactory.evaluation.ensemble import ENSEMBLES, Member, build_ensembles
+from trendfactory.evaluation.ensemble import Member, build_ensembles
 from trendfactory.evaluation.metrics import next_bar_returns
 from trendfactory.io import atomic_dir, read_json, write_json, write_parquet
 from trendfactory.models import get_model_class
@@ -59,8 +59,14 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         with atomic_dir(ENSEMBLE_EVAL_DIR / item) as out:
             write_json(summary, out / DETAIL_FILE)
         write_json(headline_metrics(metrics), headline_file(item))
-        log.info("%s: Rank IC %+.4f (t %+.2f), Sharpe %+.2f net over %d folds", item, metrics["rank_ic"] or float("nan"),
-                 metrics["rank_ic_t"] or float("nan"), metrics["sharpe"] or float("nan"), frame["fold"].nunique())
+        log.info(
+            "%s: Rank IC %+.4f (t %+.2f), Sharpe %+.2f net over %d folds",
+            item,
+            metrics["rank_ic"] or float("nan"),
+            metrics["rank_ic_t"] or float("nan"),
+            metrics["sharpe"] or float("nan"),
+            frame["fold"].nunique(),
+        )
 
 
 def main() -> None:

@@ -77,10 +77,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 by_fold_seeds.append(by_period(f, book, f["fold"], bpy))
         log.info(
             "%s %s (%d folds, %d seed%s, %s rows): balanced acc %.4f, macro F1 %.4f, Rank IC %s%s (t %s), Sharpe %s after %g bp",
-            name, split, frame["fold"].nunique(), len(per_seed), "s" if len(per_seed) > 1 else "", f"{len(frame):,}",
-            metrics["balanced_accuracy"], metrics["macro_f1"], _fmt(metrics["rank_ic"]),
+            name,
+            split,
+            frame["fold"].nunique(),
+            len(per_seed),
+            "s" if len(per_seed) > 1 else "",
+            f"{len(frame):,}",
+            metrics["balanced_accuracy"],
+            metrics["macro_f1"],
+            _fmt(metrics["rank_ic"]),
             f" ± {spread[split]['rank_ic']:.4f}" if spread[split].get("rank_ic") is not None else "",
-            _fmt(metrics["rank_ic_t"], 2), _fmt(metrics["sharpe"], 2), params.evaluate.cost_bps,
+            _fmt(metrics["rank_ic_t"], 2),
+            _fmt(metrics["sharpe"], 2),
+            params.evaluate.cost_bps,
         )
     n = len(results["test"][0])
     by_year, by_fold = mean_metrics(by_year_seeds)[0], mean_metrics(by_fold_seeds)[0]
@@ -98,10 +107,15 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
             for split, (frames, metrics, book) in results.items():
                 first = frames[0]  # the confusion matrix of the first seed's fits
-                live.log_plot(f"confusion_{split}", confusion_counts(first["label"].to_numpy(), first["pred"].to_numpy()),
-                              x="actual", y="predicted", template="confusion_counts", title=f"{name} {split}: true vs predicted class")
-            fig = plots.equity_figure({model.name: results["test"][2]}, {model.name: model.family},
-                                      f"{name}, out of sample (all folds, mean of {n} seed{'s' if n > 1 else ''})")
+                live.log_plot(
+                    f"confusion_{split}",
+                    confusion_counts(first["label"].to_numpy(), first["pred"].to_numpy()),
+                    x="actual",
+                    y="predicted",
+                    template="confusion_counts",
+                    title=f"{name} {split}: true vs predicted class",
+                )
+            fig = plots.equity_figure({model.name: results["test"][2]}, {model.name: model.family}, f"{name}, out of sample (all folds, mean of {n} seed{'s' if n > 1 else ''})")
             live.log_image("equity_test.png", plots.to_image(fig))
             plots.close(fig)
             projection = context_projection(model, load_split("test", h, last))
@@ -113,8 +127,12 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             ranked = importance["features"] or importance["groups"]
             top = sorted(ranked.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
             live.log_plot(
-                "importance", [{"feature": k, "importance": round(v, 6)} for k, v in top], x="importance", y="feature",
-                template="bar_horizontal_sorted", title=f"{name}: feature importance, last fold ({importance['kind']})",
+                "importance",
+                [{"feature": k, "importance": round(v, 6)} for k, v in top],
+                x="importance",
+                y="feature",
+                template="bar_horizontal_sorted",
+                title=f"{name}: feature importance, last fold ({importance['kind']})",
             )
         (live_dir / "metrics.json").unlink(missing_ok=True)  # DVCLive's empty summary: the metrics are the files below
         write_json(detail, live_dir / DETAIL_FILE)

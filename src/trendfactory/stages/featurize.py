@@ -25,13 +25,19 @@ def main_body(params, args) -> None:
     with parquet_stream(OUT_DIR / "features.parquet") as stream:
         schema, folds = featurize(chunks, context, params, stream, origin=str(bars_path))
     s = schema
-    log.info("features: %d stock + %d context; %s scheme, %d fold(s)", s["n_features"]["stock"], s["n_features"]["context"],
-             s["split"]["scheme"], len(folds))
+    log.info("features: %d stock + %d context; %s scheme, %d fold(s)", s["n_features"]["stock"], s["n_features"]["context"], s["split"]["scheme"], len(folds))
     for f in s["split"]["folds"]:
         d = f["dates"]
-        log.info("fold %d: train %s..%s, val %s..%s, test %s..%s; rows %s; purged %s; embargoed %s", f["index"],
-                 *d["train"], *d["val"], *d["test"], "/".join(str(f["rows"][k]) for k in ("train", "val", "test")),
-                 f["purged"], f["embargoed"])
+        log.info(
+            "fold %d: train %s..%s, val %s..%s, test %s..%s; rows %s; purged %s; embargoed %s",
+            f["index"],
+            *d["train"],
+            *d["val"],
+            *d["test"],
+            "/".join(str(f["rows"][k]) for k in ("train", "val", "test")),
+            f["purged"],
+            f["embargoed"],
+        )
     write_json(folds, OUT_DIR / "folds.json")
     write_json(s, OUT_DIR / "schema.json")
 

@@ -25,7 +25,13 @@ def main_body(params, args) -> None:
             log.warning(
                 "context series %s ends at %s: its last value goes stale %d days after publication, so the last %d bar "
                 "time(s) (to %s) get no %s value and stay out of the windows; leave it out of data.context_series or end "
-                "data.end earlier", name, rep["last_stamp"], rep["stale_after_days"], rep["bars_after_end"], m["end"][:10], name,
+                "data.end earlier",
+                name,
+                rep["last_stamp"],
+                rep["stale_after_days"],
+                rep["bars_after_end"],
+                m["end"][:10],
+                name,
             )
     write_parquet(result.context, RAW_DIR / "context.parquet")
     write_json(m, RAW_DIR / "manifest.json")

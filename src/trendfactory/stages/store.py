@@ -10,6 +10,8 @@ import argparse
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name (see `trendfactory models`)")
     parser.add_argument(
-        "--horizon", type=int, default=None,
+        "--horizon",
+        type=int,
+        default=None,
         help="label horizon in bars (one of label.horizons); models trained for every horizon jointly (dual_tower) take none",
     )

@@ -107,12 +107,14 @@ def run_job(job: Job) -> dict:
     model = create(job.model, job.config, horizon=job.horizon, seed=job.seed, train=job.train)
     model.fit(train, val, FitContext(checkpoint_dir=job.checkpoint_dir))
     model.save(fitted_model_dir(job.out_dir, job.fold, job.seed_index))
-    preds = {h: {role: prediction_frame(model, load_split(role, h, job.fold), job.fold, job.seed_index) for role in ROLES}
-             for h in job.horizons}
-    log.info("%s fold %d seed %d: fitted in %.1fs (best iteration %s)", job.name, job.fold, job.seed,
-             model.fit_seconds_, model.best_iteration_)
-    return {"preds": preds, "history": model.history_, "fit_seconds": model.fit_seconds_,
-            "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)}}
+    preds = {h: {role: prediction_frame(model, load_split(role, h, job.fold), job.fold, job.seed_index) for role in ROLES} for h in job.horizons}
+    log.info("%s fold %d seed %d: fitted in %.1fs (best iteration %s)", job.name, job.fold, job.seed, model.fit_seconds_, model.best_iteration_)
+    return {
+        "preds": preds,
+        "history": model.history_,
+        "fit_seconds": model.fit_seconds_,
+        "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)},
+    }
 
 
 def cpus_per_fit(cls: type[TrendModel], config: Any, params: Params, where: Placement) -> int:
@@ -127,6 +129,7 @@ def cpus_per_fit(cls: type[TrendModel], config: Any, params: Params, where: Plac
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
+    # Long on purpose: the stage's one transaction -- every output opened atomically in one ExitStack, the fits, then the writes.
     cls = get_model_class(args.model)
     check_listed(params.run, cls)
     train_config = params.train if cls.uses_trainer else None
@@ -158,21 +161,45 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         out_dir = stack.enter_context(atomic_dir(MODELS_DIR / name))
         pred_dir = stack.enter_context(atomic_dir(PREDICTIONS_DIR / name))
         live = stack.enter_context(Live(str(live_dir), dvcyaml=False, save_dvc_exp=False))
-        logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed,
-                  "seeds": n_seeds, **config_to_dict(config)}
+        logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed, "seeds": n_seeds, **config_to_dict(config)}
         if cls.uses_trainer:
             logged["train"] = config_to_dict(train_config)
         live.log_params(logged)
         for k in range(n_folds):
             train, val = (load_split(r, horizon, k) for r in ("train", "val"))  # sizes, and errors before any fit
             f = store.meta["folds"][k]
-            log.info("%s fold %d of 0..%d (test %s..%s): %s train / %s val samples, %d features", name, k, n_folds - 1,
-                     f["test_start"], f["test_end"] or "end", f"{len(train):,}", f"{len(val):,}", train.n_features)
+            log.info(
+                "%s fold %d of 0..%d (test %s..%s): %s train / %s val samples, %d features",
+                name,
+                k,
+                n_folds - 1,
+                f["test_start"],
+                f["test_end"] or "end",
+                f"{len(train):,}",
+                f"{len(val):,}",
+                train.n_features,
+            )
         root = Path.cwd().resolve()
-        jobs = [Job(name, cls.name, config, train_config, horizon, tuple(horizons), k, s, params.seed + s, root / out_dir,
-                    root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None,
-                    cls.threads(config), cls.uses_trainer, root)
-                for k in range(n_folds) for s in range(n_seeds)]
+        jobs = [
+            Job(
+                name,
+                cls.name,
+                config,
+                train_config,
+                horizon,
+                tuple(horizons),
+                k,
+                s,
+                params.seed + s,
+                root / out_dir,
+                root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None,
+                cls.threads(config),
+                cls.uses_trainer,
+                root,
+            )
+            for k in range(n_folds)
+            for s in range(n_seeds)
+        ]
         log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)
         results = run_tasks(run_job, jobs, where, cpus_per_task=cpus_per_fit(cls, config, params, where), what="fit")
         # The last fold's first seed (the model closest to today) gives the DVCLive curves.

@@ -77,8 +77,15 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         written = save_plots(result.study, plot_dir, name)
     write_tuned(tuned_file(cls.name, args.horizon), cls.name, args.horizon, result.record)
     r = result.record
-    log.info("%s: best %s (pooled val Rank IC %+.4f; %s) -> %s, plots %s", name, r["params"], r["value"],
-             ", ".join(f"{v} {k}" for k, v in r["trials"].items()), tuned_file(cls.name, args.horizon), ", ".join(written))
+    log.info(
+        "%s: best %s (pooled val Rank IC %+.4f; %s) -> %s, plots %s",
+        name,
+        r["params"],
+        r["value"],
+        ", ".join(f"{v} {k}" for k, v in r["trials"].items()),
+        tuned_file(cls.name, args.horizon),
+        ", ".join(written),
+    )
 
 
 def main() -> None:

@@ -26,8 +26,7 @@ def main_body(params, args) -> None:
     per_h = ", ".join(f"h{h}: {v['windows']:,}" for h, v in c["horizons"].items())
     log.info("%s rows x %d features, %s windows of %d bars (%s)", f"{c['rows']:,}", summary["n_features"], f"{c['windows']:,}", summary["seq_len"], per_h)
     for k, f in enumerate(summary["folds"]):
-        log.info("fold %d (test %s..%s): windows train/val/test = %s", k, f["test_start"], f["test_end"] or "end",
-                 "/".join(f"{f['windows'][r]:,}" for r in ("train", "val", "test")))
+        log.info("fold %d (test %s..%s): windows train/val/test = %s", k, f["test_start"], f["test_end"] or "end", "/".join(f"{f['windows'][r]:,}" for r in ("train", "val", "test")))
 
 
 def main() -> None:

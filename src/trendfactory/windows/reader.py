@@ -24,7 +24,7 @@ import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.paths import WINDOWS_DIR
-from trendfactory.windows.store import FORMAT_VERSION, MISSING_LABEL
+from trendfactory.windows.store import FORMAT_VERSION
 
 __all__ = ["WindowSplit", "open_store"]
 
@@ -118,10 +118,7 @@ class WindowSplit:
         self._index_h = {h: _load(d / f"index_h{h}.npy") for h in self.horizons}
         n, f = int(meta["n_rows"]), int(meta["n_features"])
         if self.features.shape != (n, f) or self.features.dtype != np.float32:
-            raise ValueError(
-                f"{d / 'features.npy'}: shape {self.features.shape} {self.features.dtype}, "
-                f"meta.json says ({n}, {f}) float32; rerun the window stage"
-            )
+            raise ValueError(f"{d / 'features.npy'}: shape {self.features.shape} {self.features.dtype}, meta.json says ({n}, {f}) float32; rerun the window stage")
 
     @classmethod
     def open(cls, directory: str | Path, fold: int | None = None, role: str | None = None) -> WindowSplit:
@@ -144,10 +141,7 @@ class WindowSplit:
             raise FileNotFoundError(f"{meta_path}: not a window store; run the window stage first")
         meta = json.loads(meta_path.read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{meta_path}: format_version {meta.get('format_version')!r}, this code reads "
-                f"{FORMAT_VERSION}; rerun the window stage"
-            )
+            raise ValueError(f"{meta_path}: format_version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}; rerun the window stage")
         return cls(d, meta)
 
     def __reduce__(self):
@@ -185,10 +179,7 @@ class WindowSplit:
         return self
 
     def __repr__(self) -> str:
-        return (
-            f"WindowSplit({str(self.directory)!r}, rows={self.n_rows}, features={self.n_features}, "
-            f"seq_len={self.seq_len}, horizons={self.horizons}, windows={self._index.size})"
-        )
+        return f"WindowSplit({str(self.directory)!r}, rows={self.n_rows}, features={self.n_features}, seq_len={self.seq_len}, horizons={self.horizons}, windows={self._index.size})"
 
     # ---- shapes -----------------------------------------------------------------------------
     @property
@@ -203,10 +194,7 @@ class WindowSplit:
     def _check_h(self, horizon: int) -> int:
         h = int(horizon)
         if h not in self._labels:
-            raise KeyError(
-                f"horizon {horizon!r} not in this window store ({self.directory}); "
-                f"available: {self.horizons}"
-            )
+            raise KeyError(f"horizon {horizon!r} not in this window store ({self.directory}); available: {self.horizons}")
         return h
 
     def index(self, horizon: int | None = None) -> np.ndarray:
@@ -249,9 +237,7 @@ class WindowSplit:
         given end rows: what a prediction for those windows is keyed by."""
         ends = np.asarray(ends, dtype=np.int64)
         cols: dict[str, Any] = {
-            "symbol": pd.Categorical.from_codes(
-                np.asarray(self.symbol_codes[ends]), categories=self.symbol_names
-            ),
+            "symbol": pd.Categorical.from_codes(np.asarray(self.symbol_codes[ends]), categories=self.symbol_names),
             "datetime": self._to_datetimes(self._datetime_ns[ends]),
         }
         if horizon is not None:
@@ -268,10 +254,7 @@ class WindowSplit:
                 raise ValueError(f"lags must be ints, got {k!r} in {list(lags)}")
             if not 1 <= k < self.seq_len:
                 allowed = f"1..{self.seq_len - 1}" if self.seq_len > 1 else "none"
-                raise ValueError(
-                    f"lag {k} is outside the window: lags allowed with seq_len={self.seq_len}: "
-                    f"{allowed} (a lagged row must stay in the same symbol and window)"
-                )
+                raise ValueError(f"lag {k} is outside the window: lags allowed with seq_len={self.seq_len}: {allowed} (a lagged row must stay in the same symbol and window)")
             out.append(int(k))
         if len(set(out)) != len(out):
             raise ValueError(f"lags has duplicates: {out}")
@@ -285,9 +268,7 @@ class WindowSplit:
             names += [f"{c}_lag{k}" for c in self.feature_names]
         return names
 
-    def tabular(
-        self, horizon: int, lags: Sequence[int] = ()
-    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    def tabular(self, horizon: int, lags: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Last row of each window plus lagged copies of it (lag k = row e-k, inside the window).
 
         Returns ``X`` [n, F*(1+len(lags))] float32 (columns as ``tabular_feature_names``),
@@ -326,10 +307,7 @@ class WindowSplit:
         if ends.size:
             lo, hi = int(ends.min()), int(ends.max())
             if lo < L - 1 or hi >= self.n_rows:
-                raise IndexError(
-                    f"window ends must be in {L - 1}..{self.n_rows - 1} (seq_len={L}), "
-                    f"got {lo}..{hi}"
-                )
+                raise IndexError(f"window ends must be in {L - 1}..{self.n_rows - 1} (seq_len={L}), got {lo}..{hi}")
             # symbols are contiguous, so a window crosses a symbol iff its ends differ
             cross = self.symbol_codes[ends] != self.symbol_codes[ends - (L - 1)]
             if cross.any():

@@ -145,19 +145,14 @@ def _discover_horizons(names: Sequence[str]) -> list[int]:
     return sorted(hs)
 
 
-def _check_schema(
-    path: Path, schema: pa.Schema, features: list[str], horizons: list[int]
-) -> None:
+def _check_schema(path: Path, schema: pa.Schema, features: list[str], horizons: list[int]) -> None:
     names = set(schema.names)
     required = [SYMBOL_COL, DATETIME_COL, *features]
     for h in horizons:
         required += [_label_col(h), _ret_col(h), _score_col(h)]
     for col in required:
         if col not in names:
-            raise DataValidationError(
-                f"{path}: missing column {col!r} (needed by the window stage); "
-                f"rerun featurize or fix the feature list / horizons passed to build_split"
-            )
+            raise DataValidationError(f"{path}: missing column {col!r} (needed by the window stage); rerun featurize or fix the feature list / horizons passed to build_split")
 
     def numeric(t: pa.DataType) -> bool:
         return pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
@@ -167,21 +162,15 @@ def _check_schema(
         if pa.types.is_dictionary(t):
             t = t.value_type
         if not numeric(t):
-            raise DataValidationError(
-                f"{path}: column {col!r} has type {t}, expected a numeric column"
-            )
+            raise DataValidationError(f"{path}: column {col!r} has type {t}, expected a numeric column")
     t = schema.field(DATETIME_COL).type
     if not pa.types.is_timestamp(t):
-        raise DataValidationError(
-            f"{path}: column {DATETIME_COL!r} has type {t}, expected a timestamp"
-        )
+        raise DataValidationError(f"{path}: column {DATETIME_COL!r} has type {t}, expected a timestamp")
     t = schema.field(SYMBOL_COL).type
     if pa.types.is_dictionary(t):
         t = t.value_type
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        raise DataValidationError(
-            f"{path}: column {SYMBOL_COL!r} has type {t}, expected strings"
-        )
+        raise DataValidationError(f"{path}: column {SYMBOL_COL!r} has type {t}, expected strings")
 
 
 def _np(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -364,25 +353,20 @@ def _write(
         "missing_label": MISSING_LABEL,
         "counts": counts,
         # feature -> [mean, std] of the train-fitted z-score (identity columns: [0, 1])
-        "scaler": {c: [float(scaler[c]["mean"]), float(scaler[c]["std"])] for c in features if c in scaler}
-        if scaler
-        else {},
+        "scaler": {c: [float(scaler[c]["mean"]), float(scaler[c]["std"])] for c in features if c in scaler} if scaler else {},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
 
-def _write_row_columns(src: _Source, tmp: Path, hs: list[int], tz: str | None,
-                       fold_cols: list[str] | None) -> tuple[list[str], NpyFile | None]:
+def _write_row_columns(src: _Source, tmp: Path, hs: list[int], tz: str | None, fold_cols: list[str] | None) -> tuple[list[str], NpyFile | None]:
     """Pass 1: symbol codes, datetimes, labels / returns / scores per horizon and the fold roles,
     with the row order checked; returns the symbols (by first appearance) and roles.npy."""
     n, per_h = src.n, {}
     codes = NpyFile.create(tmp / "symbol_codes.npy", np.int32, (n,))
     dts = NpyFile.create(tmp / "datetime.npy", np.int64, (n,))
     for h in hs:
-        per_h[h] = (NpyFile.create(tmp / f"label_h{h}.npy", np.int8, (n,)),
-                        NpyFile.create(tmp / f"ret_h{h}.npy", np.float32, (n,)),
-                        NpyFile.create(tmp / f"score_h{h}.npy", np.float32, (n,)))
+        per_h[h] = (NpyFile.create(tmp / f"label_h{h}.npy", np.int8, (n,)), NpyFile.create(tmp / f"ret_h{h}.npy", np.float32, (n,)), NpyFile.create(tmp / f"score_h{h}.npy", np.float32, (n,)))
     roles = None if fold_cols is None else NpyFile.create(tmp / "roles.npy", np.int8, (n, len(fold_cols)))
     symbols: list[str] = []
     sym_code: dict[str, int] = {}
@@ -533,10 +517,7 @@ def _write_index(tmp: Path, n: int, seq_len: int, row_ok: np.ndarray, hs: list[i
         "windows": int(n_ends),
         "rows_per_symbol": dict(zip(symbols, rows_per_symbol.tolist())),
         "windows_per_symbol": dict(zip(symbols, windows_per_symbol.tolist())),
-        "horizons": {
-            str(h): {"windows": int(n_h[h]), "down": int(classes[h][0]), "flat": int(classes[h][1]), "up": int(classes[h][2])}
-            for h in hs
-        },
+        "horizons": {str(h): {"windows": int(n_h[h]), "down": int(classes[h][0]), "flat": int(classes[h][1]), "up": int(classes[h][2])} for h in hs},
     }
 
 
@@ -559,16 +540,15 @@ def _add_folds(path: Path, tmp: Path, meta: dict, folds: Sequence[dict], feature
         counts = {role: int(windows[k, code]) for role, code in (("train", 1), ("val", 2), ("test", 3))}
         empty = [role for role, count in counts.items() if count == 0]
         if empty:  # before the store replaces the previous one: nothing half-usable is left behind
-            raise DataValidationError(
-                f"{path}: fold {k} has no {empty[0]} windows of {meta['seq_len']} bars; "
-                "shorten window.seq_len or widen the split.* blocks"
-            )
-        meta["folds"].append({
-            **{key: v for key, v in f.items() if key not in ("scaler", "report")},
-            # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
-            "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
-            "windows": counts,
-        })
+            raise DataValidationError(f"{path}: fold {k} has no {empty[0]} windows of {meta['seq_len']} bars; shorten window.seq_len or widen the split.* blocks")
+        meta["folds"].append(
+            {
+                **{key: v for key, v in f.items() if key not in ("scaler", "report")},
+                # feature -> [mean, std, 1 for z-score (clipped) / 0 for identity]
+                "scaler": {c: [float(f["scaler"][c]["mean"]), float(f["scaler"][c]["std"]), int(f["scaler"][c]["kind"] == "zscore")] for c in features},
+                "windows": counts,
+            }
+        )
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -600,14 +580,8 @@ def _check_order(path: Path, codes: np.ndarray, dts: np.ndarray, symbols: list[s
     bad = np.flatnonzero((dc != 0) & (dc != 1))
     if bad.size:
         i = int(bad[0]) + 1
-        raise DataValidationError(
-            f"{path}: symbol {symbols[codes[i]]!r} reappears at row {start + i} after other symbols; "
-            f"rows must be sorted by (symbol, datetime)"
-        )
+        raise DataValidationError(f"{path}: symbol {symbols[codes[i]]!r} reappears at row {start + i} after other symbols; rows must be sorted by (symbol, datetime)")
     bad = np.flatnonzero((dc == 0) & (np.diff(dts) <= 0))
     if bad.size:
         i = int(bad[0]) + 1
-        raise DataValidationError(
-            f"{path}: symbol {symbols[codes[i]]!r} has a non-increasing or duplicate datetime at row "
-            f"{start + i}; rows must be sorted by (symbol, datetime) with one row per bar"
-        )
+        raise DataValidationError(f"{path}: symbol {symbols[codes[i]]!r} has a non-increasing or duplicate datetime at row {start + i}; rows must be sorted by (symbol, datetime) with one row per bar")

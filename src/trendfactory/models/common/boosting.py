@@ -23,6 +23,7 @@ class BoostingConfig:
     n_jobs: int = pos_field(2)
     lags: tuple[int, ...] = field(default=(), metadata=LAGS)
 
+
 log = logging.getLogger("trendfactory")
 
 PROGRESS_EVERY = 100  # iterations between progress lines of a long fit

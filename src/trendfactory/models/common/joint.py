@@ -87,14 +87,20 @@ class JointModel(TorchModel):
             net = self.build_joint(self.columns_, len(group))
             tr_ends, va_ends = self.common_ends(train, group), self.common_ends(val, group)
             batches = [
-                BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True,
-                              samples_per_epoch=tc.samples_per_epoch if shuffle else None)
+                BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True, samples_per_epoch=tc.samples_per_epoch if shuffle else None)
                 for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))
             ]
             run_id = resume_key(self.name, group, self.seed, self.config, tc, (train, tr_ends), (val, va_ends))
             ckpt = context.checkpoint_dir / "-".join(f"h{h}" for h in group) if context.checkpoint_dir else None
-            trainer = Trainer(tc, seed=self.seed, device=device, on_epoch=context.on_epoch if len(self.groups_) == 1 else None,
-                              checkpoint_dir=ckpt, run_id=run_id, name=f"{self.name} {'+'.join(f'h{h}' for h in group)}")
+            trainer = Trainer(
+                tc,
+                seed=self.seed,
+                device=device,
+                on_epoch=context.on_epoch if len(self.groups_) == 1 else None,
+                checkpoint_dir=ckpt,
+                run_id=run_id,
+                name=f"{self.name} {'+'.join(f'h{h}' for h in group)}",
+            )
             result = trainer.fit(net, *batches, self.param_groups(net), self.task(train.split, tr_ends, group))
             self.nets_.append(net.to("cpu").eval())
             histories.append(result)

@@ -80,10 +80,7 @@ def read_manifest(directory: Path) -> dict[str, dict]:
     for a missing, unreadable or malformed one."""
     path = directory / MANIFEST_FILE
     if not path.is_file():
-        raise ArtifactError(
-            f"{path}: missing, so the files beside it cannot be verified (the model was saved by an older "
-            f"trendfactory, or its save did not finish); {RETRAIN}"
-        )
+        raise ArtifactError(f"{path}: missing, so the files beside it cannot be verified (the model was saved by an older trendfactory, or its save did not finish); {RETRAIN}")
     try:
         doc = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -102,10 +99,7 @@ def _valid_entry(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     size, sha = entry.get("size"), entry.get("sha256")
-    return (
-        isinstance(size, int) and not isinstance(size, bool) and size >= 0
-        and isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
-    )
+    return isinstance(size, int) and not isinstance(size, bool) and size >= 0 and isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
 
 
 def verify_manifest(directory: str | Path) -> None:
@@ -117,10 +111,7 @@ def verify_manifest(directory: str | Path) -> None:
         _verify_file(directory / name, files[name])
     unlisted = [n for n in _files_in(directory) if n not in files]
     if unlisted:
-        raise ArtifactError(
-            f"{directory / unlisted[0]}: not listed in {MANIFEST_FILE} (not written by the save); "
-            f"remove it, or restore the directory with `dvc checkout`"
-        )
+        raise ArtifactError(f"{directory / unlisted[0]}: not listed in {MANIFEST_FILE} (not written by the save); remove it, or restore the directory with `dvc checkout`")
 
 
 def _verify_file(path: Path, entry: dict) -> None:

@@ -104,8 +104,16 @@ class NeuralModel(TorchModel):
     def _batches(self, samples: Samples, ends: np.ndarray, train: bool, device: torch.device) -> BatchGatherer:
         cfg = self.train_config
         return BatchGatherer(
-            samples.split, self.horizons_, cfg.batch_size if train else cfg.eval_batch_size, shuffle=train, seed=self.seed,
-            device=device, ends=ends, lags=self.lags, with_scores=True, samples_per_epoch=cfg.samples_per_epoch if train else None,
+            samples.split,
+            self.horizons_,
+            cfg.batch_size if train else cfg.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            device=device,
+            ends=ends,
+            lags=self.lags,
+            with_scores=True,
+            samples_per_epoch=cfg.samples_per_epoch if train else None,
         )
 
     def network(self, n_heads: int) -> nn.Module:
@@ -141,8 +149,13 @@ class NeuralModel(TorchModel):
         cw = self._class_weight(train.split, tr_ends)
         run_id = resume_key(self.name, self.horizons_, self.seed, self.config, cfg, (train, tr_ends), (val, va_ends))
         trainer = Trainer(
-            cfg, seed=self.seed, device=device, on_epoch=context.on_epoch,
-            checkpoint_dir=context.checkpoint_dir, run_id=run_id, name=f"{self.name} {'+'.join(f'h{h}' for h in self.horizons_)}",
+            cfg,
+            seed=self.seed,
+            device=device,
+            on_epoch=context.on_epoch,
+            checkpoint_dir=context.checkpoint_dir,
+            run_id=run_id,
+            name=f"{self.name} {'+'.join(f'h{h}' for h in self.horizons_)}",
         )
         # validation Rank IC every epoch (logged; the early-stopping criterion with train.monitor: rank_ic)
         keys = RankICKeys(np.asarray(val.split.frame(va_ends)["datetime"]), np.stack([np.asarray(val.split.returns(h)[va_ends]) for h in self.horizons_], axis=1))
@@ -151,8 +164,15 @@ class NeuralModel(TorchModel):
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch
         self._log_history(train_loss=result.history.get("train/loss", []), val_loss=result.history.get("val/loss", []))
-        log.info("%s %s: best epoch %d of %d, val log loss %.5f, %.0f train samples/s", self.name, "+".join(f"h{h}" for h in self.horizons_),
-                 result.best_epoch + 1, result.epochs, result.best_val_loss, result.samples_per_second)
+        log.info(
+            "%s %s: best epoch %d of %d, val log loss %.5f, %.0f train samples/s",
+            self.name,
+            "+".join(f"h{h}" for h in self.horizons_),
+            result.best_epoch + 1,
+            result.epochs,
+            result.best_val_loss,
+            result.samples_per_second,
+        )
 
     def _head_of(self, horizon: int) -> int:
         if horizon not in self.horizons_:
@@ -217,8 +237,7 @@ def _train_key(cfg: TrainConfig) -> dict:
     return d
 
 
-def resume_key(name: str, horizons: list[int], seed: int, config, train_config: TrainConfig,
-               train: tuple[Samples, np.ndarray], val: tuple[Samples, np.ndarray]) -> str:
+def resume_key(name: str, horizons: list[int], seed: int, config, train_config: TrainConfig, train: tuple[Samples, np.ndarray], val: tuple[Samples, np.ndarray]) -> str:
     """The run id a checkpoint must carry to be resumed: everything one network's fit reads --
     the model, its heads' horizons, the seed, the model and train params, and the content of
     the train and validation data at the window ends it trains and validates on (features,
@@ -226,6 +245,12 @@ def resume_key(name: str, horizons: list[int], seed: int, config, train_config: 
     enough: relabelling keeps them and changes the targets."""
     (tr, tr_ends), (va, va_ends) = train, val
     return fingerprint(
-        name, [int(h) for h in horizons], int(seed), config_to_dict(config), _train_key(train_config),
-        list(tr.feature_names), tr.content_hash(horizons, tr_ends), va.content_hash(horizons, va_ends),
+        name,
+        [int(h) for h in horizons],
+        int(seed),
+        config_to_dict(config),
+        _train_key(train_config),
+        list(tr.feature_names),
+        tr.content_hash(horizons, tr_ends),
+        va.content_hash(horizons, va_ends),
     )

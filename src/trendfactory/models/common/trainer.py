@@ -391,8 +391,16 @@ class Trainer:
         rank_ic = f", val Rank IC {metrics['val/rank_ic']:+.4f}" if "val/rank_ic" in metrics else ""
         log.info(
             "%s epoch %d/%d: train loss %.5f, val loss %.5f, val macro F1 %.4f%s, lr %.2e, %.0f samples/s%s",
-            self.name, epoch + 1, self.cfg.max_epochs, metrics["train/loss"], metrics["val/loss"], metrics.get("val/macro_f1", float("nan")),
-            rank_ic, metrics["lr"], metrics["samples_per_second"], " *" if improved else "",
+            self.name,
+            epoch + 1,
+            self.cfg.max_epochs,
+            metrics["train/loss"],
+            metrics["val/loss"],
+            metrics.get("val/macro_f1", float("nan")),
+            rank_ic,
+            metrics["lr"],
+            metrics["samples_per_second"],
+            " *" if improved else "",
         )
         st["epoch"] = epoch + 1
         return best_state
@@ -466,8 +474,7 @@ class Trainer:
             # a sealed checkpoint of this run id that does not fit (e.g. the code changed the
             # network): undo whatever part was applied, so the fresh start is really fresh
             _restore(fresh, net, opt, sched, plateau, scaler)
-            log.warning("%s: not resuming: %s does not fit this network or optimizer (%s: %s); starting fresh",
-                        self.name, path, type(exc).__name__, first_line(exc))
+            log.warning("%s: not resuming: %s does not fit this network or optimizer (%s: %s); starting fresh", self.name, path, type(exc).__name__, first_line(exc))
             return None
         st.update(state)
         log.info("%s: resuming after epoch %d from %s", self.name, st["epoch"], path)

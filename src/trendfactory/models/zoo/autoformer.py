@@ -172,8 +172,7 @@ class SeasonalLayerNorm(nn.Module):
 
 
 class AutoformerNet(nn.Module):
-    def __init__(self, n_features: int, seq_len: int, d_model: int, heads: int, layers: int, factor: int,
-                 d_ff: int, moving_avg: int, dropout: float) -> None:
+    def __init__(self, n_features: int, seq_len: int, d_model: int, heads: int, layers: int, factor: int, d_ff: int, moving_avg: int, dropout: float) -> None:
         super().__init__()
         kernel = odd_kernel(moving_avg, seq_len)
         self.decomp = SeriesDecomp(kernel)  # the input's trend, for the head

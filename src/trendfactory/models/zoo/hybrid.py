@@ -23,9 +23,7 @@ class HybridNet(nn.Module):
         self.conv = nn.Conv1d(n_features, conv, kernel)
         self.lstm = nn.LSTM(conv, hidden, batch_first=True)
         self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
-        self.fuse = nn.Sequential(
-            nn.Linear(2 * hidden + n_features, head_hidden), nn.GELU(), Dropout(dropout), nn.Linear(head_hidden, head_hidden), nn.GELU()
-        )
+        self.fuse = nn.Sequential(nn.Linear(2 * hidden + n_features, head_hidden), nn.GELU(), Dropout(dropout), nn.Linear(head_hidden, head_hidden), nn.GELU())
         self.head = TrendHead(head_hidden)
 
     def forward(self, x):  # x: [B, L, F]

@@ -67,7 +67,6 @@ def log_count(factor: int, length: int) -> int:
     return max(1, min(length, factor * math.ceil(math.log(length)) if length > 1 else 1))
 
 
-
 class ProbSparseAttention(nn.Module):
     """ProbSparse attention on already projected heads (no mask: an encoder's self-attention).
 
@@ -192,8 +191,7 @@ class DistillingLayer(nn.Module):
 
 
 class InformerNet(nn.Module):
-    def __init__(self, n_features: int, seq_len: int, d_model: int, heads: int, layers: int, factor: int,
-                 d_ff: int, dropout: float, distil: bool) -> None:
+    def __init__(self, n_features: int, seq_len: int, d_model: int, heads: int, layers: int, factor: int, d_ff: int, dropout: float, distil: bool) -> None:
         super().__init__()
         self.token = nn.Conv1d(n_features, d_model, 3, padding=1, padding_mode="replicate")
         self.register_buffer("pe", sinusoidal_encoding(seq_len, d_model)[None], persistent=False)  # [1, L, D]

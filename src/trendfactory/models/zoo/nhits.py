@@ -47,9 +47,7 @@ class NHITSBlock(nn.Module):
         super().__init__()
         self.pool = min(pool, seq_len)
         self.n_coarse = -(-seq_len // self.pool)  # pooled length (ceil)
-        self.mlp = nn.Sequential(
-            nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
-        )
+        self.mlp = nn.Sequential(nn.Linear(n_features * self.n_coarse, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU())
         self.backcast = nn.Linear(hidden, n_features * self.n_coarse)  # coefficients at the pooled rate
         self.identity = self.n_coarse == seq_len  # pool 1: the pooled length is the window's (no interpolation)
         # [n_coarse, L] weights of the interpolation back to the window (used off the CPU; derived, not saved)

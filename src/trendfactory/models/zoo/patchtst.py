@@ -93,8 +93,7 @@ class ChannelEncoderLayer(nn.Module):
 
 
 class PatchTSTNet(nn.Module):
-    def __init__(self, n_features: int, seq_len: int, patch_len: int, stride: int, d_model: int, heads: int, layers: int,
-                 ff: int, channel_dim: int, channel_mix: int, dropout: float) -> None:
+    def __init__(self, n_features: int, seq_len: int, patch_len: int, stride: int, d_model: int, heads: int, layers: int, ff: int, channel_dim: int, channel_mix: int, dropout: float) -> None:
         super().__init__()
         self.patch, self.stride, self.n_patches = patch_layout(seq_len, patch_len, stride)
         self.embed = nn.Linear(self.patch, d_model)  # one patch of one channel -> one token
@@ -159,8 +158,7 @@ class PatchTST(NeuralModel):
         "dropout": Float(0.0, 0.5),
     }
 
-    tiny_config: ClassVar[dict] = {"patch_len": 6, "stride": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32,
-                                   "channel_dim": 4, "channel_mix": 32}
+    tiny_config: ClassVar[dict] = {"patch_len": 6, "stride": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32, "channel_dim": 4, "channel_mix": 32}
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config
@@ -168,5 +166,4 @@ class PatchTST(NeuralModel):
             from trendfactory.errors import ParamsError
 
             raise ParamsError(f"models.patchtst.d_model: got {c.d_model}, expected a multiple of models.patchtst.heads ({c.heads})")
-        return PatchTSTNet(n_features, seq_len, c.patch_len, c.stride, c.d_model, c.heads, c.layers, c.ff,
-                           c.channel_dim, c.channel_mix, c.dropout)
+        return PatchTSTNet(n_features, seq_len, c.patch_len, c.stride, c.d_model, c.heads, c.layers, c.ff, c.channel_dim, c.channel_mix, c.dropout)

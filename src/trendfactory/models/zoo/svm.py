@@ -56,8 +56,7 @@ class SVM(SklearnModel):
         steps: list[Any] = [StandardScaler()]
         if c.kernel == "rbf":
             steps.append(Nystroem(kernel="rbf", gamma=c.gamma, n_components=c.n_components, random_state=self.seed))
-        svm = LinearSVC(C=c.C, max_iter=c.max_iter, class_weight=None if c.class_weight == "none" else "balanced",
-                        random_state=self.seed)
+        svm = LinearSVC(C=c.C, max_iter=c.max_iter, class_weight=None if c.class_weight == "none" else "balanced", random_state=self.seed)
         # consecutive blocks (no shuffle): the rows are in time order, and each block's margins
         # come from an SVM fitted on the other blocks
         steps.append(CalibratedClassifierCV(svm, method="sigmoid", cv=KFold(c.calibration_folds), ensemble=True))

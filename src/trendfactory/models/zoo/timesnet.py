@@ -171,8 +171,7 @@ class TimesNet(NeuralModel):
     # each sample picks its own periods, and the fold to 2-D depends on them: data-dependent
     # shapes and control flow, which the ONNX exporter (no FFT op in the TorchScript exporter)
     # and a traced TorchScript (it freezes the example's periods) both get wrong
-    export_blocker: ClassVar[str] = ("its per-sample FFT periods decide the 2-D fold at run time, which ONNX "
-                                     "(no rfft) and traced TorchScript (frozen periods) cannot express")
+    export_blocker: ClassVar[str] = "its per-sample FFT periods decide the 2-D fold at run time, which ONNX (no rfft) and traced TorchScript (frozen periods) cannot express"
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

@@ -19,7 +19,6 @@ from trendfactory.params import FRACTION, NON_NEGATIVE, POSITIVE, pos_field
 MODEL_FILE = "xgboost.json"  # XGBoost's own JSON model format (model.json is the metadata)
 
 
-
 def xgb_params(config, seed: int, device: str) -> dict:
     """The xgboost.train parameters for a models.xgboost config (shared with the benchmark)."""
     return {
