@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import trendfactory  # noqa: F401  (first: it fixes numpy's and torch's CPU paths before they load)
 
+import os
+
+# No test downloads a checkpoint: the pre-trained models' tests write tiny ones themselves
+# (tests/models/tiny_checkpoints.py); a Hugging Face id fails at once instead of retrying the network.
+# Set before anything imports huggingface_hub, which reads it once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import numpy as np
 import pandas as pd
 import pytest

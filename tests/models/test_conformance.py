@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.models.tiny_checkpoints import tiny_gpt2
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import NotFittedError, Samples, TrendModel, create, list_models
 from trendfactory.models.registry import model_info
@@ -25,6 +26,9 @@ FAST = {
     "transformer": {"d_model": 16, "heads": 2, "layers": 1, "ff": 32, "patch_len": 4},
     "nhits": {"hidden": 32, "pool_sizes": [4, 1]},
     "hybrid": {"conv_channels": 8, "lstm_hidden": 16, "heads": 2, "head_hidden": 16},
+    # a tiny GPT-2 the tests write (tests/models/tiny_checkpoints.py), loaded like a real checkpoint
+    # (short prompts and one series: the tokens through the language model are its cost)
+    "time_llm": lambda: {"backbone": str(tiny_gpt2()), "llm_layers": 2, "series": 1, "d_model": 8, "heads": 2, "d_ff": 16, "prototypes": 64, "prompt_tokens": 16},
 }
 FAST_TRAIN = TrainConfig(max_epochs=3, batch_size=256, lr=3e-3, patience=2, warmup_epochs=0.0, device="cpu")
 H = 5
@@ -34,7 +38,8 @@ def fast_config(name: str) -> dict | None:
     """Small settings for tests: FAST, or the ``tiny_config`` a model file declares beside it."""
     from trendfactory.models import get_model_class
 
-    return FAST.get(name.split(":")[-1], getattr(get_model_class(name), "tiny_config", None))
+    fast = FAST.get(name.split(":")[-1], getattr(get_model_class(name), "tiny_config", None))
+    return fast() if callable(fast) else fast
 
 
 def fast_model(name: str, horizon: int = H, seed: int = 3):

@@ -1,0 +1,44 @@
+"""Tiny checkpoints of the pre-trained models' architectures, written by the tests themselves in
+the official formats (random weights, a few layers), so the models load them through exactly the
+path a real checkpoint takes -- and no test downloads anything (tests/conftest.py sets
+HF_HUB_OFFLINE)."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+# text like the prompts, so the tiny byte-level BPE vocabulary has merges for them
+CORPUS = [
+    "<|start_prompt|>Dataset description: daily bars of US stocks with their technical indicators and market-wide "
+    "context series. Task description: classify the trend of the coming bars as down, flat or up given the previous "
+    "24 bars; Input statistics: min value -1.23, max value 2.05, median value 0.0417, the trend of input is upward, "
+    "top 5 lags are : 1, 2, 3, 4, 5<|<end_prompt>|> downward 0123456789 e-05 -0.5 .",
+]
+
+
+def write_tiny_gpt2(directory: Path, layers: int = 2, width: int = 32, heads: int = 2) -> Path:
+    """A GPT-2 as ``save_pretrained`` writes it (config.json, model.safetensors) with GPT-2's
+    byte-level BPE tokenizer files (vocab.json, merges.txt, tokenizer.json), ~400 tokens."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS * 4, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    bpe.save_model(str(directory))
+    merges = [tuple(line.split()) for line in (directory / "merges.txt").read_text().splitlines()[1:] if line.strip()]
+    tokenizer = GPT2TokenizerFast(vocab=bpe.get_vocab(), merges=merges)
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=width, n_layer=layers, n_head=heads, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    GPT2Model(config).save_pretrained(directory)
+    return directory
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_gpt2() -> Path:
+    """One tiny GPT-2 per test process (a fresh temp directory)."""
+    return write_tiny_gpt2(Path(tempfile.mkdtemp(prefix="tiny-gpt2-")))
