@@ -6,11 +6,16 @@ site, and `mkdocs build --strict` checks every one of them (and every ``#anchor`
 link to any other file of the repository (``params.yaml``, ``requirements.lock``, a source
 file): each linked file is copied into the site as it is. The API reference is generated from
 the docstrings (mkdocstrings) of the modules in REFERENCE, one page each.
+
+A link to a pipeline output that is not there (a file git ignores, e.g. the comparison's PNGs in
+a fresh clone before `dvc pull` or `dvc repro`) becomes a line saying so instead of a broken link;
+every other missing target still fails the strict build.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
@@ -39,6 +44,15 @@ REFERENCE = (
     "trendfactory.stages.code_deps",
 )
 LINK = re.compile(r"\]\(\s*<?([^()\s<>#]+)")
+IMAGE_OR_LINK = re.compile(r"(!?)\[([^\]]*)\]\(\s*<?([^()\s<>#]+)>?\s*\)")
+
+
+def _absent_output(path: Path) -> bool:
+    """``path`` is missing and git ignores it: a pipeline output not produced or pulled here."""
+    if path.exists() or not path.is_relative_to(ROOT):
+        return False
+    done = subprocess.run(["git", "check-ignore", "-q", str(path.relative_to(ROOT))], cwd=ROOT, capture_output=True)
+    return done.returncode == 0
 
 
 def _reference_uri(module: str) -> str:
@@ -78,3 +92,16 @@ def on_files(files: Files, config) -> Files:
     for module in REFERENCE:
         out.append(File.generated(config, _reference_uri(module), content=f"# `{module}`\n\n::: {module}\n"))
     return out
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Links to absent pipeline outputs become a note (see the module docstring)."""
+    source = ROOT / page.file.src_uri
+
+    def replace(match: re.Match) -> str:
+        bang, text, target = match.groups()
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or not _absent_output((source.parent / target).resolve()):
+            return match.group(0)
+        return f"*{text or target}: a pipeline output, not in this checkout (`dvc pull` or `dvc repro` makes it)*"
+
+    return IMAGE_OR_LINK.sub(replace, markdown)

@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE_FILES = ("mkdocs.yml", "scripts/mkdocs_hooks.py", "README.md", "LICENSE", "params.yaml", "requirements.lock", "benchmarks/README.md", "metrics/comparison.md", "metrics/compare.json")
+SITE_FILES = (
+    "mkdocs.yml",
+    "scripts/mkdocs_hooks.py",
+    "README.md",
+    "LICENSE",
+    "params.yaml",
+    "requirements.lock",
+    ".gitignore",
+    "benchmarks/README.md",
+    "metrics/comparison.md",
+    "metrics/compare.json",
+)
 
 
 def _build(root: Path, site: Path) -> subprocess.CompletedProcess:
@@ -24,7 +35,8 @@ def _copy_project(tmp: Path) -> Path:
         shutil.copy2(ROOT / rel, root / rel)
     for folder in ("docs", "src/trendfactory"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)  # the hook asks git which files are pipeline outputs
+    return root  # like a fresh clone: no pipeline outputs (plots/compare/*.png)
 
 
 def test_the_site_builds_strict_with_the_reference_pages(tmp_path):
@@ -33,6 +45,14 @@ def test_the_site_builds_strict_with_the_reference_pages(tmp_path):
     reference = (tmp_path / "site" / "reference" / "models.base.html").read_text()
     assert "TrendModel" in reference and "Fit on" in reference  # a class and its docstring, rendered
     assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "docs" / "pipeline.html").is_file()
+
+
+def test_a_fresh_clone_builds_and_says_where_the_pipeline_outputs_are(tmp_path):
+    root = _copy_project(tmp_path)
+    assert not (root / "plots").exists() and "../plots/compare/" in (root / "metrics" / "comparison.md").read_text()
+    done = _build(root, tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "a pipeline output, not in this checkout" in (tmp_path / "site" / "metrics" / "comparison.html").read_text()
 
 
 def test_a_broken_anchor_or_link_fails_the_build(tmp_path):
