@@ -105,7 +105,9 @@ def test_learns_a_planted_signal_deterministically():
     r1 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(a, Batches(), Batches(seed=1))
     r2 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(b, Batches(), Batches(seed=1))
     assert r1.best_val_loss < np.log(3) - 0.1  # well below chance log loss
-    assert r2.history == r1.history and r2.best_epoch == r1.best_epoch  # the same run twice
+    # the same run twice: every logged curve but the throughput (a timing)
+    assert {k: v for k, v in r2.history.items() if k != "samples_per_second"} == {k: v for k, v in r1.history.items() if k != "samples_per_second"}
+    assert r2.best_epoch == r1.best_epoch
     assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
 
 
