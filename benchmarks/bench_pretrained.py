@@ -29,22 +29,12 @@ import trendfactory  # noqa: F401  (sets the numerical paths before the models l
 from trendfactory.models import create
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.models.tiny_checkpoints import CORPUS  # noqa: E402  (the prompt-like text the small BPE is trained on)
+from tests.models.tiny_checkpoints import write_tiny_gpt2  # noqa: E402  (the tests' GPT-2 writer, at GPT-2 small's sizes)
 
 
 def gpt2_small_shaped(directory: Path) -> Path:
     """GPT-2 small's architecture with random weights and a small GPT-2-style tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS * 4, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
-    bpe.save_model(str(directory))
-    merges = [tuple(line.split()) for line in (directory / "merges.txt").read_text().splitlines()[1:] if line.strip()]
-    GPT2TokenizerFast(vocab=bpe.get_vocab(), merges=merges).save_pretrained(directory)
-    torch.manual_seed(0)
-    GPT2Model(GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12)).save_pretrained(directory)
-    return directory
+    return write_tiny_gpt2(directory, layers=12, width=768, heads=12, vocab_size=50257, n_positions=1024)
 
 
 def measure(name: str, config: dict, batch: int, repeats: int) -> dict:

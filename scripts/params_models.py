@@ -34,14 +34,19 @@ def _scalar(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
+def _with_comment(head: str, comment: str) -> str:
+    """``head`` with ``# comment`` at params.yaml's comment column (or one space after a long head)."""
+    return f"{head.ljust(COMMENT_COLUMN - 1)} # {comment}" if comment else head
+
+
 def render_key(key: str, value, indent: int, comment: str = "") -> list[str]:
     """``key: value`` lines at ``indent`` as DVC's writer lays them out (block lists)."""
     pad = " " * indent
-    head = f"{pad}{key}:" + ("" if isinstance(value, list) and value else (" " + _scalar(value) if _scalar(value) else ""))
-    if isinstance(value, list) and not value:
-        head = f"{pad}{key}: []"
-    if comment:
-        head = f"{head.ljust(COMMENT_COLUMN - 1)} # {comment}" if len(head) < COMMENT_COLUMN - 1 else f"{head} # {comment}"
+    if isinstance(value, list):
+        head = f"{pad}{key}:" + ("" if value else " []")
+    else:
+        head = f"{pad}{key}:" + (f" {_scalar(value)}" if _scalar(value) else "")
+    head = _with_comment(head, comment)
     lines = [head]
     if isinstance(value, list):
         lines += [f"{pad}- {_scalar(v)}" for v in value]
@@ -120,11 +125,7 @@ def sync(text: str, wanted: dict) -> tuple[str, list[str]]:
     edits: list[tuple[int, int, list[str]]] = []
     for name, (values, comments, doc) in wanted.items():
         if name not in sections:
-            body = (
-                [f"  {name}: {{}}" if not values else f"  {name}:"]
-                if not doc
-                else ([f"  {name}: {{}}".ljust(COMMENT_COLUMN - 1) + f" # {doc}"] if not values else [f"  {name}:".ljust(COMMENT_COLUMN - 1) + f" # {doc}"])
-            )
+            body = [_with_comment(f"  {name}:" if values else f"  {name}: {{}}", doc)]
             for key, value in values.items():
                 body += render_key(key, value, 4, comments.get(key, ""))
             last = max((b for _, b in sections.values()), default=end)  # after the last section, before its trailing comments

@@ -18,9 +18,10 @@ CORPUS = [
 ]
 
 
-def write_tiny_gpt2(directory: Path, layers: int = 2, width: int = 32, heads: int = 2) -> Path:
+def write_tiny_gpt2(directory: Path, layers: int = 2, width: int = 32, heads: int = 2, vocab_size: int | None = None, n_positions: int = 256) -> Path:
     """A GPT-2 as ``save_pretrained`` writes it (config.json, model.safetensors) with GPT-2's
-    byte-level BPE tokenizer files (vocab.json, merges.txt, tokenizer.json), ~400 tokens."""
+    byte-level BPE tokenizer files (vocab.json, merges.txt, tokenizer.json), ~400 tokens.
+    ``vocab_size``: the model's embedding rows (default: the tokenizer's; larger for GPT-2's cost)."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
@@ -33,7 +34,8 @@ def write_tiny_gpt2(directory: Path, layers: int = 2, width: int = 32, heads: in
     tokenizer = GPT2TokenizerFast(vocab=bpe.get_vocab(), merges=merges)
     tokenizer.save_pretrained(directory)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=width, n_layer=layers, n_head=heads, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=vocab_size or len(tokenizer), n_positions=n_positions, n_embd=width, n_layer=layers, n_head=heads, bos_token_id=eos, eos_token_id=eos)
     GPT2Model(config).save_pretrained(directory)
     return directory
 
