@@ -47,7 +47,8 @@ def write_stores(root: Path, params: Params, ingest=None) -> Path:
     result = build_features(ingest.bars, ingest.context, params)
     feats = root / "data" / "features"
     write_parquet(result.frame, feats / "features.parquet")
-    build_split(feats / "features.parquet", root / "data" / "windows", result.schema["feature_columns"], result.schema["horizons"], params.window.seq_len, folds=result.folds)
+    schema = result.schema
+    build_split(feats / "features.parquet", root / "data" / "windows", schema["feature_columns"], schema["horizons"], params.window.seq_len, folds=result.folds, label=schema["label"])
     write_parquet(ingest.bars, root / "data" / "raw" / "bars.parquet")
     return root / "data" / "windows"
 

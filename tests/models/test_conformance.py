@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.models.tiny_checkpoints import tiny_gpt2
+from tests.models.tiny_checkpoints import tiny_gpt2, tiny_timesfm
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import NotFittedError, Samples, TrendModel, create, list_models
 from trendfactory.models.registry import model_info
@@ -29,6 +29,8 @@ FAST = {
     # a tiny GPT-2 the tests write (tests/models/tiny_checkpoints.py), loaded like a real checkpoint
     # (short prompts and one series: the tokens through the language model are its cost)
     "time_llm": lambda: {"backbone": str(tiny_gpt2()), "llm_layers": 2, "series": 1, "d_model": 8, "heads": 2, "d_ff": 16, "prototypes": 64, "prompt_tokens": 16},
+    # a tiny TimesFM 2.5 the tests write in the official release's format, loaded like the real one
+    "timesfm": lambda: {"checkpoint": str(tiny_timesfm()), "hidden": 16},
 }
 FAST_TRAIN = TrainConfig(max_epochs=3, batch_size=256, lr=3e-3, patience=2, warmup_epochs=0.0, device="cpu")
 H = 5

@@ -44,3 +44,39 @@ def write_tiny_gpt2(directory: Path, layers: int = 2, width: int = 32, heads: in
 def tiny_gpt2() -> Path:
     """One tiny GPT-2 per test process (a fresh temp directory)."""
     return write_tiny_gpt2(Path(tempfile.mkdtemp(prefix="tiny-gpt2-")))
+
+
+def write_tiny_timesfm(directory: Path, layers: int = 2, width: int = 32, heads: int = 2) -> Path:
+    """A TimesFM 2.5 as the official PyTorch release stores it (``model.safetensors``: the
+    network's state_dict, as the package's ``save_pretrained`` writes it), with random weights and
+    ``layers`` transformer layers of ``width`` (the release: 20 of 1280, 16 heads)."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import save_file
+    from timesfm.timesfm_2p5.timesfm_2p5_base import TimesFM_2p5_200M_Definition
+    from timesfm.timesfm_2p5.timesfm_2p5_torch import TimesFM_2p5_200M_torch_module
+
+    d = TimesFM_2p5_200M_Definition()
+    block = dataclasses.replace(d.stacked_transformers.transformer, model_dims=width, hidden_dims=width, num_heads=heads)
+    small = dataclasses.replace(
+        d,
+        tokenizer=dataclasses.replace(d.tokenizer, hidden_dims=width, output_dims=width),
+        stacked_transformers=dataclasses.replace(d.stacked_transformers, num_layers=layers, transformer=block),
+        output_projection_point=dataclasses.replace(d.output_projection_point, input_dims=width, hidden_dims=width),
+        output_projection_quantiles=dataclasses.replace(d.output_projection_quantiles, input_dims=width, hidden_dims=width),
+    )
+    torch.manual_seed(0)
+    module = type("TinyTimesFM", (TimesFM_2p5_200M_torch_module,), {"config": small})()
+    for name, p in module.named_parameters():  # the package starts its RMS norms' scales at zero: a trained model's are not
+        if p.dim() == 1:
+            torch.nn.init.normal_(p, 1.0 if name.endswith(".scale") else 0.0, 0.1)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(module.state_dict(), str(directory / "model.safetensors"))
+    return directory
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_timesfm() -> Path:
+    """One tiny TimesFM per test process (a fresh temp directory)."""
+    return write_tiny_timesfm(Path(tempfile.mkdtemp(prefix="tiny-timesfm-")))

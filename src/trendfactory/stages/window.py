@@ -21,6 +21,7 @@ def main_body(params, args) -> None:
         horizons=schema["horizons"],
         seq_len=params.window.seq_len,
         folds=folds,
+        label=schema["label"],
     )
     c = summary["counts"]
     per_h = ", ".join(f"h{h}: {v['windows']:,}" for h, v in c["horizons"].items())

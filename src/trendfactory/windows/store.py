@@ -13,8 +13,9 @@ Layout of one split directory (all arrays are plain ``.npy`` files, openable wit
     index_h{h}.npy     int64   [W_h]    ends of `index` whose label_h is present and ret_h finite
     roles.npy          int8    [N, K]   (walk-forward stores) row's role in fold k: 0 none
                                         (outside, purged, embargoed), 1 train, 2 val, 3 test
-    meta.json                           names, shapes, symbols, counts; per fold its boundaries
-                                        and train-fitted scaler ("folds")
+    meta.json                           names, shapes, symbols, counts; how the labels were made
+                                        ("label": entry_lag, barrier_k, vol_span); per fold its
+                                        boundaries and train-fitted scaler ("folds")
 
 A store written with ``folds`` holds the features *unscaled*, once: a reader opens one fold's
 train, val or test view, which scales the rows with that fold's own scaler (fitted on that
@@ -38,7 +39,7 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,7 @@ def build_split(
     seq_len: int,
     scaler: dict[str, dict] | None = None,
     folds: Sequence[dict] | None = None,
+    label: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the window store of one split (see module docstring) and return its meta dict.
 
@@ -226,7 +228,9 @@ def build_split(
     ``scaler`` (a pre-scaled store's scaler) goes into meta.json, so readers can map a scaled
     feature back to its original units (``WindowSplit.unscale``). ``folds`` (featurize's
     ``folds.json``: per fold its boundaries and ``scaler``) marks an unscaled walk-forward store:
-    the parquet's ``fold_XX`` role columns go to ``roles.npy``.
+    the parquet's ``fold_XX`` role columns go to ``roles.npy``. ``label`` (featurize's
+    ``schema.json`` "label": ``entry_lag``, ``barrier_k``, ``vol_span``) goes into meta.json, so a
+    model can state its forecast against the labels' own barrier.
     """
     parquet_path = Path(parquet_path)
     out_dir = Path(out_dir)
@@ -258,7 +262,7 @@ def build_split(
     remove_stale_temps(out_dir)  # what killed runs left behind
     tmp = make_temp_dir(out_dir)
     try:
-        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler, fold_cols)
+        meta = _write(pf, parquet_path, tmp, features, hs, seq_len, n, f, tz, scaler, fold_cols, label)
         if folds is not None:
             meta = _add_folds(parquet_path, tmp, meta, folds, features)
         _replace_dir(tmp, out_dir)
@@ -333,6 +337,7 @@ def _write(
     tz: str | None,
     scaler: dict[str, dict] | None,
     fold_cols: list[str] | None,
+    label: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The store's files in ``tmp``: the per-row columns, the features, the window index, meta.json."""
     src = _Source(pf, path, n, f)
@@ -355,6 +360,8 @@ def _write(
         # feature -> [mean, std] of the train-fitted z-score (identity columns: [0, 1])
         "scaler": {c: [float(scaler[c]["mean"]), float(scaler[c]["std"])] for c in features if c in scaler} if scaler else {},
     }
+    if label is not None:  # the triple barrier of the label columns (features/labels.py)
+        meta["label"] = {"entry_lag": int(label["entry_lag"]), "barrier_k": float(label["barrier_k"]), "vol_span": int(label["vol_span"])}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
