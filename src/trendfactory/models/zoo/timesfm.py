@@ -19,8 +19,9 @@ come from here instead of the package's ``TimesFM_2p5_200M_torch`` wrapper:
   exists and can ``torch.compile`` it; here the model goes to ``train.device``.
 - **Forecasting:** the wrapper's ``forecast`` works on numpy lists of one series each. Here the
   same steps run on the batch's tensors: the series is left-padded to a whole number of 32-bar
-  patches with the padding masked (as the wrapper does), normalised by its own mean and
-  standard deviation (``normalize_inputs``), decoded once, the continuous quantile head's
+  patches with the padding masked (as the wrapper does), normalised by the mean and standard
+  deviation of its real bars (``normalize_inputs``; the wrapper's statistics also count the zero
+  padding, so the two agree on series of whole patches), decoded once, the continuous quantile head's
   spreads put around the point forecast (``use_continuous_quantile_head``), averaged with the
   forecast of the negated series (``force_flip_invariance``, the package's default; set
   ``flip_invariance: false`` to halve the cost), quantile crossings removed, de-normalised.
