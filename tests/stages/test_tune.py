@@ -206,3 +206,36 @@ def test_a_storage_url_holds_the_study(tmp_path, monkeypatch):
     bad = dataclasses.replace(params, tune=dataclasses.replace(params.tune, storage="nosuchdb://x"))
     with pytest.raises(TrendfactoryError, match=r"^tune.storage 'nosuchdb://x': cannot open an Optuna study there"):
         _tune(tmp_path, monkeypatch, bad)
+
+
+def test_a_killed_trial_in_an_rdb_study_is_failed_by_its_heartbeat_and_retried(tmp_path, monkeypatch):
+    """RDB storage: a trial whose process died stops beating; after the grace period the next run
+    of the study marks it failed, retries it once, and still ends with exactly tune.trials trials."""
+    import time
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    from trendfactory import tuning
+
+    monkeypatch.setattr(tuning, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tuning, "GRACE_S", 2)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    params = _params(trials=2, storage=url)
+    write_stores(tmp_path, params)
+    record = _tune(tmp_path, monkeypatch, params)
+    with warnings.catch_warnings():  # Optuna calls heartbeats experimental, and expects them inside optimize
+        warnings.simplefilter("ignore")
+        storage = RDBStorage(url, heartbeat_interval=1, grace_period=2)
+        study = optuna.load_study(study_name=record["study"], storage=storage)
+        orphan = study.ask()  # what a kill mid-trial leaves: RUNNING, and its heartbeat stops
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(3)  # past the grace period
+    more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=3))
+    record = _tune(tmp_path, monkeypatch, more)
+    trials = study.get_trials()
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert len(retry) == 1 and retry[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert record["counted"] == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
