@@ -1,22 +1,33 @@
 """Time and memory per 1,000 windows of the pre-trained models, at their default sizes.
 
+Each model is measured in its own process (peak memory is per process). The backbones have the
+released checkpoints' shapes with random weights, written locally in the official formats and
+loaded through the models' own paths: the compute is the real one, and no download is needed
+(this machine cannot reach Hugging Face).
+
 Time-LLM's backbone is GPT-2 small's shape (the default ``openai-community/gpt2``: vocabulary
 50,257, width 768, 12 heads; ``llm_layers: 6`` of its blocks kept) with random weights, written
 locally with ``save_pretrained`` and loaded through the model's own path: the compute is the real
 one, and no download is needed (this machine cannot reach Hugging Face). Its tokenizer is a small
 byte-level BPE like GPT-2's, so prompts are padded to the same ``prompt_tokens`` (128).
 
+TimesFM's checkpoint is TimesFM 2.5 200M's shape (20 layers of width 1280, 16 heads; the
+default ``google/timesfm-2.5-200m-pytorch``), written as the release's ``model.safetensors``.
+Its training step trains the fine-tune head only (the backbone is frozen and runs without
+gradients), so its cost is the forecast's.
+
 For each model: one training step (forward, backward, AdamW) and one inference pass over batches
 of windows of the default shape (seq_len 30, 56 features); reported as seconds per 1,000 windows
 (median of ``--repeats``) and the process's peak resident memory.
 
-    .venv/bin/python benchmarks/bench_pretrained.py [--batch 64] [--repeats 3] [--threads 2]
+    .venv/bin/python benchmarks/bench_pretrained.py [--model time_llm|timesfm] [--batch 64] [--repeats 3] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +40,20 @@ import trendfactory  # noqa: F401  (sets the numerical paths before the models l
 from trendfactory.models import create
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.models.tiny_checkpoints import write_tiny_gpt2  # noqa: E402  (the tests' GPT-2 writer, at GPT-2 small's sizes)
+from tests.models.tiny_checkpoints import write_tiny_gpt2, write_tiny_timesfm  # noqa: E402  (the tests' writers, at the releases' sizes)
 
 
 def gpt2_small_shaped(directory: Path) -> Path:
     """GPT-2 small's architecture with random weights and a small GPT-2-style tokenizer."""
     return write_tiny_gpt2(directory, layers=12, width=768, heads=12, vocab_size=50257, n_positions=1024)
+
+
+def timesfm_200m_shaped(directory: Path) -> Path:
+    """TimesFM 2.5 200M's architecture with random weights, as the release's model.safetensors."""
+    return write_tiny_timesfm(directory, layers=20, width=1280, heads=16)
+
+
+CHECKPOINTS = {"time_llm": ("backbone", gpt2_small_shaped), "timesfm": ("checkpoint", timesfm_200m_shaped)}
 
 
 def measure(name: str, config: dict, batch: int, repeats: int) -> dict:
@@ -70,14 +89,19 @@ def measure(name: str, config: dict, batch: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(CHECKPOINTS), help="one model (default: each in its own process)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.model is None:
+        for name in CHECKPOINTS:
+            subprocess.run([sys.executable, __file__, "--model", name, *sys.argv[1:]], check=True)
+        return
     torch.set_num_threads(args.threads)
+    key, write = CHECKPOINTS[args.model]
     with tempfile.TemporaryDirectory() as tmp:
-        backbone = gpt2_small_shaped(Path(tmp))
-        row = measure("time_llm", {"backbone": str(backbone)}, args.batch, args.repeats)
+        row = measure(args.model, {key: str(write(Path(tmp)))}, args.batch, args.repeats)
     print(f"{torch.get_num_threads()} threads, batch {args.batch}, CPU")
     print(" | ".join(f"{k}: {v:,.3f}" if isinstance(v, float) else f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in row.items()))
 
