@@ -228,9 +228,8 @@ def build_split(
     ``scaler`` (a pre-scaled store's scaler) goes into meta.json, so readers can map a scaled
     feature back to its original units (``WindowSplit.unscale``). ``folds`` (featurize's
     ``folds.json``: per fold its boundaries and ``scaler``) marks an unscaled walk-forward store:
-    the parquet's ``fold_XX`` role columns go to ``roles.npy``. ``label`` (featurize's
-    ``schema.json`` "label": ``entry_lag``, ``barrier_k``, ``vol_span``) goes into meta.json, so a
-    model can state its forecast against the labels' own barrier.
+    the parquet's ``fold_XX`` role columns go to ``roles.npy``. ``label`` (schema.json's
+    ``entry_lag``, ``barrier_k``, ``vol_span``) goes into meta.json: how the labels were made.
     """
     parquet_path = Path(parquet_path)
     out_dir = Path(out_dir)
