@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.models.test_conformance import data, fast_model, stores  # noqa: F401  (fixtures)
+from tests.models.test_conformance import data, fast_config, fast_model, stores  # noqa: F401  (fixtures)
 from tests.models.tiny_checkpoints import tiny_timesfm
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import Samples, TrendModel, create
@@ -134,3 +134,19 @@ def test_a_checkpoint_that_cannot_be_had_stops_with_one_line(data, stores, tmp_p
     del old.split.meta["label"]  # a store written before it recorded its labels
     with pytest.raises(TrendfactoryError, match=r"meta\.json does not say how its labels were made .*rerun the window stage"):
         fast_model("timesfm").fit(old, data["val"])
+
+
+def test_a_fit_forecasts_each_window_once(data, monkeypatch):  # noqa: F811
+    """The frozen forecast is cached for the fit's epochs and validation passes (and dropped after):
+    the same fit as without the cache, at a fraction of the forecasts."""
+    forecasts = []
+    frozen = TimesFMNet.frozen
+    monkeypatch.setattr(TimesFMNet, "frozen", lambda self, r: forecasts.append(len(r)) or frozen(self, r))
+    cached = fast_model("timesfm").fit(data["train"], data["val"])
+    n_cached = sum(forecasts)
+    forecasts.clear()
+    config = {**fast_config("timesfm"), "cache_windows": 0}
+    uncached = create("timesfm", config, horizon=5, seed=3, train=fast_model("timesfm").train_config).fit(data["train"], data["val"])
+    assert n_cached <= len(data["train"]) + len(data["val"]) < sum(forecasts)
+    assert cached.net_.cache is None and uncached.net_.cache is None
+    np.testing.assert_allclose(cached.predict(data["test"]).proba, uncached.predict(data["test"]).proba, atol=1e-5)

@@ -231,7 +231,9 @@ def test_a_new_model_is_one_file_plus_its_params(project):
 def test_repro_window_builds_the_data_layer(project):
     work, out = project
     assert _ran(out["window"]) == ["code_deps", "check_params", "ingest", "featurize", "window"]
-    assert WindowSplit.open(work / "data/windows").n_folds == 2
+    store = WindowSplit.open(work / "data/windows")
+    assert store.n_folds == 2
+    assert store.meta["label"] == {"entry_lag": 1, "barrier_k": 0.75, "vol_span": 50}  # how its labels were made (params.yaml's label.*)
     for fold in (0, 1):
         for split in ("train", "val", "test"):
             ws = WindowSplit.open(work / "data/windows", fold, split)

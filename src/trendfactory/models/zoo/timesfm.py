@@ -56,7 +56,9 @@ validation block by the shared trainer like every network. The head sees, per ho
 zero-shot log probabilities and the forecast's median and spread in barrier units, and the
 backbone's output embedding of the last input patch (layer-normalised); its output layer starts
 at zero, so training starts from the zero-shot mapping. Only the head trains; a saved fit holds
-the head only, and loading rebuilds the backbone from ``checkpoint``.
+the head only, and loading rebuilds the backbone from ``checkpoint``. The frozen part's outputs
+depend on the window alone, so a fit computes them once per window and keeps them for its later
+epochs and validation passes (``cache_windows``, ~5 KB a window at the release's width).
 
 The backbone runs in fp32 on ``train.device`` (the official decode allocates its caches in
 fp32); the head follows ``train.precision``. Not in the default run lists (a 200M-parameter
@@ -85,7 +87,7 @@ from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.common.neural import NeuralModel
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
-from trendfactory.params import DROPOUT, LabelConfig, choice, pos_field
+from trendfactory.params import DROPOUT, LabelConfig, check, choice, pos_field
 
 WEIGHTS = "model.safetensors"  # the official PyTorch release's weights file
 RETURN = "stk_ret_1"  # the 1-bar log return: the series TimesFM forecasts is its running sum
@@ -100,6 +102,7 @@ class TimesFMConfig:
     hidden: int = pos_field(64)  # the fine-tune head's hidden width
     flip_invariance: bool = True  # average with the negated series' forecast (TimesFM's default; false halves the cost)
     dropout: float = field(default=0.1, metadata=DROPOUT)
+    cache_windows: int = field(default=200_000, metadata=check(lambda v: v >= 0, "an integer >= 0"))  # a fit keeps the frozen forecast of this many windows (~5 KB each): later epochs skip it; 0: off
 
 
 def _definition(tensors: dict[str, torch.Tensor], source: Path):
@@ -220,6 +223,9 @@ class TimesFMNet(nn.Module):
         self.head = TrendHead(c.hidden, n)
         nn.init.zeros_(self.head.proj.weight)  # the fine-tune starts from the zero-shot mapping
         nn.init.zeros_(self.head.proj.bias)
+        # the frozen part's outputs per window, kept while a fit runs (TimesFM._fit): off otherwise
+        self.cache: dict[bytes, tuple[torch.Tensor, ...]] | None = None
+        self.cache_windows, self.overflow = c.cache_windows, {}
 
     def _apply(self, fn, recurse: bool = True):
         # .to(device) / .cuda() reach the backbone too (kept in fp32: see forecast)
@@ -269,9 +275,11 @@ class TimesFMNet(nn.Module):
             out = torch.cat([out[..., :1], torch.sort(out[..., 1:], dim=-1).values], dim=-1)  # no quantile crossing
             return revin(out, mu[..., None], sigma[..., None], reverse=True), embedding
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def frozen(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the frozen forecaster makes of returns r [B, L]: (zero-shot logits [B, H, 3], the
+        forecast's median and spread in barrier units [B, 2H], the last patch's embedding [B, md])."""
         i = self.inputs
-        r = x[:, :, i.column].float() * i.std + i.mean  # [B, L]: the 1-bar log returns in their own units
         series = torch.cat([r.new_zeros(len(r), 1), torch.cumsum(r, dim=1)], dim=1)  # [B, L+1]: log close vs the bar before the window
         q, embedding = self.forecast(series)  # [B, S, 10], [B, md]
         sigma = ewm_std(r, i.vol_span).clamp_min(1e-8)  # [B]: the labels' sigma_t
@@ -289,11 +297,35 @@ class TimesFMNet(nn.Module):
             p = torch.stack([p_down * scale, 1 - (p_up + p_down) * scale, p_up * scale], dim=1).clamp_min(1e-6)  # [B, 3]
             logits.append(torch.log(p / p.sum(dim=1, keepdim=True)))
             summary.append(torch.stack([median / barrier, spread / barrier], dim=1))  # [B, 2]
-        zero = torch.stack(logits, dim=1)  # [B, H, 3]
+        return torch.stack(logits, dim=1), torch.cat(summary, dim=1).clamp(-50, 50), embedding
+
+    def _frozen_cached(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``frozen`` through the fit's cache: a window seen in an earlier epoch (or validation
+        pass) is not forecast again. Keyed by the bytes of its returns: the frozen part is a
+        function of them alone (no dropout, no batch statistics)."""
+        if self.cache is None:
+            return self.frozen(r)
+        keys = [row.tobytes() for row in r.detach().cpu().numpy()]
+        todo = [k for k, key in enumerate(keys) if key not in self.cache]
+        if todo:
+            parts = self.frozen(r[todo])
+            for k, zero, summary, embedding in zip(todo, *(p.cpu() for p in parts)):
+                if len(self.cache) < self.cache_windows:
+                    self.cache[keys[k]] = (zero, summary, embedding)
+                else:  # full: this batch still needs its rows
+                    self.overflow[keys[k]] = (zero, summary, embedding)
+        rows = [self.cache.get(key) or self.overflow[key] for key in keys]
+        self.overflow.clear()
+        return tuple(torch.stack(col).to(r.device) for col in zip(*rows))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.inputs
+        r = x[:, :, i.column].float() * i.std + i.mean  # [B, L]: the 1-bar log returns in their own units
+        zero, summary, embedding = self._frozen_cached(r)  # [B, H, 3], [B, 2H], [B, md]
         if self.zero_shot:
             prob = torch.softmax(zero, dim=-1)
             return zero, prob[..., 2] - prob[..., 0]
-        z = torch.cat([zero.flatten(1), torch.cat(summary, dim=1).clamp(-50, 50), self.norm(embedding)], dim=1)  # [B, 5H + md]
+        z = torch.cat([zero.flatten(1), summary, self.norm(embedding)], dim=1)  # [B, 5H + md]
         delta, score = self.head(self.body(z))
         return zero + delta, score
 
@@ -308,12 +340,20 @@ class TimesFM(NeuralModel):
         """The forecaster and head for this fit's horizons (before a fit: the first feature read as the return)."""
         horizons = list(getattr(self, "horizons_", []))[:n_heads] or [self.horizon] * n_heads
         inputs = getattr(self, "inputs_", None) or SeriesInputs()
-        return TimesFMNet(load_timesfm(self.config.checkpoint), horizons, inputs, self.config)
+        net = TimesFMNet(load_timesfm(self.config.checkpoint), horizons, inputs, self.config)
+        if getattr(self, "_caching", False) and self.config.cache_windows > 0:
+            net.cache = {}
+        return net
 
     def _fit(self, train: Samples, val: Samples, context: FitContext) -> None:
         self.inputs_ = SeriesInputs.of(train)
         if self.config.finetune == "head":
-            super()._fit(train, val, context)
+            self._caching = True  # network() gives the net a cache for this fit's epochs
+            try:
+                super()._fit(train, val, context)
+            finally:
+                self._caching = False
+            self.net_.cache = None  # predictions need no cache; its memory goes with the fit
             return
         self.shape_ = (train.n_features, train.seq_len)
         self.horizons_ = [self.horizon, *(h for h in train.split.horizons if h != self.horizon)]
