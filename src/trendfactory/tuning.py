@@ -239,8 +239,22 @@ def trial_worker(job: tuple[StudySpec, int]) -> int:
     if quota > 0:
         folds = load_folds(spec)
         # ParamsError: a sampled combination the model refuses (recorded as a failed trial, logged)
-        study.optimize(lambda t: objective(spec, folds, t), n_trials=quota, catch=(ParamsError,), gc_after_trial=False)
+        target = stop_at(spec.tune.trials)
+        study.optimize(lambda t: objective(spec, folds, t), n_trials=quota, catch=(ParamsError,), gc_after_trial=False, callbacks=[target])
     return len(study.get_trials(deepcopy=False)) - before
+
+
+def stop_at(trials: int):
+    """An Optuna callback that stops a worker once the study counts ``trials`` trials, whoever ran
+    them: queued or temporary experiments that share a study run at the same time, and each
+    counted the study before the others' trials finished (two queued runs of 3 and 5 trials
+    made 8 without it)."""
+
+    def callback(study, trial) -> None:
+        if counted(study.get_trials(deepcopy=False)) >= trials:
+            study.stop()
+
+    return callback
 
 
 def quotas(remaining: int, workers: int) -> list[int]:

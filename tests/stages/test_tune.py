@@ -239,3 +239,16 @@ def test_a_killed_trial_in_an_rdb_study_is_failed_by_its_heartbeat_and_retried(t
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retry) == 1 and retry[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     assert record["counted"] == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+
+def test_experiments_sharing_a_study_stop_at_tune_trials(project, monkeypatch):
+    """Two queued experiments run the same study at once, each having counted it before the
+    other's trials finished: a worker stops when the study holds tune.trials, whoever ran them."""
+    from trendfactory import tuning
+
+    root, params = project
+    record = _tune(root, monkeypatch, params)
+    wanted = record["counted"] + 2
+    monkeypatch.setattr(tuning, "quotas", lambda remaining, workers: [remaining + 3])  # as if 3 trials were unseen at the start
+    more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=wanted))
+    assert _tune(root, monkeypatch, more)["counted"] == wanted
