@@ -225,7 +225,7 @@ class TimesFMNet(nn.Module):
         nn.init.zeros_(self.head.proj.bias)
         # the frozen part's outputs per window, kept while a fit runs (TimesFM._fit): off otherwise
         self.cache: dict[bytes, tuple[torch.Tensor, ...]] | None = None
-        self.cache_windows, self.overflow = c.cache_windows, {}
+        self.cache_windows = c.cache_windows
 
     def _apply(self, fn, recurse: bool = True):
         # .to(device) / .cuda() reach the backbone too (kept in fp32: see forecast)
@@ -306,16 +306,14 @@ class TimesFMNet(nn.Module):
         if self.cache is None:
             return self.frozen(r)
         keys = [row.tobytes() for row in r.detach().cpu().numpy()]
+        fresh = {}
         todo = [k for k, key in enumerate(keys) if key not in self.cache]
         if todo:
-            parts = self.frozen(r[todo])
-            for k, zero, summary, embedding in zip(todo, *(p.cpu() for p in parts)):
-                if len(self.cache) < self.cache_windows:
-                    self.cache[keys[k]] = (zero, summary, embedding)
-                else:  # full: this batch still needs its rows
-                    self.overflow[keys[k]] = (zero, summary, embedding)
-        rows = [self.cache.get(key) or self.overflow[key] for key in keys]
-        self.overflow.clear()
+            for k, *outputs in zip(todo, *(p.cpu() for p in self.frozen(r[todo]))):
+                fresh[keys[k]] = tuple(outputs)
+                if len(self.cache) < self.cache_windows:  # when full, this batch still gets its rows
+                    self.cache[keys[k]] = fresh[keys[k]]
+        rows = [fresh[key] if key in fresh else self.cache[key] for key in keys]
         return tuple(torch.stack(col).to(r.device) for col in zip(*rows))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
