@@ -51,6 +51,8 @@ import functools
 import torch
 from torch import Tensor
 
+from trendfactory import portable_math as pmath
+
 __all__ = [
     "CHUNK_ELEMENTS",
     "chunk_rows",
@@ -473,7 +475,7 @@ def rolling_mean_std(x: Tensor, windows: tuple[int, ...]) -> tuple[Tensor, ...]:
     sp = _Span.of(x)
     out: list[Tensor] = []
     for n, (mean, var) in zip(windows, _moments_k(_clean(x), sp, tuple(windows))):
-        out += [sp.mask(mean, n - 1), sp.mask(var.sqrt_(), n - 1)]
+        out += [sp.mask(mean, n - 1), sp.mask(pmath.sqrt(var), n - 1)]
     return tuple(out)
 
 
@@ -483,7 +485,7 @@ def stddev(x: Tensor, n: int = 5, nbdev: float = 1.0) -> Tensor:
     _check(x)
     sp = _Span.of(x)
     _, var = _var_k(_clean(x), sp, n)
-    out = var.sqrt_()
+    out = pmath.sqrt(var)
     if nbdev != 1.0:
         out.mul_(nbdev)
     return sp.mask(out, n - 1)
@@ -495,7 +497,7 @@ def bbands(x: Tensor, n: int = 5, nbdev_up: float = 2.0, nbdev_dn: float = 2.0) 
     _check(x)
     sp = _Span.of(x)
     mid, var = _var_k(_clean(x), sp, n)
-    sd = var.sqrt_()
+    sd = pmath.sqrt(var)
     upper = mid + nbdev_up * sd
     lower = mid - nbdev_dn * sd
     return sp.mask(upper, n - 1), sp.mask(mid, n - 1), sp.mask(lower, n - 1)

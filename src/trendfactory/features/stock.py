@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from trendfactory import device as _device
+from trendfactory import portable_math as pmath
 from trendfactory.errors import DataValidationError, ParamsError
 from trendfactory.features import indicators as ind
 from trendfactory.features.packing import PackLayout
@@ -204,7 +205,7 @@ def compute_feature_tensors(
     has_hl = high is not None and low is not None
     c = close
     out: dict[str, Tensor] = {}
-    logc = torch.log(c)  # [S, T]
+    logc = pmath.log(c)  # [S, T]
     for n in cfg.return_lookbacks:
         out[f"stk_ret_{n}"] = logc - _lag(logc, n)
     r = ind.rsi(c, cfg.rsi_period)
@@ -240,7 +241,7 @@ def compute_feature_tensors(
     out["stk_wt_buy"] = up_x * (wt2 < cfg.wt_oversold)
     out["stk_wt_sell"] = dn_x * (wt2 > cfg.wt_overbought)
     if volume is not None:
-        lv = torch.log1p(volume.clamp(min=0.0))
+        lv = pmath.log1p(volume.clamp(min=0.0))
         mean, sd = ind.rolling_mean_std(lv, (cfg.volume_z_window,))
         z = (lv - mean) / sd
         out["stk_volume_z"] = torch.where(sd == 0, torch.zeros_like(z), z)  # flat volume: 0

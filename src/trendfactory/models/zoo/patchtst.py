@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from trendfactory import portable_math as pmath
 from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.common.neural import TRAINER_SPACE, NeuralModel
 from trendfactory.models.registry import register
@@ -114,7 +115,7 @@ class PatchTSTNet(nn.Module):
         B, L, F = x.shape
         series = x.transpose(1, 2).reshape(B * F, L)  # [B*F, L]: one univariate series per (sample, feature)
         mean = series.mean(1, keepdim=True)  # [B*F, 1]
-        std = torch.sqrt(series.var(1, keepdim=True, unbiased=False) + EPS)  # [B*F, 1]
+        std = pmath.sqrt(series.var(1, keepdim=True, unbiased=False) + EPS)  # [B*F, 1]
         series = (series - mean) / std
         series = torch.cat([series, series[:, -1:].expand(B * F, self.stride)], dim=1)  # [B*F, L+S]: pad the end
         patches = series.unfold(1, self.patch, self.stride)  # [B*F, N, P]
@@ -125,7 +126,7 @@ class PatchTSTNet(nn.Module):
     def forward(self, x):  # x: [B, L, F]
         h, mean, std = self.encode(x)
         per_channel = self.flatten_head(h.flatten(2))  # [B, F, N*D] -> [B, F, channel_dim]
-        stats = torch.stack([mean, torch.log(std)], dim=2)  # [B, F, 2]
+        stats = torch.stack([mean, pmath.log(std)], dim=2)  # [B, F, 2]
         z = self.mix(torch.cat([per_channel, stats], dim=2).flatten(1))  # [B, F*(channel_dim+2)] -> [B, channel_mix]
         return self.head(z)
 

@@ -62,6 +62,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from trendfactory import portable_math as pmath
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.common.layers import Dropout, TrendHead
 from trendfactory.models.common.neural import NeuralModel
@@ -202,7 +203,7 @@ class TimeLLMNet(nn.Module):
         b, length, _ = x.shape  # [B, L, F]
         s = self.mix(x)  # [B, L, C]
         mean = s.mean(dim=1, keepdim=True).detach()
-        std = torch.sqrt(s.var(dim=1, keepdim=True, unbiased=False) + 1e-5).detach()
+        std = pmath.sqrt(s.var(dim=1, keepdim=True, unbiased=False) + 1e-5).detach()
         s = ((s - mean) / std).transpose(1, 2).reshape(b * self.series, length)  # [B*C, L]: one row per series
         tokens = self.tokenizer(self.prompts(s.detach()), padding="max_length", max_length=self.prompt_tokens, truncation=True, return_tensors="pt")
         ids, prompt_mask = tokens["input_ids"].to(x.device), tokens["attention_mask"].to(x.device)  # [B*C, P]
@@ -218,7 +219,7 @@ class TimeLLMNet(nn.Module):
         hidden = self.llm(inputs_embeds=inputs, attention_mask=mask, position_ids=positions).last_hidden_state  # [B*C, P+N, d_llm]
         z = hidden[:, -self.n_patches :, : self.d_ff].float()  # the patch positions: [B*C, N, d_ff]
         z = z.reshape(b, self.series * self.n_patches * self.d_ff)  # [B, C*N*d_ff]
-        stats = torch.cat([mean.squeeze(1), torch.log(std.squeeze(1))], dim=1)  # [B, 2C]
+        stats = torch.cat([mean.squeeze(1), pmath.log(std.squeeze(1))], dim=1)  # [B, 2C]
         return self.head(torch.cat([self.drop(z), stats], dim=1))
 
 

@@ -81,6 +81,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from trendfactory import portable_math as pmath
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext
 from trendfactory.models.common.layers import Dropout, TrendHead
@@ -200,7 +201,7 @@ def ewm_std(r: torch.Tensor, span: int) -> torch.Tensor:
     sw, sw2 = w.sum(), (w * w).sum()
     mu = (r * w).sum(dim=1, keepdim=True) / sw  # [B, 1]
     biased = ((r - mu) ** 2 * w).sum(dim=1) / sw  # [B]
-    return torch.sqrt(biased * sw * sw / (sw * sw - sw2).clamp_min(1e-12))  # one bar: no spread
+    return pmath.sqrt(biased * sw * sw / (sw * sw - sw2).clamp_min(1e-12))  # one bar: no spread
 
 
 class TimesFMNet(nn.Module):
@@ -295,7 +296,7 @@ class TimesFMNet(nn.Module):
             p_down = torch.clamp(2 * 0.5 * torch.erfc((barrier + median) / (spread * math.sqrt(2))), max=1.0)  # 2 P(end below)
             scale = torch.where(p_up + p_down > 1, 1 / (p_up + p_down), torch.ones_like(p_up))
             p = torch.stack([p_down * scale, 1 - (p_up + p_down) * scale, p_up * scale], dim=1).clamp_min(1e-6)  # [B, 3]
-            logits.append(torch.log(p / p.sum(dim=1, keepdim=True)))
+            logits.append(pmath.log(p / p.sum(dim=1, keepdim=True)))
             summary.append(torch.stack([median / barrier, spread / barrier], dim=1))  # [B, 2]
         return torch.stack(logits, dim=1), torch.cat(summary, dim=1).clamp(-50, 50), embedding
 
