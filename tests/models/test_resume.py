@@ -134,3 +134,18 @@ def test_same_data_resumes_exactly_changed_labels_start_fresh(stores, tmp_path, 
     assert "resuming after" not in caplog.text
     fresh = _fit(name, stores["new"], None)
     assert _saved_bytes(relabelled, tmp_path / "relabelled") == _saved_bytes(fresh, tmp_path / "fresh")
+
+
+def test_a_finished_fit_whose_checkpoints_were_left_resumes_to_the_same_fit(stores, tmp_path, caplog):
+    """The stage deletes the checkpoints only after every fit of the stage: a kill in between
+    leaves a finished, early-stopped fit's last.pt. Rerunning it must not train another epoch
+    (it did: the history gained an epoch, so DVCLive's curves changed while the weights did not)."""
+    early = dataclasses.replace(TRAIN, max_epochs=6, patience=1, min_delta=1.0)  # no epoch improves by 1.0: stops after epoch 2
+    model = create("mlp", fast_config("mlp"), horizon=H, seed=3, train=early)
+    straight = model.fit(*samples(stores["old"]), FitContext(checkpoint_dir=tmp_path / "ckpt"))
+    assert len(straight.history_["val_loss"]) == 2 and (tmp_path / "ckpt" / LAST).is_file()
+    with caplog.at_level(logging.INFO, logger="trendfactory"):
+        again = create("mlp", fast_config("mlp"), horizon=H, seed=3, train=early).fit(*samples(stores["old"]), FitContext(checkpoint_dir=tmp_path / "ckpt"))
+    assert "resuming after epoch 2" in caplog.text
+    assert again.history_ == straight.history_
+    assert _saved_bytes(again, tmp_path / "again") == _saved_bytes(straight, tmp_path / "straight")

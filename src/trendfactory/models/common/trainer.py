@@ -289,7 +289,10 @@ class Trainer:
             best_state = self._resume(net, o.opt, o.sched, o.plateau, o.scaler, st)
         t_train, n_train = 0.0, 0
         t_start = time.perf_counter()
-        for epoch in range(st["epoch"], cfg.max_epochs):
+        # a resumed run whose last epoch had already stopped it early trains no further epoch
+        # (an uninterrupted run broke out of this loop right after saving that last.pt)
+        last_epoch = st["epoch"] if st["bad"] >= cfg.patience else cfg.max_epochs
+        for epoch in range(st["epoch"], last_epoch):
             t0 = time.perf_counter()
             running, count = self._train_epoch(net, train, epoch, task, o)
             t_train += time.perf_counter() - t0
