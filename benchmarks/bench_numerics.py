@@ -7,7 +7,10 @@ Workloads, each the kind of work a stage does:
 - matmul: float32 GEMMs through torch's BLAS (MKL pinned to its AVX2 branch);
 - gru: training steps of a 2-layer GRU on [256, 60, 40] batches (a network fit's inner loop;
   torch's own kernels and oneDNN pinned to AVX2);
-- sort: numpy argsort of 20 M floats (AVX-512 sorts switched off).
+- sort: numpy argsort of 20 M floats (AVX-512 sorts switched off);
+- torch sqrt/log: ``trendfactory.portable_math``'s sqrt, log and log1p over a [2000, 5000]
+  float64 tensor (featurize's rolling volatilities and log prices): numpy's IEEE root and logs
+  in portable mode, torch's MKL VML functions in native mode.
 
 Each workload runs ``--repeats`` times in one process per mode (after a warm-up); the figure is
 the median. Threads are the same in both modes (2), so the ratio is the vector width's alone.
@@ -30,6 +33,7 @@ WORKER = r"""
 import json, statistics, sys, time
 import trendfactory  # applies the mode before numpy / torch load
 from trendfactory import numerics
+from trendfactory import portable_math as pmath
 import numpy as np, torch
 
 torch.set_num_threads(2)
@@ -41,6 +45,7 @@ torch.manual_seed(0)
 gru = torch.nn.GRU(40, 64, num_layers=2, batch_first=True)
 opt = torch.optim.AdamW(gru.parameters(), lr=1e-3)
 batch = torch.randn(256, 60, 40)
+panel = torch.rand(2000, 5000, dtype=torch.float64) + 0.5
 
 def numpy_math():
     np.log(x).sum(); np.exp(-x).sum(); np.power(x, 1.7).sum()
@@ -59,8 +64,18 @@ def gru_steps():
 def sort():
     np.argsort(x, kind="stable")
 
+def torch_sqrt_log():
+    pmath.sqrt(panel); pmath.log(panel); pmath.log1p(panel)
+
 out = {"paths": numerics.active_paths()}
-for name, fn in (("numpy log/exp/pow, 20 M", numpy_math), ("matmul 2048^2 x10", matmul), ("GRU 10 train steps", gru_steps), ("argsort 20 M", sort)):
+WORKLOADS = (
+    ("numpy log/exp/pow, 20 M", numpy_math),
+    ("matmul 2048^2 x10", matmul),
+    ("GRU 10 train steps", gru_steps),
+    ("argsort 20 M", sort),
+    ("torch sqrt/log/log1p [2000, 5000] f64", torch_sqrt_log),
+)
+for name, fn in WORKLOADS:
     fn()
     times = []
     for _ in range(repeats):
