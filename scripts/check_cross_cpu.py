@@ -7,9 +7,9 @@ a real second instruction set, not the environment switches the test suite force
 >= 8 (Debian bookworm-backports' qemu-user): QEMU 7.2 computes oneDNN's LSTM kernels wrongly
 (outputs off by up to 0.39). ``--cpu Haswell`` emulates an Intel CPU instead (portable mode runs
 MKL's vendor-neutral branch, MKL_CBWR=COMPATIBLE, so Intel and AMD take the same MKL code; its
-AVX2 branch would run only on Intel). Known gap: featurize's fold scalers differ in the last bits
-between any emulated CPU and the native AVX-512 Zen 4 it was run on, while emulated Intel and
-AMD agree (see docs/team.md). DVC itself runs natively;
+AVX2 branch would run only on Intel). The last gap it found (featurize's fold scalers differed
+in their last bits between any emulated CPU and the real one: torch.sqrt runs through MKL's VML)
+is closed by trendfactory.portable_math; see docs/team.md. DVC itself runs natively;
 a `python` shim first on PATH runs each stage's `python -m trendfactory.stages...` under QEMU.
 QEMU does not follow a process into the programs it starts, so the emulated run keeps every fit
 in the stage's process (`parallel.cpus: 1`; the native run fans fits out to Ray workers).
