@@ -77,6 +77,14 @@ def test_native_mode_gpu_and_bfloat16_use_torchs_own(monkeypatch):
     assert torch.equal(pmath.log(b), torch.log(b))
 
 
+def test_a_traced_graph_holds_torchs_op_not_a_constant():
+    """export traces the networks (TorchScript, ONNX): the numpy path would freeze the example's result."""
+    traced = torch.jit.trace(lambda t: pmath.sqrt(t) + pmath.log(t), (_values(torch.float64, 8),), check_trace=False)
+    other = _values(torch.float64, 20) + 5
+    assert torch.allclose(traced(other), torch.sqrt(other) + torch.log(other))
+    assert "aten::sqrt" in str(traced.graph) and "aten::log" in str(traced.graph)
+
+
 def _torch_vml_calls(path: Path, root: Path = SRC.parent) -> list[str]:
     """`torch.sqrt(...)`-style calls and `.sqrt()`-style method calls on tensors in a file."""
     found = []

@@ -14,7 +14,8 @@ numpy's sqrt is the hardware's IEEE square root (correctly rounded, hence the sa
 CPU), and numpy's log/log1p are numpy's own code on the pinned x86-64-v3 path. Gradients are
 the same formulas torch's autograd uses (``g / (2 sqrt x)``, ``g / x``, ``g / (1 + x)``), from
 IEEE division. On a GPU, in ``numerics: native``, or for dtypes numpy lacks (bfloat16) they
-are torch's own functions. ``tests/test_portable_math.py`` keeps the project's code from
+are torch's own functions, and so while a graph is traced, exported or compiled (export's
+ONNX and TorchScript files). ``tests/test_portable_math.py`` keeps the project's code from
 calling torch's versions directly.
 """
 
@@ -32,6 +33,10 @@ _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 
 def _through_numpy(x: Tensor) -> bool:
+    # a traced, exported or compiled graph must hold torch's op (a numpy call would be recorded
+    # as a constant): export's ONNX/TorchScript files compute it in their own runtime anyway
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
     return x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES and numerics.state().mode == "portable"
 
 
