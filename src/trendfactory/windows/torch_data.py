@@ -17,7 +17,15 @@ from trendfactory.device import resolve_device
 from trendfactory.windows.reader import WindowSplit
 from trendfactory.windows.store import MISSING_LABEL
 
-__all__ = ["BatchGatherer", "WindowDataset"]
+__all__ = ["BatchGatherer", "WindowDataset", "fits_on_device"]
+
+# A fold's feature matrix goes onto the device when it takes at most this share of the
+# device's free memory: the rest is the networks' (activations, optimizer state, other fits).
+RESIDENT_SHARE = 0.25
+
+# feature matrices already on a device, shared by the gatherers of one fold (its train and
+# validation views read one in-memory matrix): (id of the array, device) -> (weakref, tensor)
+_resident: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
 
 
 def _features_tensor(split: WindowSplit) -> torch.Tensor:
@@ -32,6 +40,29 @@ def _class_targets(split: WindowSplit, horizon: int, ends: np.ndarray) -> np.nda
     if lab.size and (lab == MISSING_LABEL).any():  # cannot happen for index(horizon)
         raise ValueError("window ends include rows with a missing label")
     return lab.astype(np.int64) + 1  # -1/0/+1 -> 0/1/2
+
+
+def fits_on_device(features: np.ndarray, device: torch.device) -> bool:
+    """Whether a feature matrix should live on ``device`` (``BatchGatherer``'s ``resident=None``):
+    on a GPU, when it takes at most ``RESIDENT_SHARE`` of the free memory. On the CPU the
+    memory map is already where the gather runs: nothing to gain from a copy."""
+    if device.type != "cuda":
+        return False
+    free, _total = torch.cuda.mem_get_info(device)
+    return features.nbytes <= RESIDENT_SHARE * free
+
+
+def _device_features(features: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``features`` [N, F] as one tensor on ``device``, copied once per array and device."""
+    key = (id(features), str(device))
+    hit = _resident.get(key)
+    if hit is not None and hit[0]() is features:
+        return hit[1]
+    for k in [k for k, (ref, _) in _resident.items() if ref() is None]:  # arrays since freed
+        del _resident[k]
+    tensor = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32).copy()).to(device)
+    _resident[key] = (weakref.ref(features), tensor)
+    return tensor
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -93,6 +124,12 @@ class BatchGatherer:
     row and each lag, then viewed as one row per sample. On CPU the batch lands in a recycled
     buffer (see ``_BufferPool``); on CUDA in pinned host memory, copied with ``non_blocking``.
 
+    Device-resident (``resident=True``; ``None``: when :func:`fits_on_device`): the feature
+    matrix, the targets and the window ends are copied to the device once, each epoch's order
+    once per epoch, and every batch is the same one gather run on the device -- no host gather,
+    no pinning, no copy per step. The windows and their order are the same either way (the
+    permutation is drawn on the CPU as before), so a batch holds the same bytes.
+
     Samples are ``split.index(horizon)`` unless ``ends`` names them. With several horizons
     (a list), y and the scores are [B, H], one column per horizon (``ends`` required). Order is deterministic:
     epoch k shuffles with a generator seeded from (seed, k); every ``iter()`` uses the current
@@ -116,6 +153,7 @@ class BatchGatherer:
         lags: tuple[int, ...] | None = None,
         with_scores: bool = False,
         samples_per_epoch: int | None = None,
+        resident: bool | None = None,
     ) -> None:
         # Long on purpose: validates and lays out every tensor the gatherer keeps on the device, in one place.
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -163,7 +201,14 @@ class BatchGatherer:
             self._src = x  # [N, F]
             self._offsets = torch.tensor([0, *lags], dtype=torch.int64)  # row e, then e-lag
             self._shape = (len(self._offsets) * F,)
-        self._pin = self.device.type == "cuda"
+        self.resident = fits_on_device(split.features, self.device) if resident is None else bool(resident)
+        if self.resident:  # everything a batch reads, on the device once (see the class docstring)
+            x = _device_features(split.features, self.device)  # [N, F]
+            self._src = x.as_strided(self._src.shape, self._src.stride())
+            self._offsets, self._y = self._offsets.to(self.device), self._y.to(self.device)
+            self._s = self._s.to(self.device) if self._s is not None else None
+            self._ends_dev = self._ends.to(self.device)
+        self._pin = self.device.type == "cuda" and not self.resident
         self._pool = _BufferPool(self.batch_size * L * F if lags is None else self.batch_size * self._shape[0])
 
     def _epoch_size(self) -> int:
@@ -190,6 +235,12 @@ class BatchGatherer:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = self.order()
         self.epoch += 1
+        if self.resident:
+            return self._resident_batches(order)
+        return self._host_batches(order)
+
+    def _host_batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batches gathered on the host from the memory map (then copied to the device)."""
         n = order.numel()
         stop = n - n % self.batch_size if self.drop_last else n
         width = self._src.shape[1]
@@ -222,3 +273,22 @@ class BatchGatherer:
             del out
             yield (x, *extra, ends) if self.with_ends else (x, *extra)
             del x, extra
+
+    def _resident_batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batches gathered on the device from the resident features: the host's only work per
+        step is slicing (views), so it never waits for the device."""
+        n = order.numel()
+        stop = n - n % self.batch_size if self.drop_last else n
+        k = self._offsets.numel()
+        order_dev = order.to(self.device, non_blocking=True)  # the epoch's one host-to-device copy
+        ends_host = self._ends[order] if self.with_ends else None  # [n] on the host, to key predictions
+        rows_all = (self._ends_dev[order_dev][:, None] - self._offsets[None, :]).reshape(-1)  # [n * k] source rows
+        y_all = self._y[order_dev]  # [n] or [n, H]
+        s_all = self._s[order_dev] if self.with_scores else None
+        for start in range(0, stop, self.batch_size):
+            b = min(self.batch_size, n - start)
+            x = torch.index_select(self._src, 0, rows_all[start * k : (start + b) * k]).view(b, *self._shape)  # the one gather
+            extra = [y_all[start : start + b]]
+            if s_all is not None:
+                extra.append(s_all[start : start + b])
+            yield (x, *extra, ends_host[start : start + b]) if ends_host is not None else (x, *extra)
