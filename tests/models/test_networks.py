@@ -65,3 +65,23 @@ def test_it_can_overfit_a_tiny_set(name):
     with torch.no_grad():
         accuracy = (net(x)[0][:, 0].argmax(1) == y).float().mean().item()
     assert accuracy >= 0.9, f"{name}: {accuracy:.2f} train accuracy after 400 steps (loss {loss.item():.3f})"
+
+
+def test_predict_runs_on_the_gpu_train_device_allows_and_export_pins_the_cpu(monkeypatch):
+    """predict (evaluate, `trendfactory predict`) runs a network on a GPU when torch sees one
+    and train.device is not cpu; a model fitted with device: cuda still predicts on a machine
+    without one; export's parity check pins the CPU, where the exported file runs."""
+    import dataclasses
+
+    from tests.models.test_conformance import FAST_TRAIN
+
+    model = fast_model("mlp")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for device, available, where in [("auto", False, cpu), ("cuda", False, cpu), ("auto", True, cuda), ("cuda", True, cuda), ("cpu", True, cpu)]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda a=available: a)
+        model.train_config = dataclasses.replace(FAST_TRAIN, device=device)
+        assert model.scoring_device() == where, (device, available)
+    model.train_config = dataclasses.replace(FAST_TRAIN, device="auto")  # a GPU is seen (above)
+    with model.predicting_on("cpu"):
+        assert model.scoring_device() == cpu
+    assert model.scoring_device() == cuda

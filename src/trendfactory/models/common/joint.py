@@ -116,18 +116,12 @@ class JointModel(TorchModel):
                 return net, group.index(horizon)
         raise TrendfactoryError(f"{self.name}: no head for horizon {horizon}; trained for {self.horizons_}")
 
-    @torch.no_grad()
     def _predict(self, samples: Samples) -> Predictions:
         net, k = self.head(samples.horizon)
-        X = torch.from_numpy(samples.tabular(()))  # [n, F]
+        X = samples.tabular(())  # [n, F]
         step = self.train_config.eval_batch_size
-        probs, scores = [], []
-        for lo in range(0, len(X), step):
-            logits, score, *_ = net(X[lo : lo + step])  # [b, H, 3], [b, H]: this horizon's head is k
-            probs.append(torch.softmax(logits[:, k].float(), 1).numpy())
-            scores.append(score[:, k].float().numpy())
         # the score head is always trained (the model's own loss): it predicts the score directly
-        return Predictions.from_proba(np.concatenate(probs), np.concatenate(scores))
+        return self._score(net, (X[lo : lo + step] for lo in range(0, len(X), step)), k, use_score_head=True)
 
     # ---- export ------------------------------------------------------------------------------
     def scoring_module(self, horizon: int) -> nn.Module:

@@ -18,8 +18,11 @@ per fold, not once per fold and horizon.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,7 +34,7 @@ from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.common.layers import TrendHead
-from trendfactory.models.common.trainer import Classification, RankICKeys, Trainer, fingerprint
+from trendfactory.models.common.trainer import Classification, RankICKeys, Trainer, fingerprint, to_host
 from trendfactory.models.data import Samples, class_weights
 from trendfactory.models.search import Float
 from trendfactory.params import TrainConfig, config_to_dict
@@ -71,6 +74,52 @@ class TorchModel(TrendModel):
     def __init__(self, config=None, *, horizon: int = 5, seed: int = 0, train: TrainConfig | None = None) -> None:
         super().__init__(config, horizon=horizon, seed=seed)
         self.train_config = train if train is not None else TrainConfig()
+
+    # ---- prediction on the device ---------------------------------------------------------------
+    def scoring_device(self) -> torch.device:
+        """Where ``predict`` runs the network: a GPU when torch sees one and ``train.device`` is
+        not ``cpu``, else the CPU. Never an error: a model fitted on a GPU (``device: cuda``)
+        still predicts on a machine without one. ``predicting_on`` overrides it for a block."""
+        forced = getattr(self, "_predict_device", None)
+        if forced is not None:
+            return forced
+        return torch.device("cuda") if self.train_config.device != "cpu" and torch.cuda.is_available() else torch.device("cpu")
+
+    @contextlib.contextmanager
+    def predicting_on(self, device: str | torch.device) -> Iterator["TorchModel"]:
+        """``predict`` runs on ``device`` inside the block (export compares its CPU file with
+        the network on the CPU: a GPU's rounding is not the file's)."""
+        old, self._predict_device = getattr(self, "_predict_device", None), torch.device(device)
+        try:
+            yield self
+        finally:
+            self._predict_device = old
+
+    @torch.no_grad()
+    def _score(self, net: nn.Module, inputs: Iterable[np.ndarray], head: int, use_score_head: bool) -> Predictions:
+        """Predictions of ``net``'s head ``head`` over input chunks (windows [b, L, F] or rows
+        [b, F']), run on :meth:`scoring_device`. The fitted network stays on the CPU (what is
+        saved); a GPU gets a copy. Outputs stay on the device until the last chunk: one copy
+        back to the host, none per chunk."""
+        device = self.scoring_device()
+        if device.type != "cpu":
+            net = copy.deepcopy(net).to(device)
+        net.eval()
+        probs, scores = [], []
+        for chunk in inputs:
+            logits, score, *_ = net(torch.from_numpy(chunk).to(device, non_blocking=True))  # [b, H, 3], [b, H]
+            probs.append(torch.softmax(logits[:, head].float(), dim=1))  # [b, 3]
+            scores.append(score[:, head].float())  # [b]
+        proba = to_host(probs)
+        # the score head is trained only with an auxiliary score loss; otherwise p_up - p_down
+        return Predictions.from_proba(proba, to_host(scores) if use_score_head else None)
+
+    def host_syncs_per_forward(self) -> int:
+        """How many times one forward pass makes the host wait for the device (reads a device
+        value: ``.item()``, ``.tolist()``, a copy to the host, ``nonzero``). Networks do none --
+        tests/models/test_host_sync.py holds every registered one to what it declares here; a
+        network whose algorithm needs a value on the host overrides this and says why."""
+        return 0
 
     @staticmethod
     def common_ends(samples: Samples, horizons: list[int]) -> np.ndarray:
@@ -179,24 +228,17 @@ class NeuralModel(TorchModel):
             raise TrendfactoryError(f"{self.name}: no head for horizon {horizon}; trained for {self.horizons_}")
         return self.horizons_.index(horizon)
 
-    @torch.no_grad()
     def _predict(self, samples: Samples) -> Predictions:
-        self.net_.eval()
         k = self._head_of(samples.horizon)
         n, step = len(samples), self.train_config.eval_batch_size
         # inputs through Samples (so permuted samples work too): tabular rows all at once
         # ([n, F*(1+lags)] is small), windows a batch at a time
-        table = torch.from_numpy(samples.tabular(self.lags)) if self.input_kind == "tabular" else None
-        probs, scores = [], []
-        for lo in range(0, n, step):
-            part = slice(lo, min(lo + step, n))
-            x = table[part] if table is not None else torch.from_numpy(samples.windows(part))
-            logits, score = self.net_(x)  # [b, H, 3], [b, H]: this horizon's head is k
-            probs.append(torch.softmax(logits[:, k].float(), dim=1).numpy())
-            scores.append(score[:, k].float().numpy())
-        proba = np.concatenate(probs)
-        # the score head is trained only with an auxiliary score loss; otherwise p_up - p_down
-        return Predictions.from_proba(proba, np.concatenate(scores) if self.train_config.aux_weight > 0 else None)
+        if self.input_kind == "tabular":
+            table = samples.tabular(self.lags)
+            chunks = (table[lo : lo + step] for lo in range(0, n, step))
+        else:
+            chunks = (samples.windows(slice(lo, min(lo + step, n))) for lo in range(0, n, step))
+        return self._score(self.net_, chunks, k, self.train_config.aux_weight > 0)
 
     # ---- export ------------------------------------------------------------------------------
     def scoring_module(self, horizon: int) -> nn.Module:

@@ -53,8 +53,16 @@ class Task:
     def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
         raise NotImplementedError
 
+    class_weight: torch.Tensor | None = None  # [H, 3] per head and class, or None
+
     def size(self, batch: tuple) -> int:
         return int(batch[1].shape[0])
+
+    def _weights_on(self, device: torch.device) -> torch.Tensor:
+        """The class weights on ``device``, copied there once (not a host-to-device copy per step)."""
+        if self.class_weight.device != device:
+            self.class_weight = self.class_weight.to(device)
+        return self.class_weight
 
     def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
         raise NotImplementedError
@@ -83,7 +91,7 @@ class Classification(Task):
         nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")  # [B, H]
         if self.class_weight is None:
             return nll.mean(dim=0)
-        w = self.class_weight.to(y.device).gather(1, y.t()).t()  # [B, H]: weight[head, class of sample]
+        w = self._weights_on(y.device).gather(1, y.t()).t()  # [B, H]: weight[head, class of sample]
         return (w * nll).sum(dim=0) / w.sum(dim=0)
 
     def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
@@ -97,27 +105,34 @@ class Classification(Task):
 
     @torch.no_grad()
     def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
-        """Unweighted log loss and macro F1 (the metrics the comparison reports), averaged over heads."""
+        """Unweighted log loss and macro F1 (the metrics the comparison reports), averaged over
+        heads. Everything stays on the device until the pass is over: one copy to the host then,
+        none per batch (a per-batch copy would make the host wait for every forward)."""
         total, n, ys, ps, scores = None, 0, [], [], []
         for x, y, *_ in batches:
             logits, score = trainer.forward(net, x)
             logits, score, y = self._heads(logits.float(), score, y)
             if self.rank_ic_keys is not None:  # the score the model would predict: p_up - p_down, or its score head
                 prob = torch.softmax(logits, dim=-1)
-                scores.append((score.float() if self.aux_weight > 0 else prob[..., 2] - prob[..., 0]).cpu().numpy())
+                scores.append(score.float() if self.aux_weight > 0 else prob[..., 2] - prob[..., 0])
             nll = nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none").sum(dim=0)  # [H]
             total = nll if total is None else total + nll
             n += y.shape[0]
-            ys.append(y.cpu().numpy())
-            ps.append(logits.argmax(-1).cpu().numpy())
+            ys.append(y)
+            ps.append(logits.argmax(-1))
         if n == 0:
             return {"val/loss": float("nan"), "val/macro_f1": float("nan")}
-        y_all, p_all = np.concatenate(ys), np.concatenate(ps)  # [n, H]
+        y_all, p_all = to_host(ys), to_host(ps)  # [n, H]
         heads = y_all.shape[1]
         out = {"val/loss": float(total.sum()) / (n * heads), "val/macro_f1": float(np.mean([macro_f1(y_all[:, k], p_all[:, k]) for k in range(heads)]))}
         if self.rank_ic_keys is not None:
-            out["val/rank_ic"] = self.rank_ic_keys.rank_ic(np.concatenate(scores))
+            out["val/rank_ic"] = self.rank_ic_keys.rank_ic(to_host(scores))
         return out
+
+
+def to_host(parts: list[torch.Tensor]) -> np.ndarray:
+    """Per-batch device tensors [b, ...] as one host array [n, ...]: one copy for a whole pass."""
+    return torch.cat(parts).cpu().numpy()
 
 
 @dataclass

@@ -29,7 +29,7 @@ from torch import nn
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.common.joint import JointModel
 from trendfactory.models.common.layers import Dropout
-from trendfactory.models.common.trainer import Task, macro_f1
+from trendfactory.models.common.trainer import Task, macro_f1, to_host
 from trendfactory.models.data import Samples
 from trendfactory.models.registry import register
 from trendfactory.params import DROPOUT, NON_NEGATIVE, POS_LIST, POSITIVE, choice, pos_field
@@ -123,7 +123,7 @@ class MultiHorizon(Task):
         if self.class_weight is None:
             ce = nll.mean(dim=0)  # [H]
         else:  # torch's weighted mean per head: sum(w * nll) / sum(w), w = weight[head, class]
-            w = self.class_weight.to(y.device).gather(1, y.t()).t()  # [B, H]
+            w = self._weights_on(y.device).gather(1, y.t()).t()  # [B, H]
             ce = (w * nll).sum(dim=0) / w.sum(dim=0)
         return mse, ce, logits, c, p
 
@@ -144,17 +144,22 @@ class MultiHorizon(Task):
     @torch.no_grad()
     def validate(self, trainer, net, batches) -> dict[str, float]:
         """val/loss: the heads' loss (no regulariser); per head: log loss and macro F1."""
-        tot, n, ys, ps, ce_sum = 0.0, 0, [], [], None
+        # summed on the device, copied to the host once after the pass (no per-batch sync); the
+        # loss in float64, b times each batch's float32 mean, as the host-side sum it replaces
+        tot, n, ys, ps, ce_sum = None, 0, [], [], None
         for batch in batches:
             mse, ce, logits, _, _ = self._parts(trainer, net, batch)
             b = batch[0].shape[0]
-            tot += float((self.alpha * mse + self.beta * ce).sum()) * b
+            part = (self.alpha * mse + self.beta * ce).sum().double() * b
+            tot = part if tot is None else tot + part
             ce_sum = ce * b if ce_sum is None else ce_sum + ce * b
             n += b
-            ys.append(batch[1].cpu().numpy())
-            ps.append(logits.argmax(-1).cpu().numpy())
-        y, pr = np.concatenate(ys), np.concatenate(ps)  # [n, H]
-        out = {"val/loss": tot / max(n, 1), "val/macro_f1": float(np.mean([macro_f1(y[:, k], pr[:, k]) for k in range(y.shape[1])]))}
+            ys.append(batch[1])
+            ps.append(logits.argmax(-1))
+        if n == 0:
+            return {"val/loss": float("nan"), "val/macro_f1": float("nan")}
+        y, pr = to_host(ys), to_host(ps)  # [n, H]
+        out = {"val/loss": float(tot) / n, "val/macro_f1": float(np.mean([macro_f1(y[:, k], pr[:, k]) for k in range(y.shape[1])]))}
         for k, v in enumerate((ce_sum / max(n, 1)).tolist()):
             out[f"val/log_loss_head{k}"] = v
         return out

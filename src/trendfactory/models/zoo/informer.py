@@ -87,8 +87,8 @@ class ProbSparseAttention(nn.Module):
 
         Drawn by the CPU generator (MT19937) whatever ``device`` is, deliberately: a CUDA
         generator (Philox) draws other indices from the same seed, so CUDA draws would differ
-        from CPU draws -- and a network trained on the GPU is moved to the CPU to predict
-        (NeuralModel._fit), where it would then sample other keys than it was trained and
+        from CPU draws -- and a network trained on a GPU may predict on a CPU (a machine
+        without one), where it would then sample other keys than it was trained and
         early-stopped with. What cost the GPU path was the copy, a blocking ``.to(device)``
         (a host sync per layer per forward); here the few hundred indices go through pinned
         memory with ``non_blocking=True``, which does not wait for the GPU. On the CPU nothing

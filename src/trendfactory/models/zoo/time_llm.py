@@ -188,7 +188,9 @@ class TimeLLMNet(nn.Module):
         spectrum = torch.fft.rfft(s.float(), dim=1)
         autocorr = torch.fft.irfft(spectrum * spectrum.conj(), n=s.shape[1], dim=1)  # [B', L]
         lags = torch.topk(autocorr[:, 1:], self.top_lags, dim=1).indices + 1  # [B', k], lags >= 1
-        rows = zip(lo.tolist(), hi.tolist(), med.tolist(), trend.tolist(), lags.tolist())
+        # one device-to-host copy for all of them ([B', 4 + k]; float64 holds every value exactly)
+        stats = torch.cat([torch.stack([lo, hi, med, trend], dim=1).double(), lags.double()], dim=1).tolist()
+        rows = ((a, b, m, t, [int(v) for v in lag]) for a, b, m, t, *lag in stats)
         return [
             f"<|start_prompt|>Dataset description: {DESCRIPTION} "
             f"Task description: classify the trend of the coming bars as down, flat or up given the previous {self.seq_len} bars; "
@@ -228,6 +230,11 @@ class TimeLLM(NeuralModel):
     """Time-LLM: patches reprogrammed into a frozen language model, a text prompt as prefix."""
 
     export_blocker: ClassVar[str] = "its prompt is text built from each window's statistics and tokenised in Python at every step"
+
+    def host_syncs_per_forward(self) -> int:
+        # the prompt is text: each series' statistics come to the host (one copy) to be written
+        # and tokenised; and transformers' attention-mask helper checks the padding mask on the host
+        return 2
 
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config

@@ -335,6 +335,11 @@ class TimesFM(NeuralModel):
 
     export_blocker: ClassVar[str] = "the official TimesFM decode loops over patches in Python and allocates its caches per call"
 
+    def host_syncs_per_forward(self) -> int:
+        # at most: the frozen forecaster's cache lives on the host, keyed by each window's bytes
+        # (one copy); windows not cached yet bring their three forecast outputs there (three)
+        return 4
+
     def network(self, n_heads: int) -> nn.Module:
         """The forecaster and head for this fit's horizons (before a fit: the first feature read as the return)."""
         horizons = list(getattr(self, "horizons_", []))[:n_heads] or [self.horizon] * n_heads

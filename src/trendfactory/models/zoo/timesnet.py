@@ -173,6 +173,9 @@ class TimesNet(NeuralModel):
     # and a traced TorchScript (it freezes the example's periods) both get wrong
     export_blocker: ClassVar[str] = "its per-sample FFT periods decide the 2-D fold at run time, which ONNX (no rfft) and traced TorchScript (frozen periods) cannot express"
 
+    def host_syncs_per_forward(self) -> int:
+        return self.config.layers  # each TimesBlock reads its period counts once (``period_groups``)
+
     def build(self, n_features: int, seq_len: int) -> nn.Module:
         c = self.config
         return TimesNetNet(n_features, seq_len, c.d_model, c.d_ff, c.top_k, c.num_kernels, c.layers, c.dropout)
