@@ -77,6 +77,45 @@ def test_a_fit_runs_on_its_declared_threads_wherever_it_runs():
     assert run_tasks(pinned_blas_threads, [1, 1], Placement(None, 2), cpus_per_task=1) == [[1], [1]]
 
 
+def gpu_and_time(seconds: float) -> tuple[list, str, float, float]:
+    import ray
+
+    start = time.time()
+    time.sleep(seconds)
+    return [str(g) for g in ray.get_gpu_ids()], os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), start, time.time()
+
+
+def test_fits_share_a_gpu_as_ray_tasks_of_a_fraction_of_it():
+    """parallel.fits_per_gpu: 2 -> tasks of half a GPU, two at once on one GPU, each told which
+    GPU is its own (CUDA_VISIBLE_DEVICES). The local Ray is given one logical GPU: Ray schedules
+    by declared resources, so this runs on a machine without one."""
+    where = Placement(None, 2, gpus=1)
+    assert slots(where, 1, 0.5) == 2 and slots(where, 1, 1.0) == 1 and slots(Placement(None, 8, gpus=2), 2, 0.5) == 4
+    out = run_tasks(gpu_and_time, [1.5, 1.5], where, cpus_per_task=1, gpus_per_task=0.5)
+    assert [o[:2] for o in out] == [(["0"], "0"), (["0"], "0")]
+    (_, _, s0, e0), (_, _, s1, e1) = out
+    assert s1 < e0 and s0 < e1, "the two half-GPU tasks did not run at the same time"
+
+
+def test_task_resources_give_gpu_tasks_a_share(monkeypatch):
+    """A task that trains on a GPU must ask Ray for a share (Ray hides the GPUs from a task that
+    asks for none); CPUs are split between the fits sharing the GPUs; on the CPU nothing changes."""
+    import torch
+
+    from trendfactory.parallel import task_resources
+
+    local = Placement(None, 16)
+    assert task_resources(local, 1, False, 4) == (local, 1, 0.0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert task_resources(local, 1, True, 1) == (Placement(None, 16, gpus=1), 16, 1.0)  # one slot: in this process
+    assert task_resources(local, 1, True, 4) == (Placement(None, 16, gpus=1), 4, 0.25)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    where, cpus, share = task_resources(local, 1, True, 1)
+    assert (where.gpus, cpus, share) == (2, 8, 1.0) and slots(where, cpus, share) == 2  # one fit per GPU, on Ray
+    cluster = Placement("head:6379", 16)
+    assert task_resources(cluster, 1, True, 2)[1:] == (1, 0.5)
+
+
 def test_a_failing_task_raises_its_own_error():
     with pytest.raises(TrendfactoryError, match=r"^item 2: refused$"):
         run_tasks(refuse, [1, 2, 3], Placement(None, 2))

@@ -21,6 +21,7 @@ and results come back in the order of the inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -47,6 +48,7 @@ class Placement:
 
     address: str | None
     cpus: int  # local: CPUs the local Ray may use; cluster: unused
+    gpus: int = 0  # local: GPUs the local Ray may hand out (tasks that ask for a share); cluster: unused
 
     @property
     def is_cluster(self) -> bool:
@@ -62,26 +64,51 @@ def placement(address: str | None, cpus: int | None) -> Placement:
     return Placement(address=address, cpus=int(cpus or os.cpu_count() or 1))
 
 
-def slots(where: Placement, cpus_per_task: int) -> int:
+def slots(where: Placement, cpus_per_task: int, gpus_per_task: float = 0.0) -> int:
     """Tasks a local Ray could run at once (a cluster's room is the cluster's business)."""
-    return max(1, where.cpus // max(1, cpus_per_task))
+    room = where.cpus // max(1, cpus_per_task)
+    if gpus_per_task > 0:
+        room = min(room, int(where.gpus / gpus_per_task + 1e-9))  # a 1/k share: k tasks per GPU
+    return max(1, room)
 
 
-def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpus_per_task: int = 1, what: str = "task") -> list[R]:
-    """``[fn(x) for x in items]``, fanned out as Ray tasks of ``cpus_per_task`` CPUs each when
-    that can run two or more at once; in this process otherwise. ``fn`` must be a module-level
-    function and ``items`` picklable. The first task to fail raises its own error here."""
+def task_resources(where: Placement, threads: int, on_gpu: bool, per_gpu: int) -> tuple[Placement, int, float]:
+    """(the placement with this machine's GPUs, CPUs per task, GPU share per task) for tasks of
+    ``threads`` threads that train on a GPU when ``on_gpu``.
+
+    A GPU task must ask Ray for a share: Ray gives a task that asks for none an empty
+    ``CUDA_VISIBLE_DEVICES``, and torch in it sees no GPU. ``per_gpu`` tasks share each GPU
+    (``parallel.fits_per_gpu``), the local CPUs split evenly between them; with one GPU and
+    ``per_gpu`` 1 there is room for one task, which runs in the stage's own process."""
+    if not on_gpu:
+        return where, threads, 0.0
+    import torch
+
+    gpus = torch.cuda.device_count()
+    where = dataclasses.replace(where, gpus=gpus)
+    if where.is_cluster:
+        return where, threads, 1.0 / per_gpu
+    return where, max(1, where.cpus // max(1, gpus * per_gpu)), 1.0 / per_gpu
+
+
+def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpus_per_task: int = 1, gpus_per_task: float = 0.0, what: str = "task") -> list[R]:
+    """``[fn(x) for x in items]``, fanned out as Ray tasks of ``cpus_per_task`` CPUs (and a
+    ``gpus_per_task`` share of a GPU: 0.25 puts four on one GPU, Ray picks which GPU and
+    sets ``CUDA_VISIBLE_DEVICES``) each when that can run two or more at once; in this process
+    otherwise. ``fn`` must be a module-level function and ``items`` picklable. The first task
+    to fail raises its own error here."""
     items = list(items)
-    if len(items) <= 1 or (not where.is_cluster and slots(where, cpus_per_task) <= 1):
+    if len(items) <= 1 or (not where.is_cluster and slots(where, cpus_per_task, gpus_per_task) <= 1):
         return [fn(x) for x in items]
     mode = numerics.state().mode
     ray = _connect(where, mode)
     started = time.perf_counter()
     try:
-        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_call)
+        remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(_call)
         refs = [remote.remote(fn, x, mode) for x in items]
-        n = min(len(items), slots(where, cpus_per_task)) if not where.is_cluster else len(items)
-        log.info("%d %ss on Ray (%s, %d CPU%s each, up to %d at once)", len(items), what, where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", n)
+        n = min(len(items), slots(where, cpus_per_task, gpus_per_task)) if not where.is_cluster else len(items)
+        share = f" and {gpus_per_task:g} GPU" if gpus_per_task else ""
+        log.info("%d %ss on Ray (%s, %d CPU%s%s each, up to %d at once)", len(items), what, where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", share, n)
         results = _gather(ray, refs)
     finally:
         if not where.is_cluster:
@@ -128,7 +155,7 @@ def _connect(where: Placement, mode: str):
             ) from None
         _check_shared_filesystem(ray)
     else:
-        ray.init(address=LOCAL, num_cpus=where.cpus, **common)
+        ray.init(address=LOCAL, num_cpus=where.cpus, num_gpus=where.gpus, **common)
     return ray
 
 

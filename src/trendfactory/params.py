@@ -271,6 +271,9 @@ class ParallelConfig:
     address: str | None = None
     # CPUs a local Ray may use (null: every core; 1: every fit in the stage's own process)
     cpus: int | None = field(default=None, metadata=check(_positive, "null (every core) or an integer >= 1"))
+    # network fits sharing one GPU at a time (Ray tasks of 1/n GPU each; 1 with one GPU: one
+    # after another in the stage's process)
+    fits_per_gpu: int = pos_field(1)
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trendfactory.device import resolve_device
 from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.ic import daily_ic
 from trendfactory.models import create, get_model_class, model_config
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.data import Samples, load_split
 from trendfactory.models.search import Choice, apply_values, suggest
-from trendfactory.parallel import Placement, chdir_to, pin_threads, run_tasks, slots
+from trendfactory.parallel import Placement, chdir_to, pin_threads, run_tasks, slots, task_resources
 from trendfactory.params import Params, TuneConfig, config_to_dict
 from trendfactory.paths import STUDIES_DIR, WINDOWS_DIR
 from trendfactory.runtime import configure_logging, seed_everything
@@ -324,11 +325,13 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     enqueue_default(study, cls.search_space, config, train)
     recover_killed(study)
     done = counted(study.get_trials(deepcopy=False))
-    shares = quotas(params.tune.trials - done, slots(where, spec.threads) if not where.is_cluster else params.tune.trials)
+    on_gpu = cls.uses_trainer and resolve_device(params.train.device, "train.device").type != "cpu"
+    where, cpus, gpu_share = task_resources(where, spec.threads, on_gpu, params.parallel.fits_per_gpu)
+    shares = quotas(params.tune.trials - done, slots(where, cpus, gpu_share) if not where.is_cluster else params.tune.trials)
     log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
     t0 = time.perf_counter()
     if shares:
-        run_tasks(trial_worker, [(spec, q) for q in shares], where, cpus_per_task=spec.threads, what="trial worker")
+        run_tasks(trial_worker, [(spec, q) for q in shares], where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="trial worker")
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if not complete:
