@@ -6,7 +6,8 @@ threads pinned, everything seeded, ``create(...).fit(train, val)`` with the ``tr
 and a checkpoint folder; horizon = the store's first, every horizon a head), on the default
 data's window store, and prints per network:
 
-* wall time of the fits (and of the stage's predictions with ``--predict``);
+* wall time of the fits (and of the stage's predictions with ``--predict``, on the device as
+  the stage runs them);
 * training throughput (samples/s of the trainer's training loop: forward + backward + step,
   validation excluded -- ``TrainResult.samples_per_second``);
 * the trainer / bare-loop throughput ratio: the bare loop trains the same network (a copy of
@@ -17,6 +18,12 @@ data's window store, and prints per network:
 * GPU utilisation (mean of ``torch.cuda.utilization()`` sampled every 0.2 s during the fits
   and during the bare loops; ``nvidia-smi`` where pynvml is missing; n/a without CUDA) and
   peak GPU memory.
+
+The trainer gathers batches as the stage does: on a GPU the fold's features are device-resident
+when they fit (``windows/torch_data.py``), so the ratio measures the trainer, not the gather.
+``--fits-per-gpu K`` runs K fits at once in K processes sharing the device (what
+``parallel.fits_per_gpu: K`` does with Ray tasks of 1/K GPU) and reports the wall time of them
+all; the bare loop is skipped there (its throughput would measure the neighbours).
 
 The window store is built the way the ingest, featurize and window stages build it (their own
 functions, into ``--build-dir``), or read from ``--store DIR``. Building needs the embedded
@@ -57,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--precision", default=None, help="override train.precision: auto | fp32 | bf16 | fp16")
     ap.add_argument("--samples-per-epoch", type=int, default=None, help="override train.samples_per_epoch (a shorter epoch for a dry run)")
     ap.add_argument("--bare-steps", type=int, default=100, help="batches of the bare loop (timed after 5 warm-up steps)")
-    ap.add_argument("--predict", action="store_true", help="also time the stage's predictions (val + test, every horizon; on the CPU, as the stage)")
+    ap.add_argument("--predict", action="store_true", help="also time the stage's predictions (val + test, every horizon; on the device, as the stage)")
+    ap.add_argument("--fits-per-gpu", type=int, default=1, help="fits run at once, each in its own process sharing the device (parallel.fits_per_gpu; default 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads of a fit (default: the model's, 1 for a network, as the train stage)")
     ap.add_argument("--numerics", choices=("portable", "native"), default=None, help="override params' numerics for this process")
     ap.add_argument("--budget", type=float, default=None, help="seconds: start no new fit after this much time (the output still comes back)")
@@ -94,7 +102,7 @@ import torch  # noqa: E402
 from trendfactory import numerics  # noqa: E402
 from trendfactory.device import resolve_device  # noqa: E402
 from trendfactory.errors import TrendfactoryError  # noqa: E402
-from trendfactory.models import Samples, create, get_model_class  # noqa: E402
+from trendfactory.models import Samples, create, get_model_class, model_config  # noqa: E402
 from trendfactory.models.base import FitContext  # noqa: E402
 from trendfactory.models.common import trainer as trainer_mod  # noqa: E402
 from trendfactory.params import Params, load_params  # noqa: E402
@@ -300,7 +308,7 @@ def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, hor
     from trendfactory.runtime import seed_everything
 
     cls = get_model_class(name)
-    config = getattr(params.models, cls.name)
+    config = model_config(params, cls.name)
     seed = params.seed + seed_index
     pin(args.threads or cls.threads(config))
     seed_everything(seed)
@@ -347,6 +355,37 @@ def run_fit(name: str, params: Params, train_cfg, store: Path, horizon: int, hor
     }
 
 
+def fit_in_worker(job: tuple) -> dict:
+    """``run_fit`` in a worker process of ``--fits-per-gpu`` (no bare loop, no sampler: the
+    parent samples the device for all of them)."""
+    name, train_cfg, store, horizon, horizons, fold, s, args, device = job
+    params = load_params(args.params)
+    if device.type == "cuda":
+        torch.cuda.init()
+    return run_fit(name, params, train_cfg, store, horizon, horizons, fold, s, argparse.Namespace(**{**vars(args), "bare_steps": 0}), device, None)
+
+
+def run_concurrent(jobs: list[tuple], k: int, args: argparse.Namespace, t_start: float, report) -> tuple[list[dict], int, float | None]:
+    """Every job in ``k`` worker processes at once (spawned: CUDA does not survive a fork);
+    jobs not started when ``--budget`` runs out are cancelled. Returns (rows, skipped, mean GPU
+    utilisation over the whole run)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    rows, skipped = [], 0
+    with cf.ProcessPoolExecutor(max_workers=k, mp_context=mp.get_context("spawn")) as pool, UtilSampler(_util_reader(jobs[0][-1])) as util:
+        futures = [pool.submit(fit_in_worker, job) for job in jobs]
+        for fut in cf.as_completed(futures):
+            if fut.cancelled():
+                skipped += 1
+                continue
+            rows.append(fut.result())
+            report(rows[-1])
+            if args.budget is not None and time.perf_counter() - t_start > args.budget:
+                skipped += sum(f.cancel() for f in futures)
+    return rows, skipped, util.mean
+
+
 def _fmt(v, spec: str, na: str = "n/a") -> str:
     return na if v is None else format(v, spec)
 
@@ -356,9 +395,11 @@ def _pct(v) -> str:
 
 
 def command_line(store: str) -> str:
-    """The command to run this benchmark on a CUDA machine with the store built here."""
+    """The one prepared command for a CUDA machine with the store built here: the stage's way
+    (one fit after another, with the bare-loop ratio), then four fits sharing the GPU."""
     rel = os.path.relpath(store, ROOT) if Path(store).is_absolute() and str(store).startswith(str(ROOT)) else store
-    return f"PYTHONUNBUFFERED=1 python3 benchmarks/bench_gpu.py --store {shlex.quote(str(rel))} --device cuda --budget 480 --json $OUT/bench_gpu.json"
+    base = f"PYTHONUNBUFFERED=1 python3 benchmarks/bench_gpu.py --store {shlex.quote(str(rel))} --device cuda --predict"
+    return f"{base} --budget 240 --json $OUT/bench_gpu_1.json; {base} --fits-per-gpu 4 --bare-steps 0 --budget 200 --json $OUT/bench_gpu_4.json"
 
 
 def main(args: argparse.Namespace) -> None:
@@ -410,23 +451,33 @@ def main(args: argparse.Namespace) -> None:
     if device.type == "cuda":  # the context and cuBLAS handle, so the first fit does not pay for them
         a = torch.randn(256, 256, device=device)
         (a @ a).sum().item()
-    rows: list[dict] = []
-    skipped = 0
-    # fold and seed outside, networks inside: a --budget cut still leaves every network measured
-    for fold, s, name in ((f, s, n) for f in folds for s in range(n_seeds) for n in names):
-        if args.budget is not None and time.perf_counter() - t_start > args.budget:
-            skipped += 1
-            continue
-        r = run_fit(name, params, train_cfg, store, horizon, horizons, fold, s, args, device, util_reader)
-        rows.append(r)
+
+    def report(r: dict) -> None:
         print(
-            f"  {name:12s} fold {fold} seed {r['seed']}: fit {r['fit_s']:7.1f}s, {r['epochs']:2d} epochs "
+            f"  {r['model']:12s} fold {r['fold']} seed {r['seed']}: fit {r['fit_s']:7.1f}s, {r['epochs']:2d} epochs "
             f"(best {r['best_epoch'] + 1}), {r['n_train']:,} train; trainer {_fmt(r['trainer_sps'], ',.0f')}/s, "
             f"bare {_fmt(r['bare_sps'], ',.0f')}/s ({r['bare_batches']} batches), ratio {_fmt(r['ratio'], '.2f')}; "
             f"GPU util fit {_pct(r['gpu_util_fit'])} bare {_pct(r['gpu_util_bare'])}; "
             f"peak {_fmt(r['peak_mib'], ',.0f')} MiB" + (f"; predict {r['predict_s']:.1f}s" if r["predict_s"] is not None else ""),
             flush=True,
         )
+
+    # fold and seed outside, networks inside: a --budget cut still leaves every network measured
+    order = [(f, s, n) for f in folds for s in range(n_seeds) for n in names]
+    t_fits = time.perf_counter()
+    util_all = None
+    if args.fits_per_gpu > 1:
+        jobs = [(name, train_cfg, store, horizon, horizons, fold, s, args, device) for fold, s, name in order]  # params: read again there
+        rows, skipped, util_all = run_concurrent(jobs, args.fits_per_gpu, args, t_start, report)
+    else:
+        rows, skipped = [], 0
+        for fold, s, name in order:
+            if args.budget is not None and time.perf_counter() - t_start > args.budget:
+                skipped += 1
+                continue
+            rows.append(run_fit(name, params, train_cfg, store, horizon, horizons, fold, s, args, device, util_reader))
+            report(rows[-1])
+    fits_wall = time.perf_counter() - t_fits
 
     print(
         f"\n{'network':12s} {'fits':>4s} {'wall s':>8s} {'s/fit':>7s} {'epochs':>6s} {'trainer/s':>10s} {'bare/s':>10s} "
@@ -451,12 +502,28 @@ def main(args: argparse.Namespace) -> None:
     total = time.perf_counter() - t_start
     print(
         f"(medians over fits; wall s = the fits' total; ratio = trainer / bare samples/s)\n"
-        f"total {total:.1f}s for {len(rows)} fits" + (f"; {skipped} fits skipped: --budget {args.budget:g}s reached" if skipped else "")
+        f"all {len(rows)} fits{' and their predictions' if args.predict else ''} in {fits_wall:.1f}s wall, {args.fits_per_gpu} at a time"
+        + (f" (GPU utilisation {util_all:.0f}% over them)" if util_all is not None else "")
+        + f"; total {total:.1f}s"
+        + (f"; {skipped} fits skipped: --budget {args.budget:g}s reached" if skipped else "")
     )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
-            json.dumps({"device": str(device), "device_name": dev_name, "torch": torch.__version__, "precision": train_cfg.precision, "total_s": total, "fits": rows}, indent=1) + "\n"
+            json.dumps(
+                {
+                    "device": str(device),
+                    "device_name": dev_name,
+                    "torch": torch.__version__,
+                    "precision": train_cfg.precision,
+                    "fits_per_gpu": args.fits_per_gpu,
+                    "fits_wall_s": fits_wall,
+                    "total_s": total,
+                    "fits": rows,
+                },
+                indent=1,
+            )
+            + "\n"
         )
     print("\non a CUDA machine, with the store built here and carried (`--build-only` builds it), run from the repository root:\n  " + command_line(str(store)))
 

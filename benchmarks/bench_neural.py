@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from trendfactory.io import write_parquet
-from trendfactory.models import Samples, create
+from trendfactory.models import Samples, create, model_config
 from trendfactory.models.common.trainer import Trainer
 from trendfactory.params import TrainConfig, load_params
 from trendfactory.windows.store import build_split
@@ -91,7 +91,7 @@ def main() -> None:
         val = full.subset(np.arange(args.samples, args.samples + 2048))
         rows = []
         for name in args.models.split(","):
-            model = create(name, getattr(params.models, name), horizon=H, seed=0, train=cfg)
+            model = create(name, model_config(params, name), horizon=H, seed=0, train=cfg)
             net0 = model.build(F, SEQ_LEN)
             model.horizons_ = [H]  # one head, as net0
             gather = BatchGatherer(train.split, [H], cfg.batch_size, shuffle=True, seed=0, ends=train.ends, lags=model.lags)
