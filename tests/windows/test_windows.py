@@ -266,6 +266,22 @@ def test_gatherer_is_deterministic(built):
     assert all(len(y) == 4 for _, y in dl) and len(dl) == len(split.index(1)) // 4
 
 
+@pytest.mark.parametrize("resident", [False, True])
+def test_an_iterator_never_read_draws_no_epoch(built, resident):
+    """tqdm.auto calls iter() on what it wraps and never reads that iterator: the epoch's order
+    is drawn at the first batch, so an unread iterator leaves the epochs' permutations alone."""
+    split, _ = built
+
+    def epochs(g):
+        return [[e.tolist() for *_, e in g] for _ in range(2)]
+
+    expected = epochs(BatchGatherer(split, 1, 4, seed=7, with_ends=True, resident=resident))
+    g = BatchGatherer(split, 1, 4, seed=7, with_ends=True, resident=resident)
+    iter(g)
+    iter(g)
+    assert g.epoch == 0 and epochs(g) == expected
+
+
 def test_samples_per_epoch_draws_a_fresh_subset_each_epoch(built):
     """train.samples_per_epoch: each shuffled epoch takes a prefix of its own permutation, so
     epochs see different windows, deterministically; unshuffled (validation) passes see all."""

@@ -233,11 +233,15 @@ class BatchGatherer:
         return torch.randperm(n, generator=g)[: self._epoch_size()]  # the epoch's subset: a prefix of its permutation
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        # a generator: the epoch's order is drawn (and the epoch advanced) at the first batch,
+        # not at iter() -- tqdm.auto calls iter() on what it wraps and never reads that iterator,
+        # so an eager draw would skip an epoch's permutation every epoch
         order = self.order()
         self.epoch += 1
         if self.resident:
-            return self._resident_batches(order)
-        return self._host_batches(order)
+            yield from self._resident_batches(order)
+        else:
+            yield from self._host_batches(order)
 
     def _host_batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
         """Batches gathered on the host from the memory map (then copied to the device)."""
