@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--folds", default=None, help="fold numbers, comma-separated (default: every fold)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per fold (default: evaluate.seeds)")
     ap.add_argument("--max-epochs", type=int, default=None, help="override train.max_epochs (default: params)")
-    ap.add_argument("--precision", default=None, help="override train.precision: auto | fp32 | bf16 | fp16")
+    ap.add_argument("--precision", default=None, help="override train.precision: auto | fp32 | tf32 | bf16 | fp16")
     ap.add_argument("--samples-per-epoch", type=int, default=None, help="override train.samples_per_epoch (a shorter epoch for a dry run)")
     ap.add_argument("--bare-steps", type=int, default=100, help="batches of the bare loop (timed after 5 warm-up steps)")
     ap.add_argument("--predict", action="store_true", help="also time the stage's predictions (val + test, every horizon; on the device, as the stage)")
@@ -435,13 +435,10 @@ def main(args: argparse.Namespace) -> None:
         if not get_model_class(name).uses_trainer:
             raise SystemExit(f"--models: {name} is not a network (no torch trainer)")
     util_reader = _util_reader(device)
-    precision = trainer_mod.Precision.resolve(train_cfg.precision, device)
+    precision = {n: trainer_mod.Precision.resolve(train_cfg.precision, device, get_model_class(n).gpu_precision) for n in names}
+    shown = sorted({f"{p.autocast or ('tf32' if p.tf32 else 'fp32')}{' + grad scaler' if p.scale else ''}" for p in precision.values()})
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(
-        f"torch {torch.__version__}, python {platform.python_version()}, device {device} ({dev_name}); "
-        f"precision {train_cfg.precision} -> {precision.autocast or 'fp32'}{' + grad scaler' if precision.scale else ''}; "
-        f"numerics {numerics.state().mode}"
-    )
+    print(f"torch {torch.__version__}, python {platform.python_version()}, device {device} ({dev_name}); precision {train_cfg.precision} -> {', '.join(shown)}; numerics {numerics.state().mode}")
     print(
         f"store {store}: {split.n_rows:,} rows x {split.n_features} features, seq_len {split.seq_len}, horizons {horizons}, "
         f"{split.n_folds} folds; fits: {len(names)} networks x folds {folds} x {n_seeds} seeds; batch {train_cfg.batch_size}, "

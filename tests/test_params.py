@@ -72,7 +72,7 @@ BAD_PARAMS = [
     ({"models": {"xgboost": 3}}, r"^models\.xgboost: got 3, expected a mapping"),
     ({"train": {"scheduler": "step"}}, r"^train\.scheduler: got 'step', expected one of 'cosine', 'plateau'"),
     ({"train": {"lr": 0}}, r"^train\.lr: got 0, expected a number > 0"),
-    ({"train": {"precision": "int8"}}, r"^train\.precision: got 'int8', expected one of 'auto', 'fp32', 'bf16', 'fp16'"),
+    ({"train": {"precision": "int8"}}, r"^train\.precision: got 'int8', expected one of 'auto', 'fp32', 'tf32', 'bf16', 'fp16'"),
     ({"models": {"lstm": {"dropout": 1.0}}}, r"^models\.lstm\.dropout: got 1\.0, expected a number in \[0, 1\)"),
     ({"models": {"tcn": {"dilations": []}}}, r"^models\.tcn\.dilations: got \[\], expected a non-empty list"),
     ({"window": {"seq_len": 5}, "models": {"mlp": {"lags": [5]}}}, r"^models\.mlp\.lags\[0\]: got 5, expected less than window\.seq_len"),

@@ -258,7 +258,7 @@ class TrainConfig:
     class_weight: str = field(default="none", metadata=CLASS_WEIGHT)
     aux_weight: float = field(default=0.0, metadata=NON_NEGATIVE)
     device: str = field(default="auto", metadata=DEVICE)
-    precision: str = field(default="auto", metadata=choice("auto", "fp32", "bf16", "fp16"))
+    precision: str = field(default="auto", metadata=choice("auto", "fp32", "tf32", "bf16", "fp16"))
     eval_batch_size: int = pos_field(4096)
     resume: bool = True
 

@@ -209,3 +209,25 @@ def test_a_diverged_fit_stops_with_one_line_instead_of_saving_nan_weights(tmp_pa
     t = Trainer(cfg(lr=1e30, max_grad_norm=0.0), seed=0, device=CPU, progress=False, name="tiny", checkpoint_dir=tmp_path)
     with pytest.raises(TrendfactoryError, match=r"^tiny: the (train|validation) loss is (nan|inf) after epoch 1 \(the weights diverged\); lower train\.lr \(now 1e\+30\)"):
         t.fit(TinyNet(), Batches(), Batches(seed=1))
+
+
+def test_precision_auto_is_the_networks_own_choice_on_cuda_and_fp32_on_the_cpu(monkeypatch):
+    """train.precision: auto trains in what the network declares (gpu_precision: tf32 for most,
+    bf16 for Time-LLM, fp32 for TimesFM) on CUDA; every setting trains in fp32 on the CPU."""
+    from trendfactory.models import get_model_class, list_models
+    from trendfactory.models.common.trainer import Precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for setting in ("auto", "fp32", "tf32", "bf16", "fp16"):
+        assert Precision.resolve(setting, cpu, "bf16") == Precision(None, False, False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert Precision.resolve("auto", cuda) == Precision(None, False, True)  # tf32 by default
+    assert Precision.resolve("auto", cuda, "bf16") == Precision(torch.bfloat16, False)
+    assert Precision.resolve("auto", cuda, "fp32") == Precision(None, False, False)
+    assert Precision.resolve("fp32", cuda, "bf16") == Precision(None, False, False)  # a setting beats the network's choice
+    assert Precision.resolve("fp16", cuda) == Precision(torch.float16, True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert Precision.resolve("bf16", cuda) == Precision(torch.float16, True)  # no bf16: fp16 with a grad scaler
+    choices = {n: get_model_class(n).gpu_precision for n in list_models() if get_model_class(n).uses_trainer}
+    assert set(choices.values()) <= {"tf32", "bf16", "fp32"}
+    assert choices["pretrained:time_llm"] == "bf16" and choices["pretrained:timesfm"] == "fp32" and choices["neural:mlp"] == "tf32"

@@ -100,6 +100,7 @@ class JointModel(TorchModel):
                 checkpoint_dir=ckpt,
                 run_id=run_id,
                 name=f"{self.name} {'+'.join(f'h{h}' for h in group)}",
+                auto_precision=self.gpu_precision,
             )
             result = trainer.fit(net, *batches, self.param_groups(net), self.task(train.split, tr_ends, group))
             self.nets_.append(net.to("cpu").eval())

@@ -230,6 +230,8 @@ class TimeLLM(NeuralModel):
     """Time-LLM: patches reprogrammed into a frozen language model, a text prompt as prefix."""
 
     export_blocker: ClassVar[str] = "its prompt is text built from each window's statistics and tokenised in Python at every step"
+    # bf16 autocast on a GPU: the frozen language model's activations are most of its memory
+    gpu_precision: ClassVar[str] = "bf16"
 
     def host_syncs_per_forward(self) -> int:
         # the prompt is text: each series' statistics come to the host (one copy) to be written

@@ -334,6 +334,8 @@ class TimesFM(NeuralModel):
     """TimesFM 2.5's forecast of the window's log price against the labels' barrier, zero-shot or with a fine-tuned head."""
 
     export_blocker: ClassVar[str] = "the official TimesFM decode loops over patches in Python and allocates its caches per call"
+    # fp32 on a GPU: the frozen forecaster is the official fp32 decode (no TF32 matmuls either)
+    gpu_precision: ClassVar[str] = "fp32"
 
     def host_syncs_per_forward(self) -> int:
         # at most: the frozen forecaster's cache lives on the host, keyed by each window's bytes
