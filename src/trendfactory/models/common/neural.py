@@ -34,7 +34,7 @@ from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.common.layers import TrendHead
-from trendfactory.models.common.trainer import Classification, RankICKeys, Trainer, fingerprint, to_host
+from trendfactory.models.common.trainer import Classification, Precision, RankICKeys, Trainer, fingerprint, to_host
 from trendfactory.models.data import Samples, class_weights
 from trendfactory.models.search import Float
 from trendfactory.params import TrainConfig, config_to_dict
@@ -108,6 +108,9 @@ class TorchModel(TrendModel):
         device = self.scoring_device()
         if device.type != "cpu":
             net = copy.deepcopy(net).to(device)
+            # fp32 predictions with the TF32 switches the fit had (whatever process scores: the
+            # train stage after its fits, evaluate, `trendfactory predict`)
+            Precision.resolve(self.train_config.precision, device, self.gpu_precision).apply()
         net.eval()
         probs, scores = [], []
         for chunk in inputs:
