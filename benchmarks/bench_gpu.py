@@ -382,7 +382,8 @@ def run_concurrent(jobs: list[tuple], k: int, args: argparse.Namespace, t_start:
             rows.append(fut.result())
             report(rows[-1])
             if args.budget is not None and time.perf_counter() - t_start > args.budget:
-                skipped += sum(f.cancel() for f in futures)
+                for f in futures:  # jobs not started yet: as_completed yields them cancelled (counted above)
+                    f.cancel()
     return rows, skipped, util.mean
 
 

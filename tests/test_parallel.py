@@ -105,15 +105,19 @@ def test_task_resources_give_gpu_tasks_a_share(monkeypatch):
     from trendfactory.parallel import task_resources
 
     local = Placement(None, 16)
-    assert task_resources(local, 1, False, 4) == (local, 1, 0.0)
+    assert task_resources(local, 1, None, 4) == (local, 1, 0.0)  # not a torch task
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert task_resources(local, 1, "auto", 4) == (local, 1, 0.0)  # no GPU seen
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert task_resources(local, 1, "cpu", 4) == (local, 1, 0.0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert task_resources(local, 1, True, 1) == (Placement(None, 16, gpus=1), 16, 1.0)  # one slot: in this process
-    assert task_resources(local, 1, True, 4) == (Placement(None, 16, gpus=1), 4, 0.25)
+    assert task_resources(local, 1, "auto", 1) == (Placement(None, 16, gpus=1), 16, 1.0)  # one slot: in this process
+    assert task_resources(local, 1, "cuda", 4) == (Placement(None, 16, gpus=1), 4, 0.25)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    where, cpus, share = task_resources(local, 1, True, 1)
+    where, cpus, share = task_resources(local, 1, "auto", 1)
     assert (where.gpus, cpus, share) == (2, 8, 1.0) and slots(where, cpus, share) == 2  # one fit per GPU, on Ray
     cluster = Placement("head:6379", 16)
-    assert task_resources(cluster, 1, True, 2)[1:] == (1, 0.5)
+    assert task_resources(cluster, 1, "cuda", 2)[1:] == (1, 0.5)
 
 
 def test_a_failing_task_raises_its_own_error():

@@ -72,15 +72,19 @@ def slots(where: Placement, cpus_per_task: int, gpus_per_task: float = 0.0) -> i
     return max(1, room)
 
 
-def task_resources(where: Placement, threads: int, on_gpu: bool, per_gpu: int) -> tuple[Placement, int, float]:
+def task_resources(where: Placement, threads: int, device: str | None, per_gpu: int) -> tuple[Placement, int, float]:
     """(the placement with this machine's GPUs, CPUs per task, GPU share per task) for tasks of
-    ``threads`` threads that train on a GPU when ``on_gpu``.
+    ``threads`` threads that train on ``device`` (a ``train.device`` setting; None: the CPU).
 
     A GPU task must ask Ray for a share: Ray gives a task that asks for none an empty
     ``CUDA_VISIBLE_DEVICES``, and torch in it sees no GPU. ``per_gpu`` tasks share each GPU
     (``parallel.fits_per_gpu``), the local CPUs split evenly between them; with one GPU and
     ``per_gpu`` 1 there is room for one task, which runs in the stage's own process."""
-    if not on_gpu:
+    if device is None:
+        return where, threads, 0.0
+    from trendfactory.device import resolve_device  # imports torch: only for tasks that may use it
+
+    if resolve_device(device, "train.device").type == "cpu":
         return where, threads, 0.0
     import torch
 

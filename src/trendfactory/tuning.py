@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trendfactory.device import resolve_device
 from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.ic import daily_ic
 from trendfactory.models import create, get_model_class, model_config
@@ -325,8 +324,8 @@ def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Pla
     enqueue_default(study, cls.search_space, config, train)
     recover_killed(study)
     done = counted(study.get_trials(deepcopy=False))
-    on_gpu = cls.uses_trainer and resolve_device(params.train.device, "train.device").type != "cpu"
-    where, cpus, gpu_share = task_resources(where, spec.threads, on_gpu, params.parallel.fits_per_gpu)
+    device = params.train.device if cls.uses_trainer else None
+    where, cpus, gpu_share = task_resources(where, spec.threads, device, params.parallel.fits_per_gpu)
     shares = quotas(params.tune.trials - done, slots(where, cpus, gpu_share) if not where.is_cluster else params.tune.trials)
     log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
     t0 = time.perf_counter()

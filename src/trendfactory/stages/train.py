@@ -52,7 +52,7 @@ from trendfactory.models.data import load_split
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.registry import check_listed, check_tunable
 from trendfactory.models.search import tuned_configs
-from trendfactory.parallel import Placement, chdir_to, pin_threads, placement, run_tasks, task_resources
+from trendfactory.parallel import chdir_to, pin_threads, placement, run_tasks, task_resources
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
 from trendfactory.runtime import configure_logging, seed_everything
@@ -115,17 +115,6 @@ def run_job(job: Job) -> dict:
         "fit_seconds": model.fit_seconds_,
         "summary": {"fold": job.fold, "seed": job.seed, "best_iteration": model.best_iteration_, "n_train": len(train), "n_val": len(val)},
     }
-
-
-def fit_resources(cls: type[TrendModel], config: Any, params: Params, where: Placement) -> tuple[Placement, int, float]:
-    """(placement, CPUs, GPU share) of one fit's task: a network on a GPU shares it with
-    ``parallel.fits_per_gpu - 1`` others (``parallel.task_resources``)."""
-    on_gpu = False
-    if cls.uses_trainer:
-        from trendfactory.device import resolve_device
-
-        on_gpu = resolve_device(params.train.device, "train.device").type != "cpu"
-    return task_resources(where, cls.threads(config), on_gpu, params.parallel.fits_per_gpu)
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
@@ -201,7 +190,8 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             for s in range(n_seeds)
         ]
         log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)
-        where, cpus, gpu_share = fit_resources(cls, config, params, where)
+        device = params.train.device if cls.uses_trainer else None
+        where, cpus, gpu_share = task_resources(where, cls.threads(config), device, params.parallel.fits_per_gpu)
         results = run_tasks(run_job, jobs, where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="fit")
         # The last fold's first seed (the model closest to today) gives the DVCLive curves.
         _log_history(live, results[(n_folds - 1) * n_seeds]["history"])

@@ -7,8 +7,8 @@ and the best weights restored at the end; optional class weights and an auxiliar
 regression of ``score_h``. On CUDA: ``train.precision`` (``auto`` is the network's own
 choice: fp32 with TF32 matmuls for most -- plain fp32 was measured faster than bf16 autocast
 for 10 of 14 networks at the default sizes, TF32 is yet to be measured; bf16 autocast where a
-network says so, fp16 with a grad scaler where bf16 is not supported) and device-resident batches. The same code path runs on the CPU,
-in fp32 and, for a given seed, deterministically.
+network says so, fp16 with a grad scaler where bf16 is not supported) and device-resident
+batches. The same code path runs on the CPU, in fp32 and, for a given seed, deterministically.
 
 Networks return ``(logits [B, 3], score [B])`` (see ``layers.TrendHead``) and train under the
 default :class:`Classification` task; a network with other outputs brings its own :class:`Task`.
