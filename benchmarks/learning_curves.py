@@ -4,7 +4,9 @@ walk-forward fold, with early stopping off, for a few learning rates.
 Each run trains ``--epochs`` epochs through the project's own trainer on the default pipeline's
 window store (run `dvc repro window` first) and records, per epoch, the train loss, the
 validation log loss and the validation daily Rank IC (the comparison's metric). Writes
-``docs/learning_curves.png`` and prints a table.
+``docs/learning_curves.png`` and ``docs/results/learning_curves.json``, from which
+``trendfactory results`` renders the table and sentences in docs/models.md (with how many of
+the default run's network fits kept their first epoch, from metrics/train/), and prints a table.
 
     .venv/bin/python benchmarks/learning_curves.py                       # mlp and lstm, 3 learning rates
     .venv/bin/python benchmarks/learning_curves.py --models mlp --lrs 1e-3 1e-4 --epochs 4
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,6 +48,27 @@ def curves(model: str, lr: float, epochs: int, fold: int, horizon: int) -> dict[
     return history
 
 
+def fold_span(fold: int, horizon: int) -> dict[str, list[str]]:
+    """The first and last sample date of the fold's train and validation blocks."""
+    from trendfactory.models import Samples
+
+    spans = {}
+    for role in ("train", "val"):
+        dates = Samples.open(ROOT / "data" / "windows", horizon, fold, role).keys()["datetime"]
+        spans[role] = [str(dates.min().date()), str(dates.max().date())]
+    return spans
+
+
+def default_run_stops() -> dict:
+    """How many of the default run's network fits kept their first epoch (metrics/train/<model>/metrics.json)."""
+    from trendfactory.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    models = [*params.run.neural_models, *params.run.joint_models]
+    fits = [f for m in models for f in json.loads((ROOT / "metrics" / "train" / m / "metrics.json").read_text())["folds"]]
+    return {"patience": params.train.patience, "models": models, "fits": len(fits), "first": sum(f["best_iteration"] == 0 for f in fits)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["mlp", "lstm"])
@@ -71,6 +96,16 @@ def main() -> None:
                 f"train loss {' '.join(f'{v:.4f}' for v in h['train/loss'])} ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+
+    from trendfactory.evaluation.experiment_results import RESULTS_DIR, save_snapshot
+    from trendfactory.params import load_params
+
+    default_lr = load_params(ROOT / "params.yaml").train.lr
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    runs = [{"model": m, "lr": lr, "default": lr == default_lr, "train_loss": h["train/loss"], "val_loss": h["val/loss"], "val_rank_ic": h["val/rank_ic"]} for (m, lr), h in results.items()]
+    snap = {"view": "curves", "commit": commit, "fold": fold, **fold_span(fold, args.horizon), "runs": runs, "stopped": default_run_stops()}
+    save_snapshot(ROOT / RESULTS_DIR / "learning_curves.json", snap)
+    print(f"wrote {RESULTS_DIR / 'learning_curves.json'}; `trendfactory results` renders it into docs/models.md")
 
     import matplotlib
 

@@ -13,6 +13,7 @@ import argparse
 import re
 import shlex
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -22,13 +23,20 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benc
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?:bash|sh|shell)\n(?P<code>.*?)\n(?P=indent)```", re.S | re.M)
 
 
-def commands() -> list[tuple[str, list[str]]]:
-    """(page:line, argv) of each command in the pages' shell blocks: continuation lines joined,
+class Command(NamedTuple):
+    where: str  # page:line
+    argv: list[str]
+    block: int  # the shell block it is in, numbered over all pages (a reader starts each in the project)
+
+
+def commands() -> list[Command]:
+    """Each command in the pages' shell blocks, in reading order: continuation lines joined,
     comments dropped, ``a && b`` split."""
-    found = []
+    found, blocks = [], 0
     for page in PAGES:
         text = page.read_text()
         for m in FENCE.finditer(text):
+            block, blocks = blocks, blocks + 1
             first = text[: m.start("code")].count("\n") + 1
             lines = m["code"].splitlines()
             i = 0
@@ -41,13 +49,13 @@ def commands() -> list[tuple[str, list[str]]]:
                 words = shlex.split(line, comments=True)
                 while words:
                     cut = words.index("&&") if "&&" in words else len(words)
-                    found.append((f"{page.relative_to(ROOT)}:{first + start}", words[:cut]))
+                    found.append(Command(f"{page.relative_to(ROOT)}:{first + start}", words[:cut], block))
                     words = words[cut + 1 :]
     return found
 
 
 COMMANDS = commands()
-IDS = [f"{where} {' '.join(argv)[:60]}" for where, argv in COMMANDS]
+IDS = [f"{c.where} {' '.join(c.argv)[:60]}" for c in COMMANDS]
 
 
 class Parsed(Exception):
@@ -93,10 +101,10 @@ def check_overrides(overrides: list[str], tmp_path: Path) -> None:
 
 
 def test_the_docs_have_commands():
-    assert len(COMMANDS) >= 40 and any(argv[:2] == ["dvc", "repro"] for _, argv in COMMANDS)
+    assert len(COMMANDS) >= 40 and any(c.argv[:2] == ["dvc", "repro"] for c in COMMANDS)
 
 
-@pytest.mark.parametrize("where,argv", COMMANDS, ids=IDS)
+@pytest.mark.parametrize("where,argv", [c[:2] for c in COMMANDS], ids=IDS)
 def test_a_docs_command_names_what_exists(where, argv, parse_only, stage_names, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     tool = argv[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -54,13 +55,31 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _results(args: argparse.Namespace) -> None:
-    """Rewrite (or, with --check, compare) the README's results section from metrics/compare.json."""
+    """Rewrite (or, with --check, compare) the README's results section from metrics/compare.json and
+    every page's experiment sections from docs/results/; with --save, write an experiment snapshot."""
+    from trendfactory.evaluation.experiment_results import RESULTS_DIR, save_snapshot, snapshot, update_pages
     from trendfactory.evaluation.results import update_readme
 
+    if args.save:
+        if not args.experiments:
+            raise TrendfactoryError("--save needs --experiments: the DVC experiments' names (`dvc exp list`)")
+        if not re.fullmatch(r"[\w-]+", args.save):
+            raise TrendfactoryError(f"--save {args.save!r}: a name of letters, digits, _ and - (it names docs/results/<name>.json and the page's markers)")
+        path = RESULTS_DIR / f"{args.save}.json"
+        save_snapshot(path, snapshot(args.experiments, args.view, args.models))
+        markers = f"<!-- experiment:{args.save}:begin --> and <!-- experiment:{args.save}:end -->"
+        print(f"ok: {path}: {', '.join(args.experiments)} and their baseline; a page shows it between {markers} after `trendfactory results`")
+        return
     changed = update_readme(args.readme, args.compare, check=args.check)
-    if args.check and changed:
-        raise TrendfactoryError(f"{args.readme}: its results section differs from {args.compare}; run `trendfactory results` and commit both")
-    print(f"ok: {args.readme}: results section {'rewritten' if changed else 'already equal to'} {args.compare}" if not args.check else f"ok: {args.readme}: results section equals {args.compare}")
+    pages = [args.readme, *sorted(Path("docs").glob("*.md"))]
+    stale = update_pages(pages, check=args.check)
+    if args.check and (changed or stale):
+        what = ([f"{args.readme}: its results section differs from {args.compare}"] if changed else []) + [f"{p}: its experiment sections differ from {RESULTS_DIR}/" for p in stale]
+        raise TrendfactoryError(f"{'; '.join(what)}; run `trendfactory results` and commit")
+    if args.check:
+        print(f"ok: {args.readme}'s results section equals {args.compare}; the experiment sections of {len(pages)} pages equal {RESULTS_DIR}/")
+    else:
+        print(f"ok: {args.readme}: results section {'rewritten' if changed else 'already equal to'} {args.compare}; experiment sections rewritten in {len(stale)} of {len(pages)} pages")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -172,13 +191,25 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_export)
     p = sub.add_parser(
         "results",
-        help="write the README's results section from metrics/compare.json (--check: only compare)",
+        help="write the README's results section and the docs' experiment sections from their metrics (--check: only compare)",
         description="Render the README's results section, between its two markers, from metrics/compare.json "
-        "(the compare stage does this after every run). --check changes nothing and fails when they differ.",
+        "(the compare stage does this after every run), and every <!-- experiment:NAME:begin/end --> section of "
+        "README.md and docs/*.md from docs/results/NAME.json. --check changes nothing and fails when they differ. "
+        "--save NAME --experiments E... writes docs/results/NAME.json from DVC experiments (their metrics/compare.json "
+        "and their baseline's, from the experiments' git refs).",
     )
     p.add_argument("--readme", type=Path, default=Path("README.md"), help="default: %(default)s")
     p.add_argument("--compare", type=Path, default=Path("metrics/compare.json"), help="default: %(default)s")
-    p.add_argument("--check", action="store_true", help="only compare; exit 1 when the section is stale")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when a section is stale")
+    p.add_argument("--save", metavar="NAME", default=None, help="write docs/results/NAME.json from --experiments")
+    p.add_argument("--experiments", nargs="+", metavar="EXP", default=None, help="with --save: DVC experiment names, run on one commit")
+    p.add_argument(
+        "--view",
+        choices=("added", "variants"),
+        default="added",
+        help="with --save: added = the models an experiment added to the run lists; variants = one row per experiment for --models (default: %(default)s)",
+    )
+    p.add_argument("--models", nargs="+", metavar="MODEL", default=None, help="with --save --view variants: the models whose rows the variants change")
     p.set_defaults(func=_results)
     p = sub.add_parser(
         "exps",

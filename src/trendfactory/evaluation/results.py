@@ -20,45 +20,66 @@ END = "<!-- results:end -->"
 ALPHA = 0.05
 
 
-def _f(v, fmt: str) -> str:
+def fmt_value(v, fmt: str) -> str:
+    """``v`` formatted, or n/a when it is missing or not finite."""
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
 
 
-def _ci(lo, hi, fmt: str) -> str:
+def fmt_ci(lo, hi, fmt: str) -> str:
+    """`` [lo, hi]`` formatted, or nothing when a bound is missing."""
     return "" if lo is None or hi is None else f" [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _horizon_row(h: int, s: dict) -> str:
     sel, base = s.get("selection") or {}, s.get("baseline") or {}
-    folds = ", ".join(f"{c['chosen'] or 'none'} ({_f(c['val_rank_ic'], '{:+.4f}')}){' ~' if c.get('coin_flip') else ''}" for c in s.get("folds", []))
+    folds = ", ".join(f"{c['chosen'] or 'none'} ({fmt_value(c['val_rank_ic'], '{:+.4f}')}){' ~' if c.get('coin_flip') else ''}" for c in s.get("folds", []))
     verdict = "**survives**" if s.get("survives") else "does not survive"
     return (
-        f"| {h} | {folds} | {_f(sel.get('rank_ic'), '{:+.4f}')}{_ci(sel.get('rank_ic_lo'), sel.get('rank_ic_hi'), '{:+.4f}')} "
-        f"| {_f(sel.get('rank_ic_t'), '{:+.2f}')} ({_f(sel.get('rank_ic_p'), '{:.3f}')}) "
-        f"| {_f(sel.get('sharpe'), '{:+.2f}')}{_ci(sel.get('sharpe_lo'), sel.get('sharpe_hi'), '{:+.2f}')} "
-        f"| {base.get('selected') or 'n/a'} ({_f(base.get('rank_ic'), '{:+.4f}')}) | {_f(s.get('spa_p'), '{:.3f}')} "
-        f"| {_f(s.get('dsr'), '{:.2f}')} | {_f(s.get('detectable_rank_ic'), '{:.4f}')} | {verdict} |"
+        f"| {h} | {folds} | {fmt_value(sel.get('rank_ic'), '{:+.4f}')}{fmt_ci(sel.get('rank_ic_lo'), sel.get('rank_ic_hi'), '{:+.4f}')} "
+        f"| {fmt_value(sel.get('rank_ic_t'), '{:+.2f}')} ({fmt_value(sel.get('rank_ic_p'), '{:.3f}')}) "
+        f"| {fmt_value(sel.get('sharpe'), '{:+.2f}')}{fmt_ci(sel.get('sharpe_lo'), sel.get('sharpe_hi'), '{:+.2f}')} "
+        f"| {base.get('selected') or 'n/a'} ({fmt_value(base.get('rank_ic'), '{:+.4f}')}) | {fmt_value(s.get('spa_p'), '{:.3f}')} "
+        f"| {fmt_value(s.get('dsr'), '{:.2f}')} | {fmt_value(s.get('detectable_rank_ic'), '{:.4f}')} | {verdict} |"
     )
 
 
-def results_section(compare: dict) -> str:
-    """The Markdown between the markers: the verdict table per horizon and plain sentences, every
-    number taken from ``compare`` (metrics/compare.json's content)."""
-    # Long on purpose: the README section, paragraph by paragraph, in reading order.
+def run_facts(compare: dict) -> tuple[int, str, int, int]:
+    """(folds, out-of-sample span, seeds, non-baseline items) of a comparison, as its pages quote them."""
     summary, items = compare["summary"], compare["items"]
     horizons = sorted(int(k[1:]) for k in summary)
     blocks = [c["test"] for c in summary[f"h{horizons[0]}"].get("folds", []) if c.get("test")] if horizons else []
     span = f"{blocks[0][0]} … {blocks[-1][1]}" if blocks else "n/a"
     seeds = max((int(r.get("seeds") or 1) for r in items.values()), default=1)
     n_items = sum(1 for r in items.values() if r.get("family") != "baseline")
+    return len(blocks), span, seeds, n_items
+
+
+def results_section(compare: dict) -> str:
+    """The Markdown between the markers: the verdict table per horizon and plain sentences, every
+    number taken from ``compare`` (metrics/compare.json's content)."""
+    n_folds, span, seeds, n_items = run_facts(compare)
     lines = [
         BEGIN,
         "",
         f"From [`metrics/compare.json`](metrics/compare.json) (page: [`metrics/comparison.md`](metrics/comparison.md)): "
-        f"walk-forward, {len(blocks)} folds, out of sample {span}; stochastic models fitted with {seeds} seeds (their "
+        f"walk-forward, {n_folds} folds, out of sample {span}; stochastic models fitted with {seeds} seeds (their "
         f"mean); {n_items} non-baseline model × horizon items tried. Each fold's model is chosen on validation blocks "
         "that end before its test block; the figures are those of the stitched out-of-sample series of the folds' choices.",
         "",
+        *verdict_lines(compare),
+        "",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def verdict_lines(compare: dict) -> list[str]:
+    """The verdict table (one row per horizon) and the plain sentences under it."""
+    # Long on purpose: the verdict, paragraph by paragraph, in reading order.
+    summary, items = compare["summary"], compare["items"]
+    horizons = sorted(int(k[1:]) for k in summary)
+    n_items = run_facts(compare)[3]
+    lines = [
         "| h | chosen per fold (val Rank IC; ~ coin flip) | stitched test Rank IC [90 % CI] | t (p) | Sharpe net [90 % CI] "
         "| baseline per fold (test Rank IC) | SPA p | deflated Sharpe | detectable Rank IC (80 % power) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -79,7 +100,7 @@ def results_section(compare: dict) -> str:
         sel = s.get("selection") or {}
         parts = []
         if s.get("detectable_rank_ic") is not None:
-            parts.append(f"only a mean Rank IC above {s['detectable_rank_ic']:.4f} would have shown with 80 % probability (the selection's own is {_f(sel.get('rank_ic'), '{:+.4f}')})")
+            parts.append(f"only a mean Rank IC above {s['detectable_rank_ic']:.4f} would have shown with 80 % probability (the selection's own is {fmt_value(sel.get('rank_ic'), '{:+.4f}')})")
         flips = [c for c in s.get("folds", []) if c.get("coin_flip")]
         if flips:
             parts.append(
@@ -92,8 +113,8 @@ def results_section(compare: dict) -> str:
         if best and f"{best}-h{h}" in items:
             r = items[f"{best}-h{h}"]
             parts.append(
-                f"the best single model on test, {best} (Rank IC {_f(r.get('test_rank_ic'), '{:+.4f}')}, "
-                f"p {_f(r.get('test_rank_ic_p'), '{:.3f}')}), is shown for reference only: picking it would be "
+                f"the best single model on test, {best} (Rank IC {fmt_value(r.get('test_rank_ic'), '{:+.4f}')}, "
+                f"p {fmt_value(r.get('test_rank_ic_p'), '{:.3f}')}), is shown for reference only: picking it would be "
                 "selection on test"
             )
         if parts:
@@ -110,8 +131,7 @@ def results_section(compare: dict) -> str:
         )
     else:
         lines.append(f"No single item of the {n_items} tried has a positive test Rank IC at p < {ALPHA:g}.")
-    lines += ["", END]
-    return "\n".join(lines)
+    return lines
 
 
 def _split(text: str, readme: Path) -> tuple[str, str, str]:

@@ -1,0 +1,154 @@
+"""Experiments' results on the docs pages come from snapshots of their metrics, never by hand.
+
+A tiny real DVC repository (one stage writing metrics/compare.json from its params) runs real
+``dvc exp run -S`` experiments; snapshots are read from their git refs, and the sections are
+rendered from the snapshots. The committed docs must equal their committed snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from trendfactory.cli import main
+from trendfactory.errors import TrendfactoryError
+from trendfactory.evaluation.results import BEGIN, END
+from trendfactory.evaluation.experiment_results import SECTION, render_page, section, snapshot, update_pages
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STAGE = textwrap.dedent("""
+    import json, os, yaml
+    p = yaml.safe_load(open("params.yaml"))
+    g = p["models"]["tower"]["gamma"]
+    os.makedirs("metrics", exist_ok=True)
+    items, summary = {}, {}
+    for i, m in enumerate(p["run"]["models"]):
+        for h in (5, 20):
+            ric = round(0.001 * (i + 1) * h / 5 + 0.01 * g, 6)
+            items[f"{m}-h{h}"] = {"model": m, "family": "neural", "horizon": h, "seeds": 2, "val_rank_ic": round(ric / 2, 6),
+                                  "test_rank_ic": ric, "test_rank_ic_lo": round(ric - 0.02, 6), "test_rank_ic_hi": round(ric + 0.02, 6),
+                                  "test_rank_ic_t": 1.5, "test_rank_ic_p": 0.137, "test_macro_f1": 0.3125, "test_sharpe": 0.25,
+                                  "test_sharpe_lo": -0.5, "test_sharpe_hi": 1.0}
+    for h in (5, 20):
+        fold = {"fold": 0, "chosen": p["run"]["models"][-1], "val_rank_ic": 0.0123, "coin_flip": False, "test": ["2007-01-02", "2010-12-31"]}
+        summary[f"h{h}"] = {"folds": [fold], "selection": {"rank_ic": 0.0042}, "survives": False}
+    json.dump({"items": items, "summary": summary}, open("metrics/compare.json", "w"))
+""")
+DVC_YAML = textwrap.dedent("""
+    stages:
+      compare:
+        cmd: python make.py
+        deps: [make.py]
+        params: [models.tower.gamma, run.models]
+        metrics:
+          - metrics/compare.json:
+              cache: false
+""")
+PARAMS = "seed: 42\nrun:\n  models: [alpha, tower]\nmodels:\n  tower:\n    gamma: 0.01\n"
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("experiments")
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in (("NAME", "t"), ("EMAIL", "t@t"))},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    (root / "make.py").write_text(STAGE)
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    (root / "params.yaml").write_text(PARAMS)
+    dvc = [sys.executable, "-m", "dvc"]
+    for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "baseline"]):
+        _run(cmd, root, env)
+    for name, sets in (("g0", ["models.tower.gamma=0"]), ("g1", ["models.tower.gamma=1"]), ("more", ["run.models=[alpha,tower,gamma_net]"])):
+        _run(["git", "reset", "-q", "--hard"], root, env)  # each from the baseline, as queued experiments are
+        _run([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
+    # one more commit and an experiment on it: a snapshot must not mix baselines
+    _run(["git", "reset", "-q", "--hard"], root, env)
+    (root / "notes.txt").write_text("later\n")
+    _run(["git", "add", "notes.txt"], root, env)
+    _run(["git", "commit", "-qm", "later"], root, env)
+    _run([*dvc, "exp", "run", "-q", "-n", "later", "-S", "models.tower.gamma=2"], root, env)
+    return root
+
+
+def test_a_snapshot_holds_each_experiment_and_their_baseline(repo):
+    snap = snapshot(["g0", "g1"], "variants", ["tower"], repo)
+    assert [r["name"] for r in snap["runs"]] == ["baseline", "g0", "g1"]
+    assert snap["runs"][1]["changed"] == {"models.tower.gamma": [0.01, 0]}
+    assert all(set(r["compare"]["items"]) == {"tower-h5", "tower-h20"} for r in snap["runs"])
+    assert snap["runs"][2]["compare"]["items"]["tower-h5"]["test_rank_ic"] == pytest.approx(0.002 + 0.01)
+
+
+def test_variants_section_quotes_the_snapshot(repo):
+    text = section("ablation", snapshot(["g0", "g1"], "variants", ["tower"], repo), "results/ablation.json")
+    assert "| `gamma=0` | 5 | +0.0010 | +0.0020 [-0.0180, +0.0220] | +1.50 (0.137) | 0.3125 | +0.25 [-0.50, +1.00] |" in text
+    assert "| default | 20 |" in text and "| `gamma=1` | 20 |" in text
+    # h = 5: test Rank IC 0.0021 (default), 0.0020 (g0), 0.0120 (g1); chosen on validation: g1
+    assert "spans +0.0020 … +0.0120, a spread of 0.0100, less than the narrowest 90 % interval's half-width (0.0200): no variant stands out" in text
+    assert "Chosen on validation, the variant would be `gamma=1` (val +0.0060, test +0.0120)" in text
+
+
+def test_added_section_lists_only_the_added_models_then_the_verdict(repo):
+    text = section("full", snapshot(["more"], "added", repo=repo), "results/full.json")
+    assert "| gamma_net | +0.0015 | +0.0031 [-0.017, +0.023] | +1.50 (0.137) | +0.25 | +0.0060 | +0.0121 [-0.008, +0.032] |" in text
+    assert "| alpha |" not in text and "| tower |" not in text
+    assert "| 5 | gamma_net (+0.0123)" in text and "6 non-baseline items" in text and "nothing survives" in text
+
+
+def test_experiments_of_two_baselines_or_unknown_names_are_refused(repo):
+    with pytest.raises(TrendfactoryError, match="ran on 2 different commits"):
+        snapshot(["g0", "later"], "variants", ["tower"], repo)
+    with pytest.raises(TrendfactoryError, match="no experiment named 'nope'.*dvc exp list"):
+        snapshot(["nope"], "added", repo=repo)
+    with pytest.raises(TrendfactoryError, match="needs --models"):
+        snapshot(["g0"], "variants", None, repo)
+    with pytest.raises(TrendfactoryError, match="no item of ghost"):
+        snapshot(["g0"], "variants", ["ghost"], repo)
+
+
+def test_cli_saves_renders_and_checks_a_page(repo, monkeypatch, capsys):
+    monkeypatch.chdir(repo)
+    main(["results", "--save", "ablation", "--experiments", "g0", "g1", "--view", "variants", "--models", "tower"])
+    assert json.loads((repo / "docs/results/ablation.json").read_text())["view"] == "variants"
+    (repo / "docs/page.md").write_text("# Page\n\nWords.\n\n<!-- experiment:ablation:begin -->\n<!-- experiment:ablation:end -->\n\nMore words.\n")
+    (repo / "README.md").write_text(f"# Readme\n\n{BEGIN}\n{END}\n")
+    with pytest.raises(SystemExit):
+        main(["results", "--check"])
+    assert re.search(r"^error: .*docs/page.md: its experiment sections differ from docs/results/; run `trendfactory results`", capsys.readouterr().err)
+    main(["results"])
+    page = (repo / "docs/page.md").read_text()
+    assert "[`docs/results/ablation.json`](results/ablation.json)" in page and page.endswith("More words.\n")
+    main(["results", "--check"])
+    assert "equal docs/results/" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["results", "--save", "a b", "--experiments", "g0"])
+    assert "--save 'a b': a name of letters" in capsys.readouterr().err
+
+
+def test_a_section_without_its_snapshot_is_one_line(tmp_path):
+    text = "<!-- experiment:gone:begin -->\n<!-- experiment:gone:end -->\n"
+    with pytest.raises(TrendfactoryError, match=r"page.md: section 'gone' needs .*gone.json; write it with `trendfactory results --save"):
+        render_page(text, tmp_path / "page.md", tmp_path)
+
+
+def test_the_committed_docs_equal_their_snapshots():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert update_pages(pages, check=True, results_dir=ROOT / "docs" / "results") == [], "run `trendfactory results` and commit"
+    names = {m["name"] for p in pages for m in SECTION.finditer(p.read_text())}
+    assert names == {p.stem for p in (ROOT / "docs" / "results").glob("*.json")}, "every snapshot is shown on a page, every section has one"
