@@ -152,3 +152,36 @@ def test_the_committed_docs_equal_their_snapshots():
     assert update_pages(pages, check=True, results_dir=ROOT / "docs" / "results") == [], "run `trendfactory results` and commit"
     names = {m["name"] for p in pages for m in SECTION.finditer(p.read_text())}
     assert names == {p.stem for p in (ROOT / "docs" / "results").glob("*.json")}, "every snapshot is shown on a page, every section has one"
+
+
+def test_variants_do_not_repeat_rows_the_variant_left_unchanged(repo):
+    text = section("tuned", snapshot(["more"], "variants", ["tower", "gamma_net"], repo), "x")
+    assert text.count("| default | tower |") == 2
+    assert text.count('| `run.models=["alpha", "tower", "gamma_net"]` | gamma_net |') == 2
+    assert '| `run.models=["alpha", "tower", "gamma_net"]` | tower |' not in text
+
+
+def test_curves_section_marks_the_best_epoch_and_counts_first_epoch_stops():
+    snap = {
+        "view": "curves",
+        "commit": "abcdef0123",
+        "fold": 2,
+        "train": ["1990-01-02", "2012-11-29"],
+        "val": ["2013-01-16", "2014-12-01"],
+        "runs": [
+            {"model": "mlp", "lr": 0.001, "default": True, "train_loss": [1.09, 1.07, 1.05], "val_loss": [1.0821, 1.0902, 1.1], "val_rank_ic": [0.031, None, -0.01]},
+            {"model": "mlp", "lr": 0.0001, "default": False, "train_loss": [1.09, 1.095, 1.08], "val_loss": [1.09, 1.085, 1.0841], "val_rank_ic": [0.02, 0.021, 0.022]},
+        ],
+        "stopped": {"patience": 1, "models": ["mlp", "lstm"], "fits": 12, "first": 11},
+    }
+    text = section("lc", snap, "results/lc.json")
+    assert "| mlp | 1e-03 (default) | **1.082** 1.090 1.100 | +0.031 n/a -0.010 |" in text
+    assert "| mlp | 1e-04 | 1.090 1.085 **1.084** |" in text
+    assert "mlp at lr 1e-03: the train loss falls at every epoch (1.090 → 1.050); the validation loss is lowest at epoch 1 (1.0821)" in text
+    assert "and ends at 1.1000; the validation Rank IC is highest at epoch 1 (+0.0310)." in text
+    assert "both heads' mean (a uniform guess's log loss is 1.0986)" in text and "highest at epoch 3 (+0.0220)" in text
+    assert "mlp at lr 1e-04: the train loss does not fall at every epoch" in text
+    assert "train 1990-01-02 … 2012-11-29, validation 2013-01-16 … 2014-12-01, 3 epochs" in text
+    assert "11 of the 12 network fits (mlp, lstm × folds × seeds) kept their first epoch" in text
+    with pytest.raises(TrendfactoryError, match="view 'nope' is not one of"):
+        section("lc", {**snap, "view": "nope"}, "x")

@@ -169,8 +169,8 @@ def _variants(snap: dict, link: str) -> list[str]:
         for model in models:
             for h in horizons:
                 r = run["compare"]["items"].get(f"{model}-h{h}")
-                if r is None:
-                    continue
+                if r is None or (run is not runs[0] and r == runs[0]["compare"]["items"].get(f"{model}-h{h}")):
+                    continue  # absent, or the default's own row again (a model the variant did not change)
                 label = _label(run, models)
                 rows[h].append((f"{label} {model}" if many else label, r))
                 lines.append(
@@ -215,7 +215,8 @@ def _curves(snap: dict, link: str) -> list[str]:
     lines = [
         f"Generated from [`docs/results/{Path(link).name}`]({link}) (`benchmarks/learning_curves.py` on commit "
         f"`{snap['commit'][:7]}`): walk-forward fold {snap['fold']}, train {snap['train'][0]} … {snap['train'][1]}, "
-        f"validation {snap['val'][0]} … {snap['val'][1]}, {epochs} epochs with early stopping off, both heads' mean:",
+        f"validation {snap['val'][0]} … {snap['val'][1]}, {epochs} epochs with early stopping off, both heads' mean "
+        f"(a uniform guess's log loss is {uniform:.4f}):",
         "",
         f"| network | lr | val log loss by epoch 1 … {epochs} | val daily Rank IC by epoch 1 … {epochs} |",
         "|---|---|---|---|",
@@ -229,10 +230,12 @@ def _curves(snap: dict, link: str) -> list[str]:
     for r in runs:
         best = min(range(len(r["val_loss"])), key=r["val_loss"].__getitem__)
         falls = all(b < a for a, b in zip(r["train_loss"], r["train_loss"][1:]))
+        ics = [(v, i) for i, v in enumerate(r["val_rank_ic"]) if _finite(v)]
+        top = f"; the validation Rank IC is highest at epoch {max(ics)[1] + 1} ({max(ics)[0]:+.4f})" if ics else ""
         lines.append(
             f"{r['model']} at lr {r['lr']:.0e}: the train loss {'falls at every epoch' if falls else 'does not fall at every epoch'} "
             f"({r['train_loss'][0]:.3f} → {r['train_loss'][-1]:.3f}); the validation loss is lowest at epoch {best + 1} "
-            f"({r['val_loss'][best]:.4f}, a uniform guess scores {uniform:.4f}) and ends at {r['val_loss'][-1]:.4f}."
+            f"({r['val_loss'][best]:.4f}) and ends at {r['val_loss'][-1]:.4f}{top}."
         )
     stop = snap.get("stopped")
     if stop:
