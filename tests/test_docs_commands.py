@@ -4,8 +4,9 @@ file that ``trendfactory check`` accepts (the whole experiment's params at once)
 ``dvc repro <stage>`` names a stage of dvc.yaml, every ``trendfactory`` and
 ``python -m trendfactory.report`` line parses with the project's own command line, and every
 script a line runs is in the repository. A renamed option, key, model or stage in the code
-fails here, before a reader meets it. (The README's two setup commands run in ``.ci/run``; the
-Python snippets run in test_docs_snippets.py.)"""
+fails here, in seconds, before a reader meets it. test_docs_commands_run.py then runs every one
+of them in a small project (the README's two setup commands run in ``.ci/run``); the Python
+snippets run in test_docs_snippets.py."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def _results(args: argparse.Namespace) -> None:
         path = RESULTS_DIR / f"{args.save}.json"
         save_snapshot(path, snapshot(args.experiments, args.view, args.models))
         markers = f"<!-- experiment:{args.save}:begin --> and <!-- experiment:{args.save}:end -->"
-        print(f"ok: {path}: {', '.join(args.experiments)} and their baseline; a page shows it between {markers} after `trendfactory results`")
+        print(f"ok: {path}: {', '.join(args.experiments)} and {'their' if len(args.experiments) > 1 else 'its'} baseline; a page shows it between {markers} after `trendfactory results`")
         return
     changed = update_readme(args.readme, args.compare, check=args.check)
     pages = [args.readme, *sorted(Path("docs").glob("*.md"))]
