@@ -7,7 +7,9 @@ of the project is. Then every command of every shell block is executed in readin
 block from the project's root (``cd`` moves within a block). What a reader supplies is supplied:
 ``bars/`` and ``bars.csv`` are the project's own bars written out as CSV, ``/path/to/bars`` is
 that folder, ``<repo>`` is the project. Each ``dvc exp run`` is an experiment from the baseline,
-so the workspace is put back after it (DVC leaves an experiment's results in the workspace).
+so the workspace is put back after it (DVC leaves an experiment's results in the workspace); each
+block also starts with the project's DVC config as set up (a block that points the remote at S3
+presumes the reader installed dvc-s3, as the page says).
 
 Only sizes shrink (the small profile's ``tune.trials``); what runs elsewhere says where
 (``RUN_ELSEWHERE``: the setup commands, which ``.ci/run`` runs, and the full run list, too long
@@ -109,12 +111,15 @@ def ran(tmp_path_factory) -> dict[int, tuple[int, str]]:
         assert proc.returncode == 0, f"setup: {' '.join(cmd)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         print(f"{time.perf_counter() - t0:6.1f} s  setup: {' '.join(cmd[2:] if cmd[0] == sys.executable else cmd)[:100]}", flush=True)
     _write_bars(work)
+    dvc_config = (work / ".dvc/config").read_text()
     readers = {"/path/to/bars": str(work / "bars"), "<repo>": str(work)}
     out: dict[int, tuple[int, str]] = {}
     cwd, block = work, None
     for i, c in enumerate(COMMANDS):
-        if c.block != block:
+        if c.block != block:  # a new block starts in the project as set up, its local remote included
             cwd, block = work, c.block
+            (work / ".dvc/config").write_text(dvc_config)
+            (work / ".dvc/config.local").unlink(missing_ok=True)
         argv = [SIZES.get(a, a) for a in c.argv]
         argv = [next((a.replace(k, v) for k, v in readers.items() if k in a), a) for a in argv]
         if tuple(argv) in RUN_ELSEWHERE:
@@ -129,7 +134,7 @@ def ran(tmp_path_factory) -> dict[int, tuple[int, str]]:
         proc = _sh(_tool(argv), cwd, env)
         out[i] = (proc.returncode, (proc.stdout + proc.stderr)[-3000:])
         print(f"{time.perf_counter() - t0:6.1f} s  rc {proc.returncode}  {c.where} {' '.join(argv)[:100]}", flush=True)
-        if argv[:3] == ["dvc", "exp", "run"] and proc.returncode == 0:  # back to the baseline for the next reader
+        if argv[:3] == ["dvc", "exp", "run"]:  # back to the baseline for the next reader, whatever happened
             for cmd in (["git", "checkout", "-q", "--", "."], [*dvc, "checkout", "--force", "-q"]):
                 _sh(cmd, cwd, env)
     return out
