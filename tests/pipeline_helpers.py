@@ -131,3 +131,20 @@ def chance_band(y: np.ndarray, overlap: int) -> float:
     n_eff = np.array([(y == c).sum() for c in (-1, 0, 1)]) / overlap
     p = 1 / 3  # a chance classifier's recall on each class
     return 4 * np.sqrt(np.sum(p * (1 - p) / n_eff)) / 3
+
+
+def repo_env() -> dict:
+    """The environment for git and ``python -m dvc`` in a throwaway repository: a committer, no
+    analytics, this interpreter's tools first on PATH."""
+    return {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in (("NAME", "t"), ("EMAIL", "t@t"))},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def run_ok(cmd: list[str], cwd: Path, env: dict) -> None:
+    """Run ``cmd``; fail the test with its output when it exits non-zero."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"

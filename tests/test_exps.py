@@ -7,14 +7,13 @@ the experiments are real `dvc exp run -S` runs and the table is built from DVC's
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.pipeline_helpers import repo_env, run_ok
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.exps import Row, render, show
@@ -45,34 +44,21 @@ DVC_YAML = textwrap.dedent("""
 PARAMS = "seed: 42\nmodels:\n  xgboost:\n    max_depth: 4\n    learning_rate: 0.1\ntrain:\n  lr: 0.001\n"
 
 
-def _run(cmd: list[str], cwd: Path, env: dict) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("exps")
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env = repo_env()
     (root / "make.py").write_text(STAGE)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "params.yaml").write_text(PARAMS)
     dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], root, env)
-    _run([*dvc, "init", "-q"], root, env)
-    _run([*dvc, "repro", "-q"], root, env)
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-qm", "baseline"], root, env)
+    run_ok(["git", "init", "-q"], root, env)
+    run_ok([*dvc, "init", "-q"], root, env)
+    run_ok([*dvc, "repro", "-q"], root, env)
+    run_ok(["git", "add", "-A"], root, env)
+    run_ok(["git", "commit", "-qm", "baseline"], root, env)
     for name, sets in (("deep6", ["models.xgboost.max_depth=6"]), ("shallow2", ["models.xgboost.max_depth=2"]), ("fast", ["models.xgboost.max_depth=8", "train.lr=0.01"])):
-        _run([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
+        run_ok([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
     return root
 
 

@@ -35,11 +35,12 @@ class Row:
     metrics: dict[str, dict] = field(default_factory=dict)  # metrics file -> its data
 
 
-def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+def flat_params(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A params tree as dotted keys (``models.xgboost.max_depth``) to values."""
     out: dict[str, object] = {}
     for key, value in tree.items():
         if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flat_params(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -49,7 +50,7 @@ def _row(record: dict, label: str) -> Row:
     data = record.get("data") or {}
     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
     metrics = {f: (m or {}).get("data") or {} for f, m in (data.get("metrics") or {}).items()}
-    return Row(label, _flat(params), metrics)
+    return Row(label, flat_params(params), metrics)
 
 
 def rows_from_exp_show(records: list[dict]) -> list[Row]:

@@ -8,15 +8,14 @@ rendered from the snapshots. The committed docs must equal their committed snaps
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.pipeline_helpers import repo_env, run_ok
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation.results import BEGIN, END
@@ -55,35 +54,25 @@ DVC_YAML = textwrap.dedent("""
 PARAMS = "seed: 42\nrun:\n  models: [alpha, tower]\nmodels:\n  tower:\n    gamma: 0.01\n"
 
 
-def _run(cmd: list[str], cwd: Path, env: dict) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("experiments")
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in (("NAME", "t"), ("EMAIL", "t@t"))},
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env = repo_env()
     (root / "make.py").write_text(STAGE)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "params.yaml").write_text(PARAMS)
     dvc = [sys.executable, "-m", "dvc"]
     for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "baseline"]):
-        _run(cmd, root, env)
+        run_ok(cmd, root, env)
     for name, sets in (("g0", ["models.tower.gamma=0"]), ("g1", ["models.tower.gamma=1"]), ("more", ["run.models=[alpha,tower,gamma_net]"])):
-        _run(["git", "reset", "-q", "--hard"], root, env)  # each from the baseline, as queued experiments are
-        _run([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
+        run_ok(["git", "reset", "-q", "--hard"], root, env)  # each from the baseline, as queued experiments are
+        run_ok([*dvc, "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], root, env)
     # one more commit and an experiment on it: a snapshot must not mix baselines
-    _run(["git", "reset", "-q", "--hard"], root, env)
+    run_ok(["git", "reset", "-q", "--hard"], root, env)
     (root / "notes.txt").write_text("later\n")
-    _run(["git", "add", "notes.txt"], root, env)
-    _run(["git", "commit", "-qm", "later"], root, env)
-    _run([*dvc, "exp", "run", "-q", "-n", "later", "-S", "models.tower.gamma=2"], root, env)
+    run_ok(["git", "add", "notes.txt"], root, env)
+    run_ok(["git", "commit", "-qm", "later"], root, env)
+    run_ok([*dvc, "exp", "run", "-q", "-n", "later", "-S", "models.tower.gamma=2"], root, env)
     return root
 
 

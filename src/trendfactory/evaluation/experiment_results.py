@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from trendfactory.errors import TrendfactoryError
+from trendfactory.exps import flat_params
 from trendfactory.evaluation.results import fmt_ci, fmt_value, run_facts, verdict_lines
 
 RESULTS_DIR = Path("docs/results")
@@ -56,18 +57,9 @@ def experiment_ref(name: str, repo: Path) -> str:
     return found[0]
 
 
-def _flat(tree, prefix: str = "") -> dict:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def _read_run(rev: str, repo: Path, models: list[str] | None) -> tuple[dict, dict]:
     """(flattened params, compare.json) at ``rev``; with ``models``, only their items (and no verdict)."""
-    params = _flat(yaml.safe_load(_git("show", f"{rev}:params.yaml", cwd=repo)))
+    params = flat_params(yaml.safe_load(_git("show", f"{rev}:params.yaml", cwd=repo)))
     try:
         compare = json.loads(_git("show", f"{rev}:metrics/compare.json", cwd=repo))
     except TrendfactoryError as err:
