@@ -114,9 +114,13 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], where: Placement, *, cpu
         share = f" and {gpus_per_task:g} GPU" if gpus_per_task else ""
         log.info("%d %ss on Ray (%s, %d CPU%s%s each, up to %d at once)", len(items), what, where.address or f"local, {where.cpus} CPUs", cpus_per_task, "s" if cpus_per_task > 1 else "", share, n)
         results = _gather(ray, refs)
-    finally:
-        if not where.is_cluster:
-            ray.shutdown()  # the stage's own local Ray: its worker processes end with it
+    except BaseException:
+        # the tasks still running end with this driver's job: a local Ray stops with it, a cluster
+        # kills the job's workers when its driver disconnects
+        ray.shutdown()
+        raise
+    if not where.is_cluster:
+        ray.shutdown()  # the stage's own local Ray: its worker processes end with it
     log.info("%d %ss done on Ray in %.1fs", len(items), what, time.perf_counter() - started)
     return results
 
@@ -127,13 +131,14 @@ def _call(fn: Callable[[T], R], item: T, mode: str) -> R:
 
 
 def _gather(ray, refs: list) -> list:
-    """Results in order; the first failure cancels the rest and is re-raised as itself (a
-    TrendfactoryError from a task stays a one-line error)."""
+    """Results in order; the first failure is re-raised as itself (a TrendfactoryError from a task
+    stays a one-line error). The other tasks are not cancelled here: ``ray.cancel`` racing a task
+    that is just finishing fails a check inside Ray 2.60's driver, which then kills this whole
+    process with exit code 1 (seen in about 1 run in 4 with three tasks); ``run_tasks`` ends them
+    by shutting Ray down instead."""
     try:
         return ray.get(refs)
     except ray.exceptions.RayTaskError as exc:
-        for ref in refs:
-            ray.cancel(ref, force=True)
         original = getattr(exc, "cause", None)
         raise (original if isinstance(original, BaseException) else exc.as_instanceof_cause()) from None
 
