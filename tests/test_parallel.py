@@ -88,10 +88,11 @@ def gpu_and_time(seconds: float) -> tuple[list, str, float, float]:
 def test_fits_share_a_gpu_as_ray_tasks_of_a_fraction_of_it():
     """parallel.fits_per_gpu: 2 -> tasks of half a GPU, two at once on one GPU, each told which
     GPU is its own (CUDA_VISIBLE_DEVICES). The local Ray is given one logical GPU: Ray schedules
-    by declared resources, so this runs on a machine without one."""
+    by declared resources, so this runs on a machine without one. Each sleeps 3 s: two worker
+    processes starting on a busy 2-core machine can be a second or more apart."""
     where = Placement(None, 2, gpus=1)
     assert slots(where, 1, 0.5) == 2 and slots(where, 1, 1.0) == 1 and slots(Placement(None, 8, gpus=2), 2, 0.5) == 4
-    out = run_tasks(gpu_and_time, [1.5, 1.5], where, cpus_per_task=1, gpus_per_task=0.5)
+    out = run_tasks(gpu_and_time, [3.0, 3.0], where, cpus_per_task=1, gpus_per_task=0.5)
     assert [o[:2] for o in out] == [(["0"], "0"), (["0"], "0")]
     (_, _, s0, e0), (_, _, s1, e1) = out
     assert s1 < e0 and s0 < e1, "the two half-GPU tasks did not run at the same time"
