@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent  # .../trendfactory
@@ -73,3 +74,12 @@ def project_imports(*modules: str, src: Path = SRC) -> set[Path]:
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]
         todo += imported_names(path)
     return {p.relative_to(src) for p in seen}
+
+
+def source_hash(*modules: str, src: Path = SRC) -> str:
+    """SHA-256 of the content of every project file ``modules`` can run (:func:`project_imports`):
+    it changes when any of that code does, and only then."""
+    digest = hashlib.sha256()
+    for rel in sorted(project_imports(*modules, src=src), key=Path.as_posix):
+        digest.update(f"{hashlib.sha256((src / rel).read_bytes()).hexdigest()}  {rel.as_posix()}\n".encode())
+    return digest.hexdigest()

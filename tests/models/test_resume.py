@@ -19,8 +19,10 @@ import pytest
 from tests.models.test_conformance import FAST_TRAIN, fast_config
 from trendfactory.models import Samples, create
 from trendfactory.models.base import FitContext
-from trendfactory.models.common.neural import resume_key
+from trendfactory.import_closure import project_imports
+from trendfactory.models.common.neural import code_hash, resume_key
 from trendfactory.models.common.trainer import LAST
+from trendfactory.models.registry import get_model_class
 
 H = 5
 HORIZONS = (5, 20)  # a network trains one head per horizon of the store: both must be covered
@@ -72,20 +74,44 @@ def test_the_content_hash_follows_what_a_fit_reads(stores):
 def test_the_resume_key_covers_every_param_the_fit_reads(stores):
     tr, va = samples(stores["old"])
     ends = (tr, tr.ends), (va, va.ends)
+    mlp, lstm = get_model_class("mlp"), get_model_class("lstm")
     config = create("mlp", fast_config("mlp")).config
-    key = resume_key("mlp", [H], 3, config, TRAIN, *ends)
-    assert key == resume_key("mlp", [H], 3, config, TRAIN, *ends)
+    key = resume_key(mlp, [H], 3, config, TRAIN, *ends)
+    assert key == resume_key(mlp, [H], 3, config, TRAIN, *ends)
     changed = [
-        resume_key("mlp", [H], 4, config, TRAIN, *ends),  # seed
-        resume_key("mlp", [H, 20], 3, config, TRAIN, *ends),  # the horizons the heads train
-        resume_key("mlp", [H], 3, dataclasses.replace(config, hidden=(8,)), TRAIN, *ends),  # model params
-        resume_key("mlp", [H], 3, config, dataclasses.replace(TRAIN, lr=1e-4), *ends),  # train params
-        resume_key("lstm", [H], 3, config, TRAIN, *ends),
+        resume_key(mlp, [H], 4, config, TRAIN, *ends),  # seed
+        resume_key(mlp, [H, 20], 3, config, TRAIN, *ends),  # the horizons the heads train
+        resume_key(mlp, [H], 3, dataclasses.replace(config, hidden=(8,)), TRAIN, *ends),  # model params
+        resume_key(mlp, [H], 3, config, dataclasses.replace(TRAIN, lr=1e-4), *ends),  # train params
+        resume_key(lstm, [H], 3, config, TRAIN, *ends),  # the model (and its code)
     ]
     assert key not in changed and len(set(changed)) == len(changed)
     # where and how it runs does not change the result: it may resume across them
     same = dataclasses.replace(TRAIN, device="auto", resume=False, eval_batch_size=7)
-    assert resume_key("mlp", [H], 3, config, same, *ends) == key
+    assert resume_key(mlp, [H], 3, config, same, *ends) == key
+
+
+def test_the_resume_key_follows_the_code_the_fit_runs(monkeypatch):
+    """An edit to a network's own file, or to code it runs (the shared trainer), between the
+    interrupted run and the rerun makes another key: the rerun starts afresh. An edit elsewhere
+    does not."""
+    mlp, lstm = get_model_class("mlp"), get_model_class("lstm")
+    files = project_imports(mlp.__module__)
+    assert {Path("trendfactory/models/zoo/mlp.py"), Path("trendfactory/models/common/trainer.py"), Path("trendfactory/models/common/neural.py")} <= files
+    assert Path("trendfactory/stages/compare.py") not in files
+    before = {m: code_hash(m) for m in (mlp, lstm, get_model_class("mlp_tuned"))}
+    assert before[get_model_class("mlp_tuned")] == before[mlp]  # a tuned variant runs its base model's code
+    edited = {}
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real_read(self) + edited.get(self.name, b""))
+    edited["mlp.py"] = b"# an edit"
+    assert code_hash(mlp) != before[mlp] and code_hash(lstm) == before[lstm]
+    edited.clear()
+    edited["trainer.py"] = b"# an edit"
+    assert code_hash(mlp) != before[mlp] and code_hash(lstm) != before[lstm]
+    edited.clear()
+    edited["compare.py"] = b"# an edit"
+    assert code_hash(mlp) == before[mlp]
 
 
 def _fit(name: str, store: Path, checkpoint_dir: Path | None, stop: bool = False):

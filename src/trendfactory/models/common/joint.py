@@ -90,7 +90,7 @@ class JointModel(TorchModel):
                 BatchGatherer(s.split, group, bs, shuffle=shuffle, seed=self.seed, device=device, ends=e, lags=(), with_scores=True, samples_per_epoch=tc.samples_per_epoch if shuffle else None)
                 for s, e, bs, shuffle in ((train, tr_ends, tc.batch_size, True), (val, va_ends, tc.eval_batch_size, False))
             ]
-            run_id = resume_key(self.name, group, self.seed, self.config, tc, (train, tr_ends), (val, va_ends))
+            run_id = resume_key(type(self), group, self.seed, self.config, tc, (train, tr_ends), (val, va_ends))
             ckpt = context.checkpoint_dir / "-".join(f"h{h}" for h in group) if context.checkpoint_dir else None
             trainer = Trainer(
                 tc,

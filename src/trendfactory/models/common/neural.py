@@ -32,6 +32,7 @@ from torch import nn
 
 from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
+from trendfactory.import_closure import source_hash
 from trendfactory.models.base import FitContext, Predictions, TrendModel
 from trendfactory.models.common.layers import TrendHead
 from trendfactory.models.common.trainer import Classification, Precision, RankICKeys, Trainer, fingerprint, to_host
@@ -203,7 +204,7 @@ class NeuralModel(TorchModel):
         net = self.network(len(self.horizons_))
         tr_ends, va_ends = self.common_ends(train, self.horizons_), self.common_ends(val, self.horizons_)
         cw = self._class_weight(train.split, tr_ends)
-        run_id = resume_key(self.name, self.horizons_, self.seed, self.config, cfg, (train, tr_ends), (val, va_ends))
+        run_id = resume_key(type(self), self.horizons_, self.seed, self.config, cfg, (train, tr_ends), (val, va_ends))
         trainer = Trainer(
             cfg,
             seed=self.seed,
@@ -278,6 +279,14 @@ class NeuralModel(TorchModel):
         self.net_ = net.eval()
 
 
+def code_hash(model: type) -> str:
+    """SHA-256 of the project code a fit of ``model`` can run: the files of the modules that
+    define its class and its bases, and everything they import (a tuned variant's is its base
+    model's)."""
+    modules = sorted({c.__module__ for c in model.__mro__ if c.__module__.startswith("trendfactory.")})
+    return source_hash(*modules)
+
+
 def _train_key(cfg: TrainConfig) -> dict:
     """The train settings that change the result (not where it runs, in how many processes,
     or whether it resumes)."""
@@ -287,15 +296,17 @@ def _train_key(cfg: TrainConfig) -> dict:
     return d
 
 
-def resume_key(name: str, horizons: list[int], seed: int, config, train_config: TrainConfig, train: tuple[Samples, np.ndarray], val: tuple[Samples, np.ndarray]) -> str:
+def resume_key(model: type, horizons: list[int], seed: int, config, train_config: TrainConfig, train: tuple[Samples, np.ndarray], val: tuple[Samples, np.ndarray]) -> str:
     """The run id a checkpoint must carry to be resumed: everything one network's fit reads --
-    the model, its heads' horizons, the seed, the model and train params, and the content of
-    the train and validation data at the window ends it trains and validates on (features,
-    labels, scores, returns, dates; :meth:`Samples.content_hash`). Row counts alone are not
-    enough: relabelling keeps them and changes the targets."""
+    the model (its name and the project code its class can run: an edit between the interrupted
+    run and the rerun starts afresh), its heads' horizons, the seed, the model and train params,
+    and the content of the train and validation data at the window ends it trains and validates
+    on (features, labels, scores, returns, dates; :meth:`Samples.content_hash`). Row counts alone
+    are not enough: relabelling keeps them and changes the targets."""
     (tr, tr_ends), (va, va_ends) = train, val
     return fingerprint(
-        name,
+        model.name,
+        code_hash(model),
         [int(h) for h in horizons],
         int(seed),
         config_to_dict(config),
