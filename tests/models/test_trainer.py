@@ -95,7 +95,7 @@ def test_early_stopping_and_best_weights_are_restored():
     val = Batches(seed=1, signal=0.0)
     res = t.fit(net, Batches(signal=0.0), val)
     assert res.epochs < 30 and res.epochs == res.best_epoch + 2  # stopped one epoch after the best
-    assert t.evaluate(net, val)["val/loss"] == pytest.approx(res.best_val_loss)  # the restored weights are the best epoch's
+    assert t.evaluate(net, val)["val/loss"] == pytest.approx(res.best_monitored)  # the restored weights are the best epoch's
     assert res.history["val/loss"][res.best_epoch] == pytest.approx(min(res.history["val/loss"]))
 
 
@@ -104,7 +104,7 @@ def test_learns_a_planted_signal_deterministically():
     b.load_state_dict(a.state_dict())
     r1 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(a, Batches(), Batches(seed=1))
     r2 = Trainer(cfg(), seed=3, device=CPU, progress=False).fit(b, Batches(), Batches(seed=1))
-    assert r1.best_val_loss < np.log(3) - 0.1  # well below chance log loss
+    assert r1.best_monitored < np.log(3) - 0.1  # well below chance log loss
     # the same run twice: every logged curve but the throughput (a timing)
     assert {k: v for k, v in r2.history.items() if k != "samples_per_second"} == {k: v for k, v in r1.history.items() if k != "samples_per_second"}
     assert r2.best_epoch == r1.best_epoch

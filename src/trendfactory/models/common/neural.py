@@ -223,12 +223,14 @@ class NeuralModel(TorchModel):
         self.best_iteration_ = result.best_epoch
         self._log_history(train_loss=result.history.get("train/loss", []), val_loss=result.history.get("val/loss", []))
         log.info(
-            "%s %s: best epoch %d of %d, val log loss %.5f, %.0f train samples/s",
+            "%s %s: best epoch %d of %d (by val %s), val log loss %.5f, val Rank IC %+.4f, %.0f train samples/s",
             self.name,
             "+".join(f"h{h}" for h in self.horizons_),
             result.best_epoch + 1,
             result.epochs,
-            result.best_val_loss,
+            "Rank IC" if cfg.monitor == "rank_ic" else "log loss",
+            result.at_best("val/loss"),
+            result.at_best("val/rank_ic"),
             result.samples_per_second,
         )
 

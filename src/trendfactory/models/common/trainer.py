@@ -172,11 +172,16 @@ class _Optimization:
 @dataclass
 class TrainResult:
     best_epoch: int  # 0-based epoch whose weights were restored
-    best_val_loss: float
+    best_monitored: float  # that epoch's train.monitor value: val loss, or the negated val Rank IC
     epochs: int  # epochs run (including resumed ones)
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     samples_per_second: float = 0.0  # training throughput (forward + backward + step)
+
+    def at_best(self, key: str) -> float:
+        """``history[key]`` at the best epoch (NaN where it was not recorded)."""
+        values = self.history.get(key, [])
+        return values[self.best_epoch] if 0 <= self.best_epoch < len(values) else math.nan
 
 
 @dataclass
@@ -350,7 +355,7 @@ class Trainer:
             net.load_state_dict(best_state)
         return TrainResult(
             best_epoch=st["best_epoch"],
-            best_val_loss=st["best"],
+            best_monitored=st["best"],
             epochs=st["epoch"],
             history=st["history"],
             seconds=time.perf_counter() - t_start,
