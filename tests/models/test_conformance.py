@@ -3,13 +3,16 @@ registry automatically, so a new model is tested the moment it registers)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tests.models.tiny_checkpoints import tiny_gpt2, tiny_timesfm
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models import NotFittedError, Samples, TrendModel, create, list_models
-from trendfactory.models.registry import model_info
+from trendfactory.models.base import FitContext
+from trendfactory.models.registry import get_model_class, model_info
 from trendfactory.params import TrainConfig
 
 # Small and fast settings per model; everything else is its params.yaml default.
@@ -102,6 +105,21 @@ def test_same_seed_same_predictions_and_same_bytes(fitted, data, tmp_path):
     assert files == sorted(f.name for f in (tmp_path / "b").iterdir())
     differ = [f for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
     assert not differ, f"{fitted.name}: saved files differ between two identical fits: {differ}"
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if get_model_class(n).uses_trainer])
+def test_early_stopping_on_val_rank_ic_keeps_the_best_rank_ic_epoch(name, data):
+    """``train.monitor: rank_ic`` works for every model the shared trainer fits (it stopped the
+    dual tower's stage: its validation had no Rank IC) and keeps the epoch whose validation
+    Rank IC is highest."""
+    seen = []
+    train = dataclasses.replace(FAST_TRAIN, monitor="rank_ic", max_epochs=2, patience=2)
+    model = create(name, fast_config(name), horizon=H, seed=3, train=train)
+    model.fit(data["train"], data["val"], FitContext(on_epoch=seen.append))
+    ric = [m["val/rank_ic"] for m in seen]
+    assert len(ric) == 2 and all(np.isfinite(ric)), f"{name}: val Rank IC per epoch {ric}"
+    best = 1 if ric[1] > ric[0] + train.min_delta else 0  # the second epoch counts only if it improves by min_delta
+    assert model.best_iteration_ == best, f"{name}: kept epoch {model.best_iteration_ + 1}, val Rank IC by epoch {ric}"
 
 
 @pytest.mark.parametrize("name", list_models())

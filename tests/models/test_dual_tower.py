@@ -127,7 +127,7 @@ def test_vectorised_head_losses_equal_one_cross_entropy_per_head(joint, stores, 
     y, s = torch.randint(0, 3, (40, 2)), torch.rand(40, 2) * 2 - 1
     cw = torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.7, 1.0]]) if weighted else None
     with torch.no_grad():
-        _, ce, logits, _, _ = MultiHorizon(1.0, 0.5, 0.0, cw)._parts(t, net, (x, y, s))
+        _, ce, logits, _, _, _ = MultiHorizon(1.0, 0.5, 0.0, cw)._parts(t, net, (x, y, s))
         expect = [torch.nn.functional.cross_entropy(logits[:, k], y[:, k], weight=None if cw is None else cw[k]) for k in range(2)]
     np.testing.assert_allclose(ce.numpy(), torch.stack(expect).numpy(), rtol=1e-6)
 

@@ -28,7 +28,7 @@ from trendfactory.device import resolve_device
 from trendfactory.errors import TrendfactoryError
 from trendfactory.models.base import FitContext, Predictions
 from trendfactory.models.common.neural import HeadScorer, TorchModel, resume_key
-from trendfactory.models.common.trainer import Task, Trainer
+from trendfactory.models.common.trainer import RankICKeys, Task, Trainer
 from trendfactory.models.data import Samples
 from trendfactory.params import TrainConfig, build_config, config_to_dict
 from trendfactory.windows.torch_data import BatchGatherer
@@ -102,7 +102,9 @@ class JointModel(TorchModel):
                 name=f"{self.name} {'+'.join(f'h{h}' for h in group)}",
                 auto_precision=self.gpu_precision,
             )
-            result = trainer.fit(net, *batches, self.param_groups(net), self.task(train.split, tr_ends, group))
+            task = self.task(train.split, tr_ends, group)
+            task.rank_ic_keys = RankICKeys.of(val.split, va_ends, group)  # the score head's val Rank IC, every epoch
+            result = trainer.fit(net, *batches, self.param_groups(net), task)
             self.nets_.append(net.to("cpu").eval())
             histories.append(result)
         self.horizons_ = all_h

@@ -216,8 +216,7 @@ class NeuralModel(TorchModel):
             auto_precision=self.gpu_precision,
         )
         # validation Rank IC every epoch (logged; the early-stopping criterion with train.monitor: rank_ic)
-        keys = RankICKeys(np.asarray(val.split.frame(va_ends)["datetime"]), np.stack([np.asarray(val.split.returns(h)[va_ends]) for h in self.horizons_], axis=1))
-        task = Classification(class_weight=cw, aux_weight=cfg.aux_weight, rank_ic_keys=keys)
+        task = Classification(class_weight=cw, aux_weight=cfg.aux_weight, rank_ic_keys=RankICKeys.of(val.split, va_ends, self.horizons_))
         result = trainer.fit(net, self._batches(train, tr_ends, True, device), self._batches(val, va_ends, False, device), self.param_groups(net), task)
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch

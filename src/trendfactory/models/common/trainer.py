@@ -56,6 +56,9 @@ class Task:
         raise NotImplementedError
 
     class_weight: torch.Tensor | None = None  # [H, 3] per head and class, or None
+    # the validation samples' dates and returns: with them, validation also reports the daily
+    # Rank IC of the scores the model would predict (train.monitor: rank_ic stops on it)
+    rank_ic_keys: "RankICKeys | None" = None
 
     def size(self, batch: tuple) -> int:
         return int(batch[1].shape[0])
@@ -68,6 +71,13 @@ class Task:
 
     def validate(self, trainer: "Trainer", net: nn.Module, batches: Iterable) -> dict[str, float]:
         raise NotImplementedError
+
+    def with_rank_ic(self, metrics: dict[str, float], scores: list[torch.Tensor]) -> dict[str, float]:
+        """``metrics`` plus ``val/rank_ic`` of the per-batch scores [b, H] (device tensors, one
+        copy for the pass) when the task has the validation keys."""
+        if self.rank_ic_keys is not None and scores:
+            metrics["val/rank_ic"] = self.rank_ic_keys.rank_ic(to_host(scores))
+        return metrics
 
 
 class Classification(Task):
@@ -127,9 +137,7 @@ class Classification(Task):
         y_all, p_all = to_host(ys), to_host(ps)  # [n, H]
         heads = y_all.shape[1]
         out = {"val/loss": float(total.sum()) / (n * heads), "val/macro_f1": float(np.mean([macro_f1(y_all[:, k], p_all[:, k]) for k in range(heads)]))}
-        if self.rank_ic_keys is not None:
-            out["val/rank_ic"] = self.rank_ic_keys.rank_ic(to_host(scores))
-        return out
+        return self.with_rank_ic(out, scores)
 
 
 def to_host(parts: list[torch.Tensor]) -> np.ndarray:
@@ -144,6 +152,12 @@ class RankICKeys:
 
     dates: np.ndarray  # [n] datetime64 or int64
     returns: np.ndarray  # [n, H] float
+
+    @classmethod
+    def of(cls, split, ends: np.ndarray, horizons: list[int]) -> "RankICKeys":
+        """The keys of a window store split's samples at ``ends`` (the unshuffled validation
+        order), one return column per horizon head."""
+        return cls(np.asarray(split.frame(ends)["datetime"]), np.stack([np.asarray(split.returns(h)[ends]) for h in horizons], axis=1))
 
     def rank_ic(self, scores: np.ndarray) -> float:
         """Mean over heads of the mean over dates of the cross-sectional Spearman correlation of

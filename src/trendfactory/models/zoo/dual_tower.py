@@ -125,10 +125,10 @@ class MultiHorizon(Task):
         else:  # torch's weighted mean per head: sum(w * nll) / sum(w), w = weight[head, class]
             w = self._weights_on(y.device).gather(1, y.t()).t()  # [B, H]
             ce = (w * nll).sum(dim=0) / w.sum(dim=0)
-        return mse, ce, logits, c, p
+        return mse, ce, logits, score, c, p
 
     def loss(self, trainer, net, batch) -> torch.Tensor:
-        mse, ce, _, c, p = self._parts(trainer, net, batch)
+        mse, ce, _, _, c, p = self._parts(trainer, net, batch)
         loss = (self.alpha * mse + self.beta * ce).sum()
         if self.gamma > 0:
             c, p = c.float(), p.float()
@@ -143,12 +143,14 @@ class MultiHorizon(Task):
 
     @torch.no_grad()
     def validate(self, trainer, net, batches) -> dict[str, float]:
-        """val/loss: the heads' loss (no regulariser); per head: log loss and macro F1."""
+        """val/loss: the heads' loss (no regulariser); per head: log loss and macro F1; the
+        score head's daily Rank IC (what the model predicts)."""
         # summed on the device, copied to the host once after the pass (no per-batch sync); the
         # loss in float64, b times each batch's float32 mean, as the host-side sum it replaces
-        tot, n, ys, ps, ce_sum = None, 0, [], [], None
+        tot, n, ys, ps, ce_sum, scores = None, 0, [], [], None, []
         for batch in batches:
-            mse, ce, logits, _, _ = self._parts(trainer, net, batch)
+            mse, ce, logits, score, _, _ = self._parts(trainer, net, batch)
+            scores.append(score.float())
             b = batch[0].shape[0]
             part = (self.alpha * mse + self.beta * ce).sum().double() * b
             tot = part if tot is None else tot + part
@@ -162,7 +164,7 @@ class MultiHorizon(Task):
         out = {"val/loss": float(tot) / n, "val/macro_f1": float(np.mean([macro_f1(y[:, k], pr[:, k]) for k in range(y.shape[1])]))}
         for k, v in enumerate((ce_sum / max(n, 1)).tolist()):
             out[f"val/log_loss_head{k}"] = v
-        return out
+        return self.with_rank_ic(out, scores)
 
 
 @dataclass(frozen=True)
