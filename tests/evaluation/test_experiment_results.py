@@ -19,7 +19,7 @@ from tests.pipeline_helpers import repo_env, run_ok
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation.results import BEGIN, END
-from trendfactory.evaluation.experiment_results import SECTION, render_page, section, snapshot, update_pages
+from trendfactory.evaluation.experiment_results import SECTION, _paired, render_page, section, snapshot, update_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +148,25 @@ def test_variants_do_not_repeat_rows_the_variant_left_unchanged(repo):
     assert text.count("| default | tower |") == 2
     assert text.count('| `run.models=["alpha", "tower", "gamma_net"]` | gamma_net |') == 2
     assert '| `run.models=["alpha", "tower", "gamma_net"]` | tower |' not in text
+
+
+def test_variants_of_several_models_are_compared_model_by_model():
+    """With several models, a variant is judged against each model's own default (how many rose,
+    by how much, beyond which model's interval), not by the spread across models."""
+
+    def item(val, test, half):
+        return {"val_rank_ic": val, "test_rank_ic": test, "test_rank_ic_lo": test - half, "test_rank_ic_hi": test + half}
+
+    base = {"changed": {}, "compare": {"items": {"a-h5": item(0.01, 0.010, 0.02), "b-h5": item(0.00, 0.020, 0.01), "c-h5": item(0.02, 0.0, 0.01)}}}
+    run = {"changed": {"train.monitor": ["loss", "rank_ic"]}, "compare": {"items": {"a-h5": item(0.03, 0.015, 0.02), "b-h5": item(0.01, 0.005, 0.01), "c-h5": item(0.01, 0.0, 0.01)}}}
+    text = _paired(base, run, ["a", "b", "c"], 5, "`train.monitor=rank_ic`")
+    assert text == (
+        "At h = 5, `train.monitor=rank_ic` against the default, model by model: the validation Rank IC rose for 2 of 3 models (mean change +0.0067), "
+        "the test Rank IC for 1 of 3 (mean change -0.0033, from -0.0150 to +0.0050); the test change exceeds the default's 90 % half-width for b (-0.0150)."
+    )
+    run["compare"]["items"]["b-h5"] = item(0.01, 0.015, 0.01)
+    assert _paired(base, run, ["a", "b", "c"], 5, "x").endswith("no model's test change exceeds the default's own 90 % half-width.")
+    assert _paired(base, run, ["zzz"], 5, "x") == "At h = 5, x: no model has a validation and test Rank IC in both runs."
 
 
 def test_curves_section_marks_the_best_epoch_and_counts_first_epoch_stops():

@@ -150,6 +150,8 @@ def _variants(snap: dict, link: str) -> list[str]:
     models, runs = snap["models"], snap["runs"]
     horizons = _horizons(runs[0]["compare"])
     many = len(models) > 1  # a model column only when the variants span several models
+    # several models that the default has too (not a model a variant adds): each variant is judged model by model
+    paired = many and all(f"{m}-h{h}" in runs[0]["compare"]["items"] for m in models for h in horizons)
     lines = [
         f"{_provenance(snap, link)} (the default: that commit's own run); the mean of each model's seeds over the walk-forward folds' test blocks:",
         "",
@@ -173,6 +175,9 @@ def _variants(snap: dict, link: str) -> list[str]:
                 )
     lines.append("")
     for h in horizons:
+        if paired:  # the variants against the default model by model: what a variant changed, not which model ranks best
+            lines += [_paired(runs[0], run, models, h, _label(run, models)) for run in runs[1:]]
+            continue
         ranked = [(label, r) for label, r in rows[h] if _finite(r.get("test_rank_ic")) and _finite(r.get("val_rank_ic"))]
         if len(ranked) < 2:
             continue
@@ -193,6 +198,30 @@ def _variants(snap: dict, link: str) -> list[str]:
             f"Chosen on validation, the variant would be {pick} (val {pr['val_rank_ic']:+.4f}, test {pr['test_rank_ic']:+.4f})."
         )
     return lines
+
+
+def _paired(base: dict, run: dict, models: list[str], h: int, label: str) -> str:
+    """One sentence: ``run`` against the default at horizon ``h``, each model against itself --
+    how many models' validation and test Rank IC rose, the mean and range of the test change,
+    and which changes exceed the default's own 90 % half-width."""
+    pairs = []
+    for model in models:
+        a, b = base["compare"]["items"].get(f"{model}-h{h}"), run["compare"]["items"].get(f"{model}-h{h}")
+        if a and b and all(_finite(x.get(k)) for x in (a, b) for k in ("val_rank_ic", "test_rank_ic")):
+            pairs.append((model, a, b))
+    if not pairs:
+        return f"At h = {h}, {label}: no model has a validation and test Rank IC in both runs."
+    d_val = [b["val_rank_ic"] - a["val_rank_ic"] for _, a, b in pairs]
+    d_test = [b["test_rank_ic"] - a["test_rank_ic"] for _, a, b in pairs]
+    half = [(a["test_rank_ic_hi"] - a["test_rank_ic_lo"]) / 2 if _finite(a.get("test_rank_ic_lo")) and _finite(a.get("test_rank_ic_hi")) else None for _, a, _ in pairs]
+    beyond = [f"{m} ({d:+.4f})" for (m, _, _), d, w in zip(pairs, d_test, half) if w is not None and abs(d) > w]
+    n = len(pairs)
+    return (
+        f"At h = {h}, {label} against the default, model by model: the validation Rank IC rose for {sum(d > 0 for d in d_val)} of {n} models "
+        f"(mean change {sum(d_val) / n:+.4f}), the test Rank IC for {sum(d > 0 for d in d_test)} of {n} (mean change {sum(d_test) / n:+.4f}, "
+        f"from {min(d_test):+.4f} to {max(d_test):+.4f}); "
+        + (f"the test change exceeds the default's 90 % half-width for {', '.join(beyond)}." if beyond else "no model's test change exceeds the default's own 90 % half-width.")
+    )
 
 
 def _finite(v) -> bool:
