@@ -47,9 +47,9 @@ def fast_config(name: str) -> dict | None:
     return fast() if callable(fast) else fast
 
 
-def fast_model(name: str, horizon: int = H, seed: int = 3):
+def fast_model(name: str, horizon: int = H, seed: int = 3, train: TrainConfig = FAST_TRAIN):
     """A registered model with its FAST settings (and the fast trainer for neural ones)."""
-    return create(name, fast_config(name), horizon=horizon, seed=seed, train=FAST_TRAIN)
+    return create(name, fast_config(name), horizon=horizon, seed=seed, train=train)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_early_stopping_on_val_rank_ic_keeps_the_best_rank_ic_epoch(name, data):
     Rank IC is highest."""
     seen = []
     train = dataclasses.replace(FAST_TRAIN, monitor="rank_ic", max_epochs=2, patience=2)
-    model = create(name, fast_config(name), horizon=H, seed=3, train=train)
+    model = fast_model(name, train=train)
     model.fit(data["train"], data["val"], FitContext(on_epoch=seen.append))
     ric = [m["val/rank_ic"] for m in seen]
     assert len(ric) == 2 and all(np.isfinite(ric)), f"{name}: val Rank IC per epoch {ric}"
