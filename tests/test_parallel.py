@@ -207,7 +207,6 @@ def _wait_for(ready, seconds: float, what: str) -> None:
 def cluster_env(two_node_cluster, monkeypatch):
     import ray
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("RAY_ADDRESS", two_node_cluster)  # what a user sets; params leave address null
     yield two_node_cluster
     ray.shutdown()  # the driver disconnects; the cluster stays up for the next test
