@@ -97,6 +97,10 @@ def test_early_stopping_and_best_weights_are_restored():
     assert res.epochs < 30 and res.epochs == res.best_epoch + 2  # stopped one epoch after the best
     assert t.evaluate(net, val)["val/loss"] == pytest.approx(res.best_monitored)  # the restored weights are the best epoch's
     assert res.history["val/loss"][res.best_epoch] == pytest.approx(min(res.history["val/loss"]))
+    # what DVCLive gets: every epoch's record but the throughput, which differs from run to run
+    curves = res.curves()
+    assert {"train_loss", "val_loss", "val_macro_f1", "lr"} <= set(curves) and "samples_per_second" not in curves
+    assert all(len(v) == res.epochs for v in curves.values())
 
 
 def test_learns_a_planted_signal_deterministically():

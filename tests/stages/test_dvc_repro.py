@@ -294,6 +294,12 @@ def test_repro_trains_evaluates_and_compares_every_item(project):
     assert compare["items"]["xgboost-h5"]["seeds"] == 2 and compare["items"]["xgboost-h5"]["test_rank_ic_seed_std"] is not None
     epochs = (work / "metrics/train/mlp/plots/metrics/val/loss.tsv").read_text().splitlines()
     assert epochs[0].split("\t") == ["step", "loss"] and len(epochs) == 1 + 2  # one row per epoch of the last fold's first seed
+    # every epoch's record, one curve each, throughput aside (the dual tower's heads each log their loss too)
+    heads = ["val/log_loss_head0.tsv", "val/log_loss_head1.tsv"]
+    for network, extra in (("mlp", []), ("dual_tower", heads)):
+        logged = work / "metrics/train" / network / "plots/metrics"
+        curves = sorted(str(p.relative_to(logged)) for p in logged.rglob("*.tsv"))
+        assert curves == sorted(["lr.tsv", "train/loss.tsv", "val/loss.tsv", "val/macro_f1.tsv", "val/rank_ic.tsv", *extra]), curves
     md = (work / "metrics/comparison.md").read_text()
     assert md.index("## Verdict") < md.index("## Horizon 5 bars") < md.index("## Horizon 20 bars")
     assert "walk-forward selection" in md and "| fold | test block |" in md

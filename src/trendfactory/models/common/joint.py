@@ -110,7 +110,7 @@ class JointModel(TorchModel):
         self.horizons_ = all_h
         best = histories[0]
         self.best_iteration_ = best.best_epoch
-        self._log_history(train_loss=best.history.get("train/loss", []), val_loss=best.history.get("val/loss", []))
+        self._log_history(**best.curves())
 
     def head(self, horizon: int) -> tuple[nn.Module, int]:
         """(the fitted network that serves ``horizon``, the index of its head there)."""

@@ -220,7 +220,7 @@ class NeuralModel(TorchModel):
         result = trainer.fit(net, self._batches(train, tr_ends, True, device), self._batches(val, va_ends, False, device), self.param_groups(net), task)
         self.net_ = net.to("cpu").eval()
         self.best_iteration_ = result.best_epoch
-        self._log_history(train_loss=result.history.get("train/loss", []), val_loss=result.history.get("val/loss", []))
+        self._log_history(**result.curves())
         log.info(
             "%s %s: best epoch %d of %d (by val %s), val log loss %.5f, val Rank IC %+.4f, %.0f train samples/s",
             self.name,

@@ -49,8 +49,9 @@ LAST = "last.pt"
 
 class Task:
     """What the trainer optimises: the loss of one batch, how many samples a batch holds, and
-    the validation metrics (``val/loss`` drives early stopping). Networks with several outputs
-    (the dual tower's heads) bring their own task."""
+    the validation metrics (``val/loss`` drives early stopping, or ``val/rank_ic`` with
+    ``train.monitor: rank_ic``). Networks with several outputs (the dual tower's heads) bring
+    their own task."""
 
     def loss(self, trainer: "Trainer", net: nn.Module, batch: tuple) -> torch.Tensor:
         raise NotImplementedError
@@ -191,6 +192,12 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     samples_per_second: float = 0.0  # training throughput (forward + backward + step)
+
+    def curves(self) -> dict[str, list[float]]:
+        """Every epoch's record that the train stage logs to DVCLive (``val/rank_ic`` ->
+        ``val_rank_ic``): losses, val macro F1 and Rank IC, the learning rate. Not the samples/s,
+        which differ from run to run and would make the stage's output differ too."""
+        return {k.replace("/", "_"): v for k, v in self.history.items() if k != "samples_per_second"}
 
     def at_best(self, key: str) -> float:
         """``history[key]`` at the best epoch (NaN where it was not recorded)."""
