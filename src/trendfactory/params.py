@@ -565,6 +565,6 @@ def config_to_dict(config) -> dict:
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
-def split_dates(p: Params) -> tuple[_dt.date, _dt.date]:
-    """(train_end, val_end) as dates."""
-    return _parse_date(p.split.train_end, "split.train_end"), _parse_date(p.split.val_end, "split.val_end")
+def split_dates(split: SplitConfig) -> tuple[_dt.date, _dt.date]:
+    """The fixed scheme's (train_end, val_end) as dates (featurize's ``plan_folds``)."""
+    return _parse_date(split.train_end, "split.train_end"), _parse_date(split.val_end, "split.val_end")

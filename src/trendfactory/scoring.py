@@ -35,7 +35,7 @@ import yaml
 from trendfactory.data import embedded
 from trendfactory.data.context import build_context, is_daily_calendar, publication_times
 from trendfactory.data.csv_source import load_csv_bars
-from trendfactory.data.validation import combine
+from trendfactory.data.validation import check_min_length, combine
 from trendfactory.errors import DataValidationError, TrendfactoryError
 from trendfactory.features.build import compute_raw_features
 from trendfactory.features.splits import apply_scaler
@@ -108,12 +108,14 @@ def load_trained(model: str, horizon: int, project_root: Path = Path("."), param
     folds_path = root / FEATURES_DIR / "folds.json"
     folds = _need(folds_path, "featurize", "walk-forward folds and their train-fitted scalers")
     saved = fitted_model_dir(root / model_dir(cls.name, h, cls.joint), len(folds) - 1, 0)  # the last fold's first seed
+    # a horizon the pipeline never labelled: no rerun of the model's stage can make it (a network's
+    # folder serves every trained horizon, so this comes before looking into it)
+    trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
+    if trained_h is not None and h not in trained_h:
+        raise TrendfactoryError(
+            f"--horizon {h}: no model is trained for this horizon; the pipeline's label.horizons are {trained_h} (use one of them, or add {h} to label.horizons and run `dvc repro`)"
+        )
     if not (saved / METADATA_FILE).is_file() and not (saved / MANIFEST_FILE).is_file():  # else load names the damage
-        trained_h = read_json(schema_path)["horizons"] if schema_path.is_file() else (list(params.label.horizons) if params else None)
-        if trained_h is not None and h not in trained_h:
-            raise TrendfactoryError(
-                f"--horizon {h}: no model is trained for this horizon; the pipeline's label.horizons are {trained_h} (use one of them, or add {h} to label.horizons and run `dvc repro`)"
-            )
         hint = ""
         run_list = RUN_LIST[cls.kind]
         if params is not None and cls.name not in getattr(params.run, run_list):
@@ -224,17 +226,6 @@ def _min_bars(trained: TrainedPipeline, params: Params) -> tuple[int, str]:
         ctx_warm = max(ctx_warm, 60)
     w = max(warm, ctx_warm)
     return w + trained.seq_len, f"{w} warm-up bars of the longest indicator + window length {trained.seq_len} of the trained window store"
-
-
-def _check_length(bars: pd.DataFrame, origins: dict[str, str], need: int, why: str) -> None:
-    counts = bars.groupby("symbol", sort=True).size()
-    short = counts[counts < need]
-    if len(short):
-        sym = str(short.index[0])
-        more = f" (and {len(short) - 1} more symbol(s))" if len(short) > 1 else ""
-        raise DataValidationError(
-            f"{origins.get(sym, 'input')}: symbol {sym} has {int(short.iloc[0])} bars, fewer than the {need} needed to score one bar ({why}){more}; give at least {need} bars of history per symbol"
-        )
 
 
 def _scaled_features(bars: pd.DataFrame, context: pd.DataFrame, trained: TrainedPipeline, params: Params, origin: str = "input") -> tuple[pd.DataFrame, dict]:
@@ -394,7 +385,8 @@ def score_bars(
     _check_feature_params(params, params_path, root)
     bars, origins = _load_input(input_path, trained.manifest, params.data.timezone)
     need, why = _min_bars(trained, params)
-    _check_length(bars, origins, need, why)
+    # origins names every symbol's file (load_csv_bars), so the message always names the user's file
+    check_min_length(bars, need, origins, why, needed="needed to score one bar", fix=f"give at least {need} bars of history per symbol")
 
     context, coverage = _context(bars, trained.manifest)
     X, groups = _scaled_features(bars, context, trained, params, str(input_path))

@@ -365,9 +365,5 @@ def test_intraday_jumps_name_the_bar_time(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["sp500_large_caps", "us_ohlcv"])
 def test_the_embedded_data_has_no_suspect_jump(dataset):
-    from trendfactory.data import embedded
-    from trendfactory.data.universe import find_jumps
-    from trendfactory.data.validation import validate_bars
-
-    bars = combine([validate_bars(item.frame, item.loader) for item in embedded.DATASETS[dataset]()])
-    assert find_jumps(bars, DataConfig().jump_ratio) == []  # the whole dataset, not only data.start..data.end
+    cfg = DataConfig(source="embedded", dataset=dataset, start=None, end=None, context="none", on_jump="error")
+    run_ingest(cfg, seed=0)  # the whole dataset, not only data.start..data.end, through ingest's own jump check

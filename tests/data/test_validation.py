@@ -132,15 +132,73 @@ def test_close_only_source_drops_empty_columns(tmp_path):
     assert "high" not in frames[0].columns and "low" not in frames[0].columns
 
 
-def test_cli_validate(tmp_path, capsys):
+def long_frame(n: int = 300, symbols=("AAA", "BBB")) -> pd.DataFrame:
+    """Bars long enough for the default features' warm-up and horizons (221 bars)."""
+    dates = pd.bdate_range("2020-01-01", periods=n).strftime("%Y-%m-%d")
+    rng = np.random.default_rng(0)
+    parts = []
+    for sym in symbols:
+        close = 50.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+        parts.append(pd.DataFrame({"Ticker": sym, "Date": dates, "Open": close, "High": close * 1.01, "Low": close * 0.99, "Close": close, "Volume": 1000.0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def validate_cli(tmp_path, capsys, frame: pd.DataFrame, **data) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `trendfactory validate` on ``frame`` with params.yaml's data keys ``data``."""
+    import yaml
+
     from trendfactory.cli import main
 
-    path = tmp_path / "bars.csv"
-    good_frame().to_csv(path, index=False)
-    main(["validate", "--input", str(path)])
-    assert "ok:" in capsys.readouterr().out
-    set_cell(good_frame(), 3, "Close", -1.0).to_csv(path, index=False)
-    with pytest.raises(SystemExit) as info:
-        main(["validate", "--input", str(path)])
-    assert info.value.code == 1
-    assert "data row 4: price -1.0 is not positive" in capsys.readouterr().err
+    path, params = tmp_path / "bars.csv", tmp_path / "params.yaml"
+    frame.to_csv(path, index=False)
+    params.write_text(yaml.safe_dump({"data": {"start": None, "end": None, **data}}))
+    try:
+        main(["validate", "--input", str(path), "--params", str(params)])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_validate(tmp_path, capsys):
+    code, out, _ = validate_cli(tmp_path, capsys, long_frame())
+    assert code == 0 and out.startswith(f"ok: {tmp_path / 'bars.csv'}: 600 bars, 2 symbols, 2020-01-01 00:00:00 .. ")
+    code, _, err = validate_cli(tmp_path, capsys, set_cell(long_frame(), 3, "Close", -1.0))
+    assert code == 1
+    assert "data row 4: price -1.0 is not positive" in err
+
+
+def test_cli_validate_applies_ingests_history_rule(tmp_path, capsys):
+    # one 2-bar file: nothing left to learn from, ingest refuses it
+    code, out, err = validate_cli(tmp_path, capsys, good_frame().iloc[:2])
+    assert code == 1 and "ok" not in out
+    assert "every symbol has fewer than the 221 bars needed (199 warm-up bars + entry lag 1 + horizon 20 + 1)" in err
+    # a 2-bar symbol beside a long one: ingest drops it (data.min_history: drop), or stops (error)
+    frame = pd.concat([long_frame(symbols=("AAA",)), long_frame(2, symbols=("NEW",))], ignore_index=True)
+    code, out, err = validate_cli(tmp_path, capsys, frame)
+    assert code == 0 and not out.startswith("ok")
+    assert f"warning: NEW ({tmp_path / 'bars.csv'}): 2 bars, fewer than the 221 needed" in err
+    assert out.startswith(f"warning: {tmp_path / 'bars.csv'}: ingest would drop 1 symbol(s) too short") and "300 bars, 1 symbols" in out
+    code, _, err = validate_cli(tmp_path, capsys, frame, min_history="error")
+    assert code == 1 and "symbol NEW has 2 bars, fewer than the 221 needed" in err
+
+
+def test_cli_validate_applies_ingests_jump_rule(tmp_path, capsys):
+    frame = long_frame()
+    frame.loc[150:299, ["Open", "High", "Low", "Close"]] /= 10.0  # AAA: a one-bar 10x drop that holds (an unadjusted split)
+    code, out, err = validate_cli(tmp_path, capsys, frame)
+    assert code == 0 and not out.startswith("ok")
+    assert "AAA (" in err and "close moved x0.0997 in one bar" in err and "looks like an unadjusted split" in err
+    assert "ingest would warn of 1 suspect jump(s) (data.on_jump: warn)" in out
+    code, _, err = validate_cli(tmp_path, capsys, frame, on_jump="error")
+    assert code == 1 and "AAA (" in err and "looks like an unadjusted split" in err
+
+
+def test_cli_validate_applies_data_timezone(tmp_path, capsys):
+    frame = long_frame(symbols=("AAA",))
+    frame["Date"] = frame["Date"] + " 16:00:00-05:00"
+    _, out, _ = validate_cli(tmp_path, capsys, frame)
+    assert "2020-01-01 21:00:00 .. " in out  # UTC, the default
+    _, out, _ = validate_cli(tmp_path, capsys, frame, timezone="America/New_York")
+    assert "2020-01-01 16:00:00 .. " in out

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trendfactory.evaluation.ensemble import Member, build_ensembles, date_rank, top_k
+from trendfactory.evaluation.ensemble import Member, build_ensembles, date_rank, ensemble_members, top_k
+from trendfactory.params import parse_params
 
 H, LAG = 5, 1
 CAL = pd.bdate_range("2010-01-01", periods=3 * 300)
@@ -113,3 +114,14 @@ def test_ensemble_predictions_follow_the_contract():
 def test_date_rank_is_within_date_and_bounded():
     f = pd.DataFrame({"datetime": [1, 1, 1, 2], "score": [0.1, 0.5, 0.3, 9.0]})
     assert date_rank(f, "score").tolist() == pytest.approx([-1.0, 1.0, 0.0, 0.0])
+
+
+def test_ensemble_members_are_the_non_baseline_models_of_the_run_lists():
+    def members(**run):
+        return ensemble_members(parse_params({"run": {"models": [], "neural_models": [], "joint_models": [], "tune": [], **run}}))
+
+    run = {"models": ["majority", "momentum", "logistic", "xgboost"], "neural_models": ["lstm"], "joint_models": ["dual_tower"]}
+    assert members(**run) == ["logistic", "xgboost", "lstm", "dual_tower"]  # baselines out, run-list order
+    assert members(**run, tune=["xgboost"]) == ["logistic", "xgboost", "lstm", "dual_tower"]  # no xgboost_tuned
+    assert members(models=["majority", "momentum", "logistic"]) == []  # one model: no ensemble
+    assert members(models=["logistic"], neural_models=["lstm"]) == ["logistic", "lstm"]

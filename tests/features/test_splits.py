@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from trendfactory.features.labels import symbol_ids
-from trendfactory.features.splits import apply_scaler, assign_splits, fit_scaler
+from trendfactory.features.splits import apply_scaler, assign_roles, fit_scaler, plan_folds
+from trendfactory.params import SplitConfig
 
 
 def make_bars(n=60, symbols=("A", "B")):
@@ -17,10 +18,17 @@ def make_bars(n=60, symbols=("A", "B")):
     return pd.DataFrame({"symbol": np.repeat(symbols, n), "datetime": np.tile(dates, len(symbols))})
 
 
+def fixed_split(bars, train_end, val_end, horizons, entry_lag, embargo):
+    """The fixed scheme's roles as featurize assigns them: its one fold (plan_folds), then assign_roles."""
+    split = SplitConfig(scheme="fixed", train_end=str(train_end), val_end=str(val_end), embargo=embargo)
+    (fold,) = plan_folds(split, bars["datetime"].min(), bars["datetime"].max())
+    return assign_roles(bars, symbol_ids(bars), fold, horizons, entry_lag, split.embargo)
+
+
 def test_purge_and_embargo_counts_and_positions():
     bars = make_bars()
     train_end, val_end = dt.date(2020, 1, 20), dt.date(2020, 2, 9)  # rows 0..19 train, 20..39 val, 40..59 test
-    res = assign_splits(bars, symbol_ids(bars), train_end, val_end, horizons=(2, 5), entry_lag=1, embargo=3)
+    res = fixed_split(bars, train_end, val_end, horizons=(2, 5), entry_lag=1, embargo=3)
     a = res.assignment[:60]  # symbol A
     # Purge: a train row t is dropped when t + 1 + 5 > 19, i.e. t >= 14 (rows 14..19).
     assert (a[:14] == "train").all() and (a[14:20] == "purged").all()
@@ -42,7 +50,7 @@ def test_no_label_span_crosses_a_boundary():
     bars = bars.drop(index=rng.choice(len(bars), 50, replace=False)).reset_index(drop=True)  # ragged calendars
     train_end, val_end = dt.date(2020, 3, 1), dt.date(2020, 5, 1)
     h, lag = 7, 1
-    res = assign_splits(bars, symbol_ids(bars), train_end, val_end, (h,), lag, embargo=0)
+    res = fixed_split(bars, train_end, val_end, (h,), lag, embargo=0)
     sym = bars["symbol"].to_numpy()
     when = bars["datetime"].to_numpy()
     for i in np.flatnonzero(np.isin(res.assignment, ["train", "val"])):

@@ -61,7 +61,7 @@ def context_mode(cfg: DataConfig) -> str:
     return cfg.context
 
 
-def _span(cfg: DataConfig) -> str:
+def date_span(cfg: DataConfig) -> str:
     """Where bars are counted, for a message: the user's file may hold more outside the range."""
     if cfg.start and cfg.end:
         return f" between data.start {cfg.start} and data.end {cfg.end}"
@@ -91,7 +91,7 @@ def ingest_chunks(cfg: DataConfig, seed: int, history: HistoryNeed | None, sink)
         raise DataValidationError(f"bars: no rows between data.start {cfg.start} and data.end {cfg.end}; widen the range in params.yaml")
     dropped: dict[str, dict] = {}
     if history is not None:
-        dropped = min_history_drops(source.counts, history, source.origins, cfg.min_history, _span(cfg))
+        dropped = min_history_drops(source.counts, history, source.origins, cfg.min_history, date_span(cfg))
     symbols = [str(s) for s in source.counts.index if str(s) not in dropped]
 
     rows, first, last = 0, None, None

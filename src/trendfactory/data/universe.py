@@ -200,14 +200,6 @@ def judge_jumps(candidates: list[JumpCandidate], returns: pd.DataFrame) -> list[
     return sorted(jumps, key=lambda j: (j.when, j.symbol))
 
 
-def find_jumps(bars: pd.DataFrame, jump_ratio: float) -> list[Jump]:
-    """Unshared one-bar moves beyond ``jump_ratio`` (bars sorted by symbol, datetime), by time."""
-    candidates = jump_candidates(bars, jump_ratio)
-    if not candidates:
-        return []
-    return judge_jumps(candidates, returns_at(bars, np.array([c.time for c in candidates], dtype=np.int64)))
-
-
 def _is_step(log_close: np.ndarray, symbols: np.ndarray, i: int) -> bool:
     """Whether the move into bar ``i`` is a clean step, as a split is: the symbol's closes stay
     on the old side of the midway level for up to HOLD_BARS bars before it and on the new side

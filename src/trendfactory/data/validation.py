@@ -206,24 +206,25 @@ def _check_time_order(frame: pd.DataFrame, origin: str, hint: str = "") -> None:
         )
 
 
-def check_min_length(bars: pd.DataFrame, min_rows: int, origins: dict[str, str] | str, why: str) -> None:
+LENGTH_FIX = "drop the symbol, give more history, or shorten the lookbacks/horizons in params.yaml"
+
+
+def check_min_length(bars: pd.DataFrame, min_rows: int, origins: dict[str, str] | str, why: str, *, needed: str = "needed", fix: str = LENGTH_FIX) -> None:
     """Every symbol needs at least `min_rows` bars (longest lookback + horizon + entry lag...)."""
-    check_symbol_lengths(bars.groupby("symbol", sort=True).size(), min_rows, origins, why)
+    check_symbol_lengths(bars.groupby("symbol", sort=True).size(), min_rows, origins, why, needed=needed, fix=fix)
 
 
-def check_symbol_lengths(counts: pd.Series, min_rows: int, origins: dict[str, str] | str, why: str) -> None:
+def check_symbol_lengths(counts: pd.Series, min_rows: int, origins: dict[str, str] | str, why: str, *, needed: str = "needed", fix: str = LENGTH_FIX) -> None:
     """:func:`check_min_length` from the bars per symbol (``counts``, indexed by symbol), so a
-    universe read chunk by chunk is checked as a whole."""
+    universe read chunk by chunk is checked as a whole. ``needed`` and ``fix`` word the message
+    for the caller (the scorer: "needed to score one bar", give that many bars)."""
     counts = counts.sort_index()
     short = counts[counts < min_rows]
     if len(short):
         sym = str(short.index[0])
         origin = origins.get(sym, "bars") if isinstance(origins, dict) else origins
         more = f" (and {len(short) - 1} more symbol(s))" if len(short) > 1 else ""
-        raise DataValidationError(
-            f"{origin}: symbol {sym} has {int(short.iloc[0])} bars, fewer than the {min_rows} needed ({why}){more}; "
-            "drop the symbol, give more history, or shorten the lookbacks/horizons in params.yaml"
-        )
+        raise DataValidationError(f"{origin}: symbol {sym} has {int(short.iloc[0])} bars, fewer than the {min_rows} {needed} ({why}){more}; {fix}")
 
 
 def canonical_order(bars: pd.DataFrame) -> pd.DataFrame:

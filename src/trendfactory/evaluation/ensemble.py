@@ -24,8 +24,11 @@ import numpy as np
 import pandas as pd
 
 from trendfactory.evaluation.metrics import daily_ic
+from trendfactory.models import get_model_class
+from trendfactory.params import Params
 
 ENSEMBLES = ("rank_avg", "stack")
+MIN_MEMBERS = 2  # an ensemble of one model is that model
 PROBA = ["p_down", "p_flat", "p_up"]
 KEYS = ["symbol", "datetime"]
 
@@ -37,6 +40,15 @@ class Member:
     name: str
     val: pd.DataFrame
     test: pd.DataFrame
+
+
+def ensemble_members(params: Params) -> list[str]:
+    """The models the ensembles are built from, in run-list order: every non-baseline model of
+    run.models, run.neural_models and run.joint_models (tuned variants stand beside their
+    defaults, not in the ensembles). Empty when fewer than ``MIN_MEMBERS``: no ensemble is built."""
+    run = params.run
+    members = [m for m in (*run.models, *run.neural_models, *run.joint_models) if get_model_class(m).family != "baseline"]
+    return members if len(members) >= MIN_MEMBERS else []
 
 
 def date_rank(frame: pd.DataFrame, column: str) -> pd.Series:

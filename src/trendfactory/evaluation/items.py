@@ -12,6 +12,7 @@ import pandas as pd
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation.metrics import classification_metrics, confusion, daily_ic, ic_metrics, long_short_book, trading_metrics
 from trendfactory.evaluation.seeds import mean_predictions, seed_frames
+from trendfactory.evaluation.significance import annualised_sharpe
 from trendfactory.models import get_model_class
 from trendfactory.models.registry import train_stage
 from trendfactory.params import Params
@@ -82,7 +83,9 @@ def by_period(frame: pd.DataFrame, book: pd.DataFrame, keys: pd.Series, bars_per
         dates = date_key.index[date_key.to_numpy() == key]
         r, i = ric[ric.index.isin(dates)], ic[ic.index.isin(dates)]
         net = book["net"][book.index.isin(dates)].to_numpy()
-        sharpe = float(net.mean() / net.std(ddof=1) * np.sqrt(bars_per_year)) if len(net) > 1 and net.std(ddof=1) > 1e-12 else None
+        # a period with a non-finite net return has no Sharpe, as by_period always reported it
+        # (annualised_sharpe alone would drop those bars); a book's net is finite by construction
+        sharpe = annualised_sharpe(net, bars_per_year) if np.isfinite(net).all() else None
         out[str(key)] = {"rank_ic": float(r.mean()) if len(r) else None, "ic": float(i.mean()) if len(i) else None, "sharpe": sharpe, "dates": int(len(r))}
     return out
 

@@ -25,12 +25,11 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, log_loss
 
 from trendfactory.evaluation.ic import daily_ic  # noqa: F401 - the metric's one definition, re-exported
-from trendfactory.evaluation.significance import mean_test
+from trendfactory.evaluation.significance import TINY, annualised_sharpe, mean_test
 
 LABELS = (-1, 0, 1)  # class order everywhere: (down, flat, up), as the proba columns
 BOOK_COLUMNS = ("gross", "cost", "net", "turnover", "bench", "exposure")
 _PROBA_EPS = 1e-15  # floor for probabilities: a confident miss costs -log(1e-15) ~ 34.5, not inf
-_TINY = 1e-12  # a std at or below this is zero: ratios of float noise are not statistics
 
 Metrics = dict[str, float | int | None]
 
@@ -112,7 +111,7 @@ def _mean_and_ir(x: np.ndarray) -> tuple[float | None, float | None]:
     if len(x) < 2:
         return mean, None
     std = float(x.std(ddof=1))
-    return mean, (mean / std if std > _TINY else None)
+    return mean, (mean / std if std > TINY else None)
 
 
 def ic_metrics(frame: pd.DataFrame, horizon: int) -> Metrics:
@@ -139,7 +138,7 @@ def ic_metrics(frame: pd.DataFrame, horizon: int) -> Metrics:
         out[f"{key}ir"] = ir
         out[f"{key}_t"] = har.t
         out[f"{key}_p"] = har.p
-        out[f"{key}_t_newey_west"] = _finite_or_none(mean / lr_std * math.sqrt(len(series))) if lr_std > _TINY else None
+        out[f"{key}_t_newey_west"] = _finite_or_none(mean / lr_std * math.sqrt(len(series))) if lr_std > TINY else None
     out["ic_dates"] = n_dates
     return out
 
@@ -241,10 +240,7 @@ def _sharpe_and_annual(x: np.ndarray, bars_per_year: float) -> tuple[float | Non
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return None, None
-    mean = float(x.mean())
-    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-    sharpe = mean / std * math.sqrt(bars_per_year) if std > _TINY else None
-    return sharpe, mean * bars_per_year
+    return annualised_sharpe(x, bars_per_year), float(x.mean()) * bars_per_year
 
 
 def trading_metrics(book: pd.DataFrame, bars_per_year: float) -> Metrics:

@@ -46,10 +46,6 @@ def save_png(fig, path: Path) -> None:
     close(fig)
 
 
-def _colors(families: list[str]) -> list[str]:
-    return ["#9e9e9e" if f == "baseline" else "#1f77b4" for f in families]
-
-
 LINE_STYLES = ("-", "--", "-.", ":")
 
 

@@ -52,7 +52,7 @@ from arch.bootstrap import MCS, StationaryBootstrap, optimal_block_length
 from scipy import fft, optimize, stats
 
 MIN_OBS = 10  # below this many finite points no test is reported (t, p, intervals are None)
-_TINY = 1e-12  # a (long-run) std at or below this is zero: ratios of float noise are not statistics
+TINY = 1e-12  # a (long-run) std at or below this is zero: ratios of float noise are not statistics (metrics.py uses it too)
 _EULER_GAMMA = 0.5772156649015329
 
 
@@ -137,7 +137,7 @@ def mean_test(x: np.ndarray, horizon: int) -> MeanTest:
     b = ewc_dof(n, horizon)
     proj = _cosine_projections(x, b)
     lrv = float(proj @ proj) / b
-    if math.sqrt(lrv) <= _TINY:
+    if math.sqrt(lrv) <= TINY:
         return MeanTest(mean=mean, t=None, p=None, dof=b, n=n)
     t = math.sqrt(n) * mean / math.sqrt(lrv)
     p = float(2.0 * stats.t.sf(abs(t), b))
@@ -151,7 +151,7 @@ def _ewc_half_width(x: np.ndarray, horizon: int, level: float) -> tuple[float, i
     b = ewc_dof(n, horizon)
     proj = _cosine_projections(x, b)
     lrv = float(proj @ proj) / b
-    if math.sqrt(lrv) <= _TINY:
+    if math.sqrt(lrv) <= TINY:
         return None
     return float(stats.t.ppf(0.5 + level / 2.0, b)) * math.sqrt(lrv / n), b
 
@@ -206,7 +206,7 @@ def sharpe_ci(x: np.ndarray, horizon: int, bars_per_year: float, *, level: float
     if len(x) < MIN_OBS:
         return None, None
     mu, sd = float(x.mean()), float(x.std(ddof=1))
-    if sd <= _TINY:
+    if sd <= TINY:
         return None, None
     sr = mu / sd
     dev = x - mu
@@ -244,7 +244,7 @@ def detectable_mean(x: np.ndarray, horizon: int, *, alpha: float = 0.05, power: 
     b = ewc_dof(n, horizon)
     proj = _cosine_projections(x, b)
     lrv = float(proj @ proj) / b
-    if math.sqrt(lrv) <= _TINY:
+    if math.sqrt(lrv) <= TINY:
         return None
     crit = float(stats.t.ppf(1.0 - alpha / 2.0, b))
 
@@ -283,12 +283,13 @@ def block_size(x: np.ndarray, horizon: int) -> int:
 
 
 def annualised_sharpe(x: np.ndarray, bars_per_year: float) -> float | None:
-    """mean / std(ddof=1) * sqrt(bars_per_year), as ``metrics.trading_metrics``; None if undefined."""
+    """mean / std(ddof=1) * sqrt(bars_per_year) of x's finite points; None with fewer than 2 or a
+    zero std. The one Sharpe of the package: trading metrics, per-period views and compare use it."""
     x = _finite(x)
     if len(x) < 2:
         return None
     std = float(x.std(ddof=1))
-    return float(x.mean()) / std * math.sqrt(bars_per_year) if std > _TINY else None
+    return float(x.mean()) / std * math.sqrt(bars_per_year) if std > TINY else None
 
 
 def bootstrap_ci(
@@ -401,8 +402,8 @@ def spa_test(
     sd = np.sqrt(np.diag(omega))
     # A differential with no long-run variance is a constant: a model that loses by a constant
     # (or ties) cannot beat the benchmark; one that wins by a constant beats it for certain.
-    flat = sd <= _TINY
-    if (flat & (mean > _TINY)).any():
+    flat = sd <= TINY
+    if (flat & (mean > TINY)).any():
         return {"consistent": 0.0, "lower": 0.0, "upper": 0.0, "n": n, "dof": b}
     if flat.all():
         return {"consistent": 1.0, "lower": 1.0, "upper": 1.0, "n": n, "dof": b}
@@ -500,7 +501,7 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, trial_sharpes_var:
     if t < MIN_OBS:
         return None
     std = float(r.std(ddof=1))
-    if std <= _TINY:
+    if std <= TINY:
         return None
     sr = float(r.mean()) / std
     skew = float(stats.skew(r))

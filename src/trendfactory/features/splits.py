@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from trendfactory.params import SplitConfig, split_dates
+
 SPLITS = ("train", "val", "test")
 # Per-row role of a row in one fold (int8 in the window store's roles.npy): a row outside the
 # fold, purged or embargoed has NO_ROLE.
@@ -64,9 +66,8 @@ def _next_day(d: _dt.date) -> pd.Timestamp:
     return _day(d) + pd.Timedelta(days=1)
 
 
-def plan_folds(split, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
-    """The folds of ``split`` (a :class:`~trendfactory.params.SplitConfig`) over bars dated
-    ``first`` .. ``last``.
+def plan_folds(split: SplitConfig, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
+    """The folds of ``split`` over bars dated ``first`` .. ``last``.
 
     fixed: one fold, train to ``train_end``, val to ``val_end``, test after it.
     walk_forward: test blocks of ``fold`` years from ``test_start`` until the data ends; each
@@ -74,7 +75,8 @@ def plan_folds(split, first: pd.Timestamp, last: pd.Timestamp) -> list[Fold]:
     (or the ``train_years`` before it).
     """
     if split.scheme == "fixed":
-        return [Fold(0, None, _next_day(_dt.date.fromisoformat(str(split.train_end)[:10])), _next_day(_dt.date.fromisoformat(str(split.val_end)[:10])), None)]
+        train_end, val_end = split_dates(split)
+        return [Fold(0, None, _next_day(train_end), _next_day(val_end), None)]
     folds = []
     t = _day(split.test_start)
     while t <= last:
@@ -137,28 +139,6 @@ def assign_roles(bars: pd.DataFrame, sym_id: np.ndarray, fold: Fold, horizons: t
         rows = dt[assignment == s]
         report.setdefault("dates", {})[s] = [str(pd.Timestamp(rows.min()).date()), str(pd.Timestamp(rows.max()).date())] if rows.size else None
     return SplitResult(assignment=assignment, report=report)
-
-
-def assign_splits(
-    bars: pd.DataFrame,
-    sym_id: np.ndarray,
-    train_end: _dt.date,
-    val_end: _dt.date,
-    horizons: tuple[int, ...],
-    entry_lag: int,
-    embargo: int,
-) -> SplitResult:
-    """The fixed scheme's one split (train to ``train_end``, val to ``val_end``, test after)."""
-    fold = Fold(0, None, _next_day(train_end), _next_day(val_end), None)
-    res = assign_roles(bars, sym_id, fold, horizons, entry_lag, embargo)
-    res.report.update(
-        {
-            "boundaries": {"train_end": str(train_end), "val_end": str(val_end)},
-            "embargo_bars": embargo,
-            "purge_span_bars": entry_lag + max(horizons),
-        }
-    )
-    return res
 
 
 def merge_reports(a: dict, b: dict) -> dict:

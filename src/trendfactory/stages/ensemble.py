@@ -18,10 +18,9 @@ import argparse
 import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
-from trendfactory.evaluation.ensemble import Member, build_ensembles
+from trendfactory.evaluation.ensemble import MIN_MEMBERS, Member, build_ensembles, ensemble_members
 from trendfactory.evaluation.metrics import next_bar_returns
 from trendfactory.io import atomic_dir, read_json, write_json, write_parquet
-from trendfactory.models import get_model_class
 from trendfactory.params import Params
 from trendfactory.paths import ENSEMBLE_EVAL_DIR, ENSEMBLE_PREDICTIONS_DIR, FEATURES_DIR, RAW_DIR, item_id
 from trendfactory.stages.common import log, stage_main
@@ -34,9 +33,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
     h = args.horizon
-    models = [m for m in (*params.run.models, *params.run.neural_models, *params.run.joint_models) if get_model_class(m).family != "baseline"]
-    if len(models) < 2:
-        raise TrendfactoryError(f"ensemble@{h}: needs at least 2 non-baseline models in the run lists, got {models}")
+    models = ensemble_members(params)
+    if not models:
+        raise TrendfactoryError(f"ensemble@{h}: needs at least {MIN_MEMBERS} non-baseline models in run.models, run.neural_models and run.joint_models together; add one")
     schema = read_json(FEATURES_DIR / "schema.json")
     folds = schema["split"]["folds"]
     entry_lag = int(schema["label"]["entry_lag"])
