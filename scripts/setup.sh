@@ -8,6 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
+# requirements.lock pins CPython 3.11 wheels (cp311, Linux x86-64): any other interpreter fails
+# deep inside pip, so say so first, naming the one found
+if [ -x .venv/bin/python ]; then py=.venv/bin/python fix="rm -rf .venv && PYTHON=python3.11 bash scripts/setup.sh"; else py="$PYTHON" fix="PYTHON=python3.11 bash scripts/setup.sh"; fi
+found=$("$py" -c 'import platform; print(platform.python_implementation(), platform.python_version())' 2>/dev/null) || found="not found"
+if [[ "$found" != "CPython 3.11."* ]]; then
+  echo "[setup] error: $py is ${found}, but requirements.lock pins CPython 3.11 wheels; install CPython 3.11 and run: $fix" >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv

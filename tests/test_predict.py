@@ -251,6 +251,8 @@ BAD = [
     ("missing-model-dir", "logistic", H, None, r"models/logistic-h5: no trained logistic model .* run `dvc repro train@logistic-5` after adding logistic to run\.models"),
     ("unknown-model", "nosuchmodel", H, None, r"unknown model 'nosuchmodel'; available: .*boosting:xgboost"),
     ("horizon-not-trained", "xgboost", 7, None, r"--horizon 7: no model is trained for this horizon; the pipeline's label\.horizons are \[5\]"),
+    # a network's folder serves every trained horizon: the fix is label.horizons, not a rerun of its stage
+    ("network-horizon-not-trained", "dual_tower", 7, None, r"^--horizon 7: no model is trained for this horizon; .* add 7 to label\.horizons"),
     ("non-positive-price", "xgboost", H, _nonpositive_price, r"bad_price\.csv: symbol SYN000, column close, data row 251: price 0\.0 is not positive"),
     ("too-short", "xgboost", H, _too_short, r"short\.csv: symbol SYN000 has 50 bars, fewer than the 207 needed to score one bar \(199 warm-up bars .* window length 8"),
     (
@@ -438,3 +440,7 @@ def test_export_command_writes_a_checked_network_with_its_scaler(in_project, cap
     with pytest.raises(SystemExit):
         main(["export", "--model", "xgboost", "--horizon", str(H)])
     assert "error: export: xgboost is a tabular model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "dual_tower", "--horizon", "7"])
+    err = capsys.readouterr().err
+    assert err.startswith("error: --horizon 7: no model is trained for this horizon;") and "add 7 to label.horizons" in err and "dvc repro train_joint" not in err

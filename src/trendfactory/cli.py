@@ -9,23 +9,106 @@ write the README's results section from the comparison's file."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from trendfactory.errors import TrendfactoryError
 
 
-def _validate(args: argparse.Namespace) -> None:
-    """Check a user's bars with the same rules ingest applies, without running the pipeline."""
-    from trendfactory.data.csv_source import load_csv_bars
-    from trendfactory.data.validation import combine
+# ---- the paths a command is given, checked before it works: one line naming the option and the fix
 
-    frames, _ = load_csv_bars(args.input)
-    bars = combine(frames)
-    cols = ", ".join(c for c in bars.columns if c not in ("symbol", "datetime"))
-    print(f"ok: {args.input}: {len(bars):,} bars, {bars['symbol'].nunique()} symbols, {bars['datetime'].min()} .. {bars['datetime'].max()}; columns: {cols}")
+
+def _input_file(option: str, path: str | Path, fix: str) -> Path:
+    """``path``, given as ``option``, when it is a file; else one line naming both and ``fix``."""
+    path = Path(path)
+    if path.is_dir():
+        raise TrendfactoryError(f"{option} {path}: a directory, not a file; {fix}")
+    if not path.exists():
+        raise TrendfactoryError(f"{option} {path}: no such file; {fix}")
+    return path
+
+
+def _bars_input(args: argparse.Namespace) -> None:
+    """A command's ``--input`` (validate, predict) must exist; the data layer's own message for a
+    missing path names ``data.path``, the pipeline's key, where here the fix is the option."""
+    path = getattr(args, "input", None)
+    if isinstance(path, str) and not Path(path).exists():
+        raise TrendfactoryError(f"--input {path}: no such file or directory; pass a CSV/Parquet file of bars, or a directory with one file per symbol")
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    """Prove that a file can be written in ``folder`` (creating it, then removing what was
+    created), before any work whose result goes there."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    existing = folder.parents[len(missing) - 1] if missing else folder
+    if not existing.is_dir():
+        raise TrendfactoryError(f"{what}: {existing} is a file, not a directory; pass a path inside a directory you can write to")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise TrendfactoryError(f"{what}: cannot write in {folder} ({exc.strerror or type(exc).__name__}); pass a path inside a directory you can write to") from None
+    finally:
+        for made in missing:  # deepest first; the write itself creates them again
+            if made.is_dir():
+                made.rmdir()
+
+
+def _output_file(path: str | Path) -> Path:
+    """predict's ``--output``: a file whose directory can be written, checked before scoring."""
+    path = Path(path)
+    if path.is_dir():
+        raise TrendfactoryError(f"--output {path}: a directory; name the predictions file, e.g. --output {path / 'predictions.csv'}")
+    _writable_folder(path.parent, f"--output {path}")
+    return path
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """The package's warnings, meanwhile, as one ``warning: ...`` line each on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("trendfactory")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Check a user's bars as the ingest stage reads them with data.source: csv, through ingest's own
+    code (run_ingest) under the params file's data keys (timezone, start/end, min_history, on_jump,
+    jump_ratio) and the features' warm-up: what ingest refuses is the error; what it would drop or
+    flag, its warning lines, and no ok."""
+    import dataclasses
+
+    from trendfactory.data.ingest import date_span, run_ingest
+    from trendfactory.data.universe import required_history
+    from trendfactory.params import load_params
+
+    params = load_params(_input_file("--params", args.params, "run from the project root or pass --params <your params file>"))
+    cfg = dataclasses.replace(params.data, source="csv", path=str(args.input))
+    with _warnings_to_stderr():  # ingest's drop and jump warnings, one line each
+        m = run_ingest(cfg, params.seed, required_history(params.features, params.label)).manifest
+    cols = ", ".join(c for c in m["columns"] if c not in ("symbol", "datetime"))
+    kept = f"{m['rows']:,} bars{date_span(cfg)}, {m['n_symbols']} symbols, {m['start']} .. {m['end']}; columns: {cols}"
+    flagged = []
+    if m["dropped_symbols"]:
+        flagged.append(f"drop {len(m['dropped_symbols'])} symbol(s) too short for the features' warm-up (data.min_history: drop)")
+    if m["suspect_jumps"]:
+        flagged.append(f"warn of {len(m['suspect_jumps'])} suspect jump(s) (data.on_jump: warn)")
+    if not flagged:
+        print(f"ok: {args.input}: {kept}")
+        return
+    print(f"warning: {args.input}: ingest would {' and '.join(flagged)}, each named above, and keep {kept}; fix those files, or set data.min_history: error / data.on_jump: error to stop on them")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -46,7 +129,7 @@ def _check(args: argparse.Namespace) -> None:
     from trendfactory.params import load_params
     from trendfactory.stages.check_params import validate_everything
 
-    params = load_params(args.params)
+    params = load_params(_input_file("--params", args.params, "pass the params file, e.g. --params params.yaml"))
     validate_everything(params, args.params)
     counts = {key: len(getattr(params.run, key)) for key in RUN_LIST.values()}
     listed = [n for key in RUN_LIST.values() for n in getattr(params.run, key)]
@@ -70,6 +153,7 @@ def _results(args: argparse.Namespace) -> None:
         markers = f"<!-- experiment:{args.save}:begin --> and <!-- experiment:{args.save}:end -->"
         print(f"ok: {path}: {', '.join(args.experiments)} and {'their' if len(args.experiments) > 1 else 'its'} baseline; a page shows it between {markers} after `trendfactory results`")
         return
+    _input_file("--readme", args.readme, "run from the project root (where README.md is) or pass --readme <the README file>")
     changed = update_readme(args.readme, args.compare, check=args.check)
     pages = [args.readme, *sorted(Path("docs").glob("*.md"))]
     stale = update_pages(pages, check=args.check)
@@ -87,6 +171,10 @@ def _export(args: argparse.Namespace) -> None:
     against the PyTorch model (the work is in trendfactory.export)."""
     from trendfactory.export import export_trained
 
+    if args.output is not None:  # the default's folder is exported/, in the project
+        if args.output.exists() and not args.output.is_dir():
+            raise TrendfactoryError(f"--output {args.output}: a file; pass the directory to write the exported network into")
+        _writable_folder(args.output.parent, f"--output {args.output}")
     out, meta = export_trained(args.model, args.horizon, args.output)
     parity = meta["parity"]
     print(
@@ -102,18 +190,12 @@ def _predict(args: argparse.Namespace) -> None:
     from trendfactory.params import load_params
     from trendfactory.scoring import default_output, score_bars, write_predictions
 
+    output = _output_file(args.output or default_output(args.model, args.horizon))  # before the scoring work
+    params = load_params(_input_file("--params", args.params, "pass the params file the model was trained with, e.g. --params params.yaml"))
     # scoring's warnings (left-out symbols, in-sample bars, another universe...) as "warning: ..." lines
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    handler.setLevel(logging.WARNING)
-    logger = logging.getLogger("trendfactory")
-    logger.addHandler(handler)
-    try:
-        params = load_params(args.params)
+    with _warnings_to_stderr():
         frame = score_bars(args.input, args.model, args.horizon, params, Path("."), all_rows=args.all_rows, params_path=args.params)
-    finally:
-        logger.removeHandler(handler)
-    out = write_predictions(frame, args.output or default_output(args.model, args.horizon))
+    out = write_predictions(frame, output)
     what = "every scoreable bar" if args.all_rows else "the latest bar of each symbol"
     print(f"ok: {len(frame):,} predictions ({what}, {frame['symbol'].nunique()} symbols, {frame['datetime'].min()} .. {frame['datetime'].max()}) -> {out}")
 
@@ -134,9 +216,13 @@ def main(argv: list[str] | None = None) -> None:
         "validate",
         help="check a CSV/Parquet file (or a folder of per-symbol files) of bars with the rules ingest applies",
         description="Check a CSV/Parquet file, or a directory with one file per symbol, with the same rules the ingest "
-        "stage applies to data.source: csv; prints what it found, or one line naming the problem and the fix.",
+        "stage applies to data.source: csv, under the data keys of --params (timezone, start/end, min_history, on_jump, "
+        "jump_ratio) and the features' warm-up: ingest's own code runs on the files, nothing is written. Prints ok and "
+        "what ingest would keep; a warning line per symbol it would drop or suspect jump it would report; or one line "
+        "naming the problem and the fix.",
     )
     p.add_argument("--input", required=True, help="file or directory of bars")
+    p.add_argument("--params", default="params.yaml", help="params file whose data keys apply (default: %(default)s)")
     p.set_defaults(func=_validate)
     p = sub.add_parser(
         "check",
@@ -224,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_exps)
     args = parser.parse_args(argv)
     try:
+        _bars_input(args)
         args.func(args)
     except TrendfactoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
