@@ -1,21 +1,29 @@
-"""Hyperparameter studies (Optuna) for the models in run.tune, one per model x horizon.
+"""Hyperparameter studies (Optuna) for the models in run.tune: per model x horizon, one study
+per walk-forward fold.
 
-A trial samples the model's declared ``search_space`` (models.search), then for each
-walk-forward fold in order fits the model on the fold's train block (early stopping on its
-validation block, as the train stage does) and predicts the validation block. The objective is
-the **pooled validation Rank IC**: the mean daily Spearman IC over every fold's validation
-dates. Test blocks are never read. After each fold the running pooled value is reported, so a
-median pruner can stop a trial whose first folds already trail the earlier trials.
+The params that fold k's tuned model trains with are chosen on data from before fold k's test
+block only, as the walk-forward model selection is: study k's trials fit folds 0..k in order
+(each on its train block, early stopping on its validation block, as the train stage does) and
+score the **pooled validation Rank IC of folds 0..k**: the mean daily Spearman IC over those
+folds' validation dates. Test blocks are never read, and no later fold's validation block is
+(one study for every fold would choose fold 0's params partly on dates inside fold 0's own
+test block). After each fold the running pooled value is reported, so a median pruner can stop
+a trial whose first folds already trail the earlier trials. The cost: study k fits k + 1 folds
+per trial, so F folds cost F(F+1)/2 fold fits per trial against F for one pooled study.
 
-Trials run in parallel as Ray tasks (trendfactory.parallel): each task is a worker that loads the
-study from its storage and runs its share of the trials still to run, so a study ends with
-exactly ``tune.trials`` trials (a failed trial counts: its params were refused). The default
-storage is a journal file per study (.tuning/<m>-h<h>.journal, safe for several processes,
-resumable) in the project's own folder, also when DVC runs the stage in a temporary workspace
-(``dvc exp run --temp``, ``dvc queue``: .dvc/tmp/exps/...), so queued and temporary experiments
-share and resume studies with the workspace; ``tune.storage`` takes any Optuna RDB URL for
-workers on many machines. The study's name carries a fingerprint of what its trials depend on
-(data, params, space), so a changed input starts a new study instead of mixing trials.
+Trials run in parallel as Ray tasks (trendfactory.parallel): each task is a worker that loads
+its study from the storage and runs its share of the trials still to run, so a study ends with
+exactly ``tune.trials`` trials (a failed trial counts: its params were refused); the folds'
+studies are independent, so their workers run side by side. The default storage is a journal
+file per model and horizon (.tuning/<m>-h<h>.journal, safe for several processes, resumable)
+in the project's own folder, also when DVC runs the stage in a temporary workspace (``dvc exp
+run --temp``, ``dvc queue``: .dvc/tmp/exps/...), so queued and temporary experiments share and
+resume studies with the workspace; ``tune.storage`` takes any Optuna RDB URL for workers on
+many machines. A study's name carries a fingerprint of what its trials depend on (data,
+params, space, and the code of the model and of this objective), so a changed input starts a
+new study instead of mixing trials; the best trial is taken among the study's first
+``tune.trials`` counted trials, so a study extended by an earlier run with more trials gives
+the same answer as a fresh one.
 
 A trial whose process was killed (SIGTERM, a lost machine) would stay RUNNING for ever. Each
 trial records the process that runs it; before a study continues, a RUNNING trial whose process
@@ -23,9 +31,9 @@ is gone (journal: same machine, by process id and start time; RDB storage: Optun
 ``HEARTBEAT_S``) is marked failed and its params queued again, so it is retried first and does
 not count as one of the ``tune.trials``.
 
-With one worker the study is deterministic (seeded sampler, seeded fits); with several, which
-trial sees which history depends on timing, which is why the result is kept in a git-tracked
-file (tuned/<m>-h<h>.yaml) that the training stage reads rather than recomputed.
+With one worker per study the studies are deterministic (seeded sampler, seeded fits); with
+several, which trial sees which history depends on timing, which is why the result is kept in
+a git-tracked file (tuned/<m>-h<h>.yaml) that the training stage reads rather than recomputed.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import pandas as pd
 
 from trendfactory.errors import ParamsError, TrendfactoryError
 from trendfactory.evaluation.ic import daily_ic
+from trendfactory.import_closure import source_hash
 from trendfactory.models import create, get_model_class, model_config
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.data import Samples, load_split
@@ -72,7 +81,7 @@ class StudySpec:
     config: dict  # the model's params.yaml section
     train: Any  # TrainConfig or None
     seed: int
-    n_folds: int
+    fold: int  # the study's fold: its trials fit folds 0..fold and score their pooled validation
     tune: TuneConfig
     study_name: str
     storage: str | None  # None: the journal file below
@@ -82,8 +91,9 @@ class StudySpec:
     uses_torch: bool
 
 
-def study_name(params: Params, model: str, horizon: int) -> str:
-    """<model>-h<h>-<fingerprint of the data, the model's params, the trainer's, the space and seed>."""
+def study_name(params: Params, model: str, horizon: int, fold: int) -> str:
+    """<model>-h<h>-f<fold>-<fingerprint of the data, the model's params, the trainer's, the space,
+    the seed and the code the trials run>."""
     cls = get_model_class(model)
     meta = (WINDOWS_DIR / "meta.json").read_bytes() if (WINDOWS_DIR / "meta.json").is_file() else b""
     key = {
@@ -93,9 +103,10 @@ def study_name(params: Params, model: str, horizon: int) -> str:
         "space": repr(sorted(cls.search_space.items())),
         "seed": params.seed,
         "tune": {"pruner": params.tune.pruner, "startup_trials": params.tune.startup_trials},
+        "code": source_hash(__name__, cls.__module__),  # an edited model or objective: new trials, not the old code's
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"{model}-h{horizon}-{digest}"
+    return f"{model}-h{horizon}-f{fold}-{digest}"
 
 
 def studies_dir(root: Path) -> Path:
@@ -143,11 +154,16 @@ def recover_killed(study) -> int:
     return killed
 
 
-def counted(trials) -> int:
-    """Trials that count towards tune.trials: finished ones, bar those failed by a kill (their
-    queued copy runs instead)."""
+def counted_flags(trials) -> list[bool]:
+    """Per trial, whether it counts towards tune.trials: finished ones, bar those failed by a
+    kill (their queued copy runs instead)."""
     retried = {t.user_attrs.get(RETRY_OF) for t in trials} | {t.system_attrs.get("failed_trial") for t in trials}
-    return sum(t.state.name in FINISHED and not (t.state.name == "FAIL" and t.number in retried) for t in trials)
+    return [t.state.name in FINISHED and not (t.state.name == "FAIL" and t.number in retried) for t in trials]
+
+
+def counted(trials) -> int:
+    """How many of ``trials`` count towards tune.trials (:func:`counted_flags`)."""
+    return sum(counted_flags(trials))
 
 
 def open_study(spec: StudySpec):
@@ -186,9 +202,9 @@ def pooled_rank_ic(frames: list[pd.DataFrame]) -> float:
 
 
 def load_folds(spec: StudySpec) -> list[tuple[Samples, Samples]]:
-    """Every fold's (train, val) samples, read and scaled once per worker: the store's cache
-    holds one fold, so reading them per trial would rescale every fold in every trial."""
-    return [(load_split("train", spec.horizon, k), load_split("val", spec.horizon, k)) for k in range(spec.n_folds)]
+    """Folds 0..spec.fold's (train, val) samples, read and scaled once per worker: the store's
+    cache holds one fold, so reading them per trial would rescale every fold in every trial."""
+    return [(load_split("train", spec.horizon, k), load_split("val", spec.horizon, k)) for k in range(spec.fold + 1)]
 
 
 def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
@@ -200,7 +216,7 @@ def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
 
 
 def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> float:
-    """One trial: the pooled validation Rank IC of the sampled params over the folds."""
+    """One trial: the pooled validation Rank IC of the sampled params over folds 0..spec.fold."""
     import optuna
 
     trial.set_user_attr("process", _process_tag())  # lets a later run see that a killed trial's process is gone
@@ -216,11 +232,15 @@ def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> f
         frames.append(score_fold(model, train_k, val_k))
         value = pooled_rank_ic(frames)
         trial.report(value, step=k)
-        if k < spec.n_folds - 1 and trial.should_prune():
-            log.info("%s-h%d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", spec.model, spec.horizon, trial.number, k, value, time.perf_counter() - t0)
+        if k < spec.fold and trial.should_prune():
+            log.info("%s fold %d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", _item(spec), spec.fold, trial.number, k, value, time.perf_counter() - t0)
             raise optuna.TrialPruned()
-    log.info("%s-h%d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", spec.model, spec.horizon, trial.number, value, time.perf_counter() - t0, _short(values))
+    log.info("%s fold %d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", _item(spec), spec.fold, trial.number, value, time.perf_counter() - t0, _short(values))
     return value
+
+
+def _item(spec: StudySpec) -> str:
+    return f"{spec.model}-h{spec.horizon}"
 
 
 def _short(values: dict) -> str:
@@ -294,66 +314,100 @@ def _shown(path: Path, root: Path) -> str:
 @dataclass
 class StudyResult:
     name: str
-    record: dict  # what tuned/<m>-h<h>.yaml holds
+    record: dict  # one fold's entry of tuned/<m>-h<h>.yaml
     study: Any  # the optuna Study (for plots)
+    storage: str  # where the study lives: tune.storage, or its journal file relative to the project
 
 
-def run_study(params: Params, model: str, horizon: int, n_folds: int, where: Placement) -> StudyResult:
-    """The model's study at ``horizon``: its trials fanned out on Ray, then the best trial."""
+OBJECTIVE = "per walk-forward fold k, the pooled validation Rank IC of folds 0..k (mean daily Spearman IC over their validation dates)"
+
+
+def first_counted(trials: list, n: int) -> list:
+    """The study's trials up to its ``n``-th counted one, in trial-number order: what a fresh
+    study of ``tune.trials`` = n holds, however many trials an earlier run added."""
+    trials = sorted(trials, key=lambda t: t.number)
+    seen = 0
+    for i, flag in enumerate(counted_flags(trials)):
+        seen += flag
+        if seen >= n:
+            return trials[: i + 1]
+    return trials
+
+
+def best_of(trials: list, name: str):
+    """The best COMPLETE trial of ``trials`` (ties: the earlier trial)."""
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise TrendfactoryError(f"study {name}: no trial completed ({len(trials)} pruned or failed); see the log above")
+    return max(complete, key=lambda t: (t.value, -t.number))
+
+
+def study_spec(params: Params, model: str, horizon: int, fold: int, root: Path) -> StudySpec:
+    """The spec of the model's study for ``fold`` at ``horizon``."""
     cls = get_model_class(model)
-    root = Path.cwd().resolve()
-    name = study_name(params, model, horizon)
     config = model_config(params, model)
-    train = params.train if cls.uses_trainer else None
-    spec = StudySpec(
+    return StudySpec(
         model=model,
         horizon=horizon,
         config=config,
-        train=train,
+        train=params.train if cls.uses_trainer else None,
         seed=params.seed,
-        n_folds=n_folds,
+        fold=fold,
         tune=params.tune,
-        study_name=name,
+        study_name=study_name(params, model, horizon, fold),
         storage=params.tune.storage,
         journal=studies_dir(root) / f"{model}-h{horizon}.journal",
         root=root,
         threads=cls.threads(config),
         uses_torch=cls.uses_trainer,
     )
-    study = open_study(spec)
-    enqueue_default(study, cls.search_space, config, train)
-    recover_killed(study)
-    done = counted(study.get_trials(deepcopy=False))
+
+
+def run_studies(params: Params, model: str, horizon: int, n_folds: int, where: Placement) -> list[StudyResult]:
+    """The model's studies at ``horizon``, one per fold: their trials fanned out on Ray (the
+    biggest study's workers first), then each study's best trial."""
+    cls = get_model_class(model)
+    root = Path.cwd().resolve()
+    specs = [study_spec(params, model, horizon, k, root) for k in range(n_folds)]
+    studies = [open_study(spec) for spec in specs]
     device = params.train.device if cls.uses_trainer else None
-    where, cpus, gpu_share = task_resources(where, spec.threads, device, params.parallel.fits_per_gpu)
-    shares = quotas(params.tune.trials - done, slots(where, cpus, gpu_share) if not where.is_cluster else params.tune.trials)
-    log.info("study %s: %d of %d trials finished; %d worker%s (%s)", name, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "", params.tune.storage or _shown(spec.journal, root))
+    where, cpus, gpu_share = task_resources(where, specs[0].threads, device, params.parallel.fits_per_gpu)
+    room = slots(where, cpus, gpu_share) if not where.is_cluster else params.tune.trials
+    jobs = []
+    for spec, study in zip(specs, studies):
+        enqueue_default(study, cls.search_space, spec.config, spec.train)
+        recover_killed(study)
+        done = counted(study.get_trials(deepcopy=False))
+        shares = quotas(params.tune.trials - done, room)
+        log.info("study %s (fold %d): %d of %d trials finished; %d worker%s", spec.study_name, spec.fold, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "")
+        jobs += [(spec, q) for q in shares]
+    storage = params.tune.storage or _shown(specs[0].journal, root)
+    log.info("%s-h%d: %d studies in %s", model, horizon, n_folds, storage)
     t0 = time.perf_counter()
-    if shares:
-        run_tasks(trial_worker, [(spec, q) for q in shares], where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="trial worker")
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    if not complete:
-        raise TrendfactoryError(f"study {name}: no trial completed ({len(trials)} pruned or failed); see the log above")
-    best = study.best_trial
+    jobs.sort(key=lambda job: -job[0].fold)  # study k fits k + 1 folds a trial: the longest workers start first
+    if jobs:
+        run_tasks(trial_worker, jobs, where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="trial worker")
+    results = [study_result(spec, study, params.tune.trials, storage) for spec, study in zip(specs, studies)]
+    log.info("%s-h%d: %d studies done in %.0fs", model, horizon, n_folds, time.perf_counter() - t0)
+    return results
+
+
+def study_result(spec: StudySpec, study, n: int, storage: str) -> StudyResult:
+    """One fold's entry of the tuned file, from the study's first ``n`` counted trials only (a
+    study an earlier run extended gives what a fresh one of ``n`` trials gives)."""
+    trials = first_counted(study.get_trials(deepcopy=False), n)
+    best = best_of(trials, spec.study_name)
     default = next((t for t in trials if t.user_attrs.get("default")), None)
     record = {
+        "fold": spec.fold,
         "params": best.user_attrs.get("values", best.params),
-        "objective": "pooled validation Rank IC of the walk-forward folds (mean daily Spearman IC over every fold's validation dates)",
         "value": round(float(best.value), 6),
         "default_value": round(float(default.value), 6) if default is not None and default.value is not None else None,
         "best_trial": best.number,
         "trials": {s.lower(): sum(t.state.name == s for t in trials) for s in FINISHED},
         "counted": counted(trials),
-        "study": name,
-        "storage": params.tune.storage or _shown(spec.journal, root),
+        "study": spec.study_name,
     }  # no timings: this file is git-tracked and DVC-hashed
-    log.info(
-        "study %s: best trial %d, pooled val Rank IC %+.4f (default %s) in %.0fs",
-        name,
-        best.number,
-        best.value,
-        "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}",
-        time.perf_counter() - t0,
-    )
-    return StudyResult(name=name, record=record, study=study)
+    shown = "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}"
+    log.info("study %s: best trial %d, pooled val Rank IC of folds 0..%d %+.4f (default %s)", spec.study_name, best.number, spec.fold, best.value, shown)
+    return StudyResult(name=spec.study_name, record=record, study=study, storage=storage)

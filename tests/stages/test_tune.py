@@ -1,6 +1,7 @@
-"""Stage tune@<model>-<h> and the tuned variant: an Optuna study on the walk-forward folds'
-validation blocks, its best params in tuned/<m>-h<h>.yaml, read back by the train stage of
-<m>_tuned; resumable studies, parallel trials on a local Ray, one-line errors."""
+"""Stage tune@<model>-<h> and the tuned variant: one Optuna study per walk-forward fold k on the
+validation blocks of folds 0..k (never a later one), each fold's best params in
+tuned/<m>-h<h>.yaml, read back by the train stage of <m>_tuned fold by fold; resumable studies,
+parallel trials on a local Ray, one-line errors."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from trendfactory.models.registry import check_tunable
 from trendfactory.models.search import apply_values, read_tuned
 from trendfactory.stages import train as train_stage
 from trendfactory.stages import tune as tune_stage
-from trendfactory.tuning import _process_tag, quotas, studies_dir
+from trendfactory import tuning
+from trendfactory.tuning import _process_tag, quotas, studies_dir, study_spec, trial_worker
 
 LGB = {"n_estimators": 25, "early_stopping_rounds": 5, "n_jobs": 1}
 
@@ -62,73 +64,98 @@ def _tune(root, monkeypatch, params, horizon=5):
     return yaml.safe_load((root / "tuned/lightgbm-h5.yaml").read_text())
 
 
-def test_a_study_writes_its_best_params_and_plots(project, monkeypatch):
+def _study(root, record: dict, fold: int):
+    import optuna
+
+    return optuna.load_study(study_name=record["folds"][fold]["study"], storage=JournalStorage(JournalFileBackend(str(root / record["storage"]))))
+
+
+def test_a_study_per_fold_writes_its_best_params_and_plots(project, monkeypatch):
     root, params = project
     record = _tune(root, monkeypatch, params)
     from trendfactory.models.zoo.lightgbm import LightGBM
 
-    assert set(record["params"]) == set(LightGBM.search_space)
-    assert sum(record["trials"].values()) == 6
-    assert record["default_value"] is not None  # trial 0 is params.yaml's configuration
-    assert record["value"] >= record["default_value"]
-    assert {p.name for p in (root / "plots/tune/lightgbm-h5").iterdir()} >= {"history.png", "intermediate.png"}
+    n = _folds(root)
+    assert n >= 2 and [f["fold"] for f in record["folds"]] == list(range(n))
+    for f in record["folds"]:
+        assert set(f["params"]) == set(LightGBM.search_space)
+        assert sum(f["trials"].values()) == 6
+        assert f["default_value"] is not None  # trial 0 is params.yaml's configuration
+        assert f["value"] >= f["default_value"]
+    assert len({f["study"] for f in record["folds"]}) == n
+    plots = {p.name for p in (root / "plots/tune/lightgbm-h5").iterdir()}
+    assert plots >= {f"fold_{k:02d}_{kind}.png" for k in range(n) for kind in ("history", "intermediate")}
     text = (root / "tuned/lightgbm-h5.yaml").read_text()
     assert text.startswith("# Written by `dvc repro tune@lightgbm-5`")
 
 
-def test_the_objective_is_the_pooled_validation_rank_ic_of_the_folds(project, monkeypatch):
-    """Refit the best params fold by fold here and pool the validation days: the study's value.
-    Only validation rows enter it (test never does)."""
+def test_fold_ks_objective_is_the_pooled_validation_rank_ic_of_folds_0_to_k(project, monkeypatch):
+    """Refit each fold's best params on folds 0..k and pool their validation days: that study's
+    value. Only validation rows of folds up to k enter it (test never does, nor a later fold)."""
     root, params = project
-    record = _tune(root, monkeypatch, params)  # resumes the finished study: nothing reruns
-    config, _ = apply_values("lightgbm", model_config(params, "lightgbm"), None, record["params"], "test")
+    record = _tune(root, monkeypatch, params)  # resumes the finished studies: nothing reruns
     store = root / "data/windows"
-    frames = []
-    for k in range(_folds(root)):
-        train, val = (Samples.open(store, 5, k, r) for r in ("train", "val"))
-        model = create("lightgbm", config, horizon=5, seed=params.seed).fit(train, val)
-        keys = val.keys()
-        frames.append(pd.DataFrame({"datetime": keys["datetime"].to_numpy(), "score": model.predict(val).score, "ret": val.returns()}))
-    pooled = daily_ic(pd.concat(frames), method="spearman").mean()
-    assert record["value"] == pytest.approx(pooled, abs=1e-6)
+    for f in record["folds"]:
+        config, _ = apply_values("lightgbm", model_config(params, "lightgbm"), None, f["params"], "test")
+        frames = []
+        for k in range(f["fold"] + 1):
+            train, val = (Samples.open(store, 5, k, r) for r in ("train", "val"))
+            model = create("lightgbm", config, horizon=5, seed=params.seed).fit(train, val)
+            keys = val.keys()
+            frames.append(pd.DataFrame({"datetime": keys["datetime"].to_numpy(), "score": model.predict(val).score, "ret": val.returns()}))
+        pooled = daily_ic(pd.concat(frames), method="spearman").mean()
+        assert f["value"] == pytest.approx(pooled, abs=1e-6)
 
 
-def test_an_interrupted_or_extended_study_resumes(project, monkeypatch):
+def test_fold_0s_trials_read_no_later_fold(project, monkeypatch, tmp_path):
+    """A trial of fold 0's study reads fold 0's train and validation blocks and nothing else."""
     root, params = project
-    _tune(root, monkeypatch, params)
+    monkeypatch.chdir(root)
+    read = []
+    real = tuning.load_split
+    monkeypatch.setattr(tuning, "load_split", lambda role, h, fold: read.append((role, fold)) or real(role, h, fold))
+    spec = dataclasses.replace(study_spec(params, "lightgbm", 5, 0, root), journal=tmp_path / "scratch.journal")
+    assert trial_worker((spec, 2)) == 2
+    assert sorted(set(read)) == [("train", 0), ("val", 0)]
+
+
+def test_an_interrupted_or_extended_study_resumes_and_answers_as_a_fresh_one(project, monkeypatch):
+    root, params = project
+    first = _tune(root, monkeypatch, params)
     more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=8))
     record = _tune(root, monkeypatch, more)
-    assert sum(record["trials"].values()) == 8  # the 6 finished trials were kept, 2 added
+    assert all(sum(f["trials"].values()) == 8 for f in record["folds"])  # the 6 finished trials were kept, 2 added
     journals = list((root / ".tuning").glob("lightgbm-h5*.journal"))
     assert len(journals) == 1
+    # back to 6 trials: the best of the first 6, as a fresh 6-trial study gives (not of the 8 run)
+    assert _tune(root, monkeypatch, params) == first
 
 
-def test_every_complete_trial_reports_each_fold_for_pruning(project, monkeypatch):
+def test_every_complete_trial_reports_each_of_its_folds_for_pruning(project, monkeypatch):
     import optuna
 
     root, params = project
-    assert _folds(root) >= 2
     record = _tune(root, monkeypatch, params)
+    for k in range(_folds(root)):
+        study = _study(root, record, k)
+        for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+            assert sorted(t.intermediate_values) == list(range(k + 1))
+        for t in study.get_trials(states=(optuna.trial.TrialState.PRUNED,)):
+            assert len(t.intermediate_values) < k + 1
 
-    study = optuna.load_study(study_name=record["study"], storage=JournalStorage(JournalFileBackend(str(root / record["storage"]))))
-    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        assert sorted(t.intermediate_values) == list(range(_folds(root)))
-    for t in study.get_trials(states=(optuna.trial.TrialState.PRUNED,)):
-        assert len(t.intermediate_values) < _folds(root)
 
-
-def test_the_tuned_variant_trains_with_the_study_params(project, monkeypatch):
+def test_the_tuned_variant_trains_each_fold_with_its_studys_params(project, monkeypatch):
     root, params = project
     record = _tune(root, monkeypatch, params)
     train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
-    last = _folds(root) - 1
-    fitted = TrendModel.load(root / f"models/lightgbm_tuned-h5/fold_{last:02d}/seed_00")
-    assert fitted.name == "lightgbm_tuned"
-    for key, value in record["params"].items():
-        assert getattr(fitted.config, key) == pytest.approx(value)
+    for f in record["folds"]:
+        fitted = TrendModel.load(root / f"models/lightgbm_tuned-h5/fold_{f['fold']:02d}/seed_00")
+        assert fitted.name == "lightgbm_tuned"
+        for key, value in f["params"].items():
+            assert getattr(fitted.config, key) == pytest.approx(value)
     preds = pd.read_parquet(root / "data/predictions/lightgbm_tuned-h5/test_h5.parquet")
     assert set(preds["fold"]) == set(range(_folds(root)))
-    assert read_tuned("lightgbm", 5) == record["params"]
+    assert read_tuned("lightgbm", 5, _folds(root)) == [f["params"] for f in record["folds"]]
 
 
 def test_trials_run_in_parallel_on_a_local_ray(tmp_path, monkeypatch):
@@ -136,7 +163,7 @@ def test_trials_run_in_parallel_on_a_local_ray(tmp_path, monkeypatch):
     write_stores(tmp_path, params)
     params = dataclasses.replace(params, parallel=dataclasses.replace(params.parallel, cpus=2))
     record = _tune(tmp_path, monkeypatch, params)
-    assert sum(record["trials"].values()) == 4 == record["counted"]  # each worker runs its share, not one too many
+    assert all(sum(f["trials"].values()) == 4 == f["counted"] for f in record["folds"])  # each worker runs its share, not one too many
 
 
 def test_trials_are_shared_exactly():
@@ -156,7 +183,7 @@ def test_a_trial_left_running_by_a_killed_process_is_failed_and_retried(project,
 
     root, params = project
     record = _tune(root, monkeypatch, params)
-    study = optuna.load_study(study_name=record["study"], storage=JournalStorage(JournalFileBackend(str(root / record["storage"]))))
+    study = _study(root, record, 0)
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     tag = _process_tag(victim.pid)
     victim.kill()
@@ -164,7 +191,7 @@ def test_a_trial_left_running_by_a_killed_process_is_failed_and_retried(project,
     orphan = study.ask()  # what a SIGTERM mid-trial leaves: RUNNING for ever
     orphan.set_user_attr("process", tag)
     before = len(study.get_trials())
-    wanted = record["counted"] + 1  # other tests may have extended the study
+    wanted = tuning.counted(study.get_trials()) + 1  # other tests may have extended the study past the record's tune.trials
     more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=wanted))
     record = _tune(root, monkeypatch, more)
     trials = study.get_trials()
@@ -172,7 +199,7 @@ def test_a_trial_left_running_by_a_killed_process_is_failed_and_retried(project,
     retry = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
     assert len(retry) == 1 and retry[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     assert len(trials) == before + 1  # the retry was the one trial added; the killed one does not count
-    assert record["counted"] == wanted
+    assert record["folds"][0]["counted"] == wanted
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
@@ -188,8 +215,14 @@ def test_refusals_are_one_line(project, monkeypatch):
     (root / "tuned/lightgbm-h5.yaml").write_text("params: [1, 2\n")
     with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: not valid YAML .*rerun `dvc repro -f tune@lightgbm-5`"):
         train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
-    (root / "tuned/lightgbm-h5.yaml").write_text("params: {num_leaves: 1}\n")
-    with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: models.lightgbm.num_leaves: got 1"):
+    (root / "tuned/lightgbm-h5.yaml").write_text("params: {num_leaves: 8}\n")  # one set for every fold: the old layout
+    with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: no `folds` list .*rerun `dvc repro -f tune@lightgbm-5`"):
+        train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
+    (root / "tuned/lightgbm-h5.yaml").write_text("folds: [{fold: 0, params: {num_leaves: 8}}]\n")
+    with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: params for folds \[0\], the window store has folds 0..1; rerun"):
+        train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
+    (root / "tuned/lightgbm-h5.yaml").write_text("folds: [{fold: 0, params: {num_leaves: 8}}, {fold: 1, params: {num_leaves: 1}}]\n")
+    with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml fold 1: models.lightgbm.num_leaves: got 1"):
         train_stage.main_body(params, argparse.Namespace(model="lightgbm_tuned", horizon=5))
     (root / "tuned/lightgbm-h5.yaml").unlink()
     with pytest.raises(TrendfactoryError, match=r"^tuned/lightgbm-h5.yaml: missing; run `dvc repro tune@lightgbm-5`"):
@@ -201,7 +234,7 @@ def test_a_storage_url_holds_the_study(tmp_path, monkeypatch):
     params = _params(trials=3, storage=f"sqlite:///{tmp_path / 'studies.db'}")
     write_stores(tmp_path, params)
     record = _tune(tmp_path, monkeypatch, params)
-    assert sum(record["trials"].values()) == 3 and record["storage"].startswith("sqlite:///")
+    assert all(sum(f["trials"].values()) == 3 for f in record["folds"]) and record["storage"].startswith("sqlite:///")
     assert (tmp_path / "studies.db").is_file() and not (tmp_path / ".tuning").exists()
     bad = dataclasses.replace(params, tune=dataclasses.replace(params.tune, storage="nosuchdb://x"))
     with pytest.raises(TrendfactoryError, match=r"^tune.storage 'nosuchdb://x': cannot open an Optuna study there"):
@@ -217,8 +250,6 @@ def test_a_killed_trial_in_an_rdb_study_is_failed_by_its_heartbeat_and_retried(t
     import optuna
     from optuna.storages import RDBStorage
 
-    from trendfactory import tuning
-
     monkeypatch.setattr(tuning, "HEARTBEAT_S", 1)
     monkeypatch.setattr(tuning, "GRACE_S", 2)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
@@ -228,7 +259,7 @@ def test_a_killed_trial_in_an_rdb_study_is_failed_by_its_heartbeat_and_retried(t
     with warnings.catch_warnings():  # Optuna calls heartbeats experimental, and expects them inside optimize
         warnings.simplefilter("ignore")
         storage = RDBStorage(url, heartbeat_interval=1, grace_period=2)
-        study = optuna.load_study(study_name=record["study"], storage=storage)
+        study = optuna.load_study(study_name=record["folds"][0]["study"], storage=storage)
         orphan = study.ask()  # what a kill mid-trial leaves: RUNNING, and its heartbeat stops
     storage.record_heartbeat(orphan._trial_id)
     time.sleep(3)  # past the grace period
@@ -238,17 +269,15 @@ def test_a_killed_trial_in_an_rdb_study_is_failed_by_its_heartbeat_and_retried(t
     assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retry) == 1 and retry[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    assert record["counted"] == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert record["folds"][0]["counted"] == 3 and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
 
 
 def test_experiments_sharing_a_study_stop_at_tune_trials(project, monkeypatch):
     """Two queued experiments run the same study at once, each having counted it before the
     other's trials finished: a worker stops when the study holds tune.trials, whoever ran them."""
-    from trendfactory import tuning
-
     root, params = project
     record = _tune(root, monkeypatch, params)
-    wanted = record["counted"] + 2
+    wanted = max(tuning.counted(_study(root, record, k).get_trials()) for k in range(len(record["folds"]))) + 2
     monkeypatch.setattr(tuning, "quotas", lambda remaining, workers: [remaining + 3])  # as if 3 trials were unseen at the start
     more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=wanted))
-    assert _tune(root, monkeypatch, more)["counted"] == wanted
+    assert all(f["counted"] == wanted for f in _tune(root, monkeypatch, more)["folds"])

@@ -89,15 +89,17 @@ def tuned_file(model: str, horizon: int) -> Path:
 
 
 HEADER = """\
-# Written by `dvc repro tune@{model}-{horizon}` (an Optuna study; trendfactory.tuning). The train
-# stage of {model}_tuned at h={horizon} reads `params`: the study's best values over the model's
-# section of params.yaml (`train.*` keys over the `train` section). Git-tracked, so a tuned run
-# reproduces with `dvc repro`; edit nothing here by hand: rerun the study instead.
+# Written by `dvc repro tune@{model}-{horizon}` (Optuna studies, one per walk-forward fold;
+# trendfactory.tuning). The train stage of {model}_tuned at h={horizon} fits fold k with `folds`[k]
+# `params`: the best values of fold k's study (chosen on the validation blocks of folds 0..k only)
+# over the model's section of params.yaml (`train.*` keys over the `train` section). Git-tracked,
+# so a tuned run reproduces with `dvc repro`; edit nothing here by hand: rerun the study instead.
 """
 
 
 def write_tuned(path: Path, model: str, horizon: int, record: dict[str, Any]) -> None:
-    """``record`` (with ``params``) as YAML under a header that says where it came from, atomically."""
+    """``record`` (with ``folds``, each with its ``params``) as YAML under a header that says
+    where it came from, atomically."""
     from trendfactory.io import atomic_path
 
     text = HEADER.format(model=model, horizon=horizon) + yaml.safe_dump(record, sort_keys=False, default_flow_style=None)
@@ -105,18 +107,22 @@ def write_tuned(path: Path, model: str, horizon: int, record: dict[str, Any]) ->
         tmp.write_text(text)
 
 
-def read_tuned(model: str, horizon: int) -> dict[str, Any]:
-    """The ``params`` of tuned/<model>-h<h>.yaml, or a one-line error naming the fix."""
+def read_tuned(model: str, horizon: int, n_folds: int) -> list[dict[str, Any]]:
+    """Per fold, the ``params`` of tuned/<model>-h<h>.yaml, or a one-line error naming the fix."""
     path = tuned_file(model, horizon)
+    rerun = f"rerun `dvc repro -f tune@{model}-{horizon}`"
     if not path.is_file():
         raise TrendfactoryError(f"{path}: missing; run `dvc repro tune@{model}-{horizon}` (run.tune lists {model})")
     try:
         record = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise TrendfactoryError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); rerun `dvc repro -f tune@{model}-{horizon}`") from None
-    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
-        raise TrendfactoryError(f"{path}: no `params` mapping; rerun `dvc repro -f tune@{model}-{horizon}`")
-    return record["params"]
+        raise TrendfactoryError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); {rerun}") from None
+    folds = record.get("folds") if isinstance(record, dict) else None
+    if not isinstance(folds, list) or not all(isinstance(f, dict) and isinstance(f.get("params"), dict) for f in folds):
+        raise TrendfactoryError(f"{path}: no `folds` list with a `params` mapping each; {rerun}")
+    if [f.get("fold") for f in folds] != list(range(n_folds)):
+        raise TrendfactoryError(f"{path}: params for folds {[f.get('fold') for f in folds]}, the window store has folds 0..{n_folds - 1}; {rerun}")
+    return [f["params"] for f in folds]
 
 
 def apply_values(model: str, config: Any, train: Any, values: dict[str, Any], origin: str) -> tuple[Any, Any]:
@@ -138,10 +144,11 @@ def apply_values(model: str, config: Any, train: Any, values: dict[str, Any], or
     return config, train
 
 
-def tuned_configs(model: str, horizon: int, config: Any, train: Any) -> tuple[Any, Any]:
-    """The configs <model>_tuned trains with at ``horizon``: its params.yaml sections with the
-    study's best values over them."""
-    return apply_values(model, config, train, read_tuned(model, horizon), str(tuned_file(model, horizon)))
+def tuned_configs(model: str, horizon: int, n_folds: int, config: Any, train: Any) -> list[tuple[Any, Any]]:
+    """Per fold, the configs <model>_tuned trains with at ``horizon``: its params.yaml sections
+    with that fold's study's best values over them."""
+    origin = str(tuned_file(model, horizon))
+    return [apply_values(model, config, train, values, f"{origin} fold {k}") for k, values in enumerate(read_tuned(model, horizon, n_folds))]
 
 
 def check_space(cls: type, space: dict[str, Dimension]) -> None:

@@ -51,7 +51,7 @@ from trendfactory.models import Samples, create, get_model_class, model_config
 from trendfactory.models.data import load_split
 from trendfactory.models.base import FitContext, TrendModel
 from trendfactory.models.registry import check_listed, check_tunable
-from trendfactory.models.search import tuned_configs
+from trendfactory.models.search import read_tuned, tuned_configs
 from trendfactory.parallel import chdir_to, pin_threads, placement, run_tasks, task_resources
 from trendfactory.params import Params, config_to_dict
 from trendfactory.paths import CHECKPOINTS_DIR, MODELS_DIR, PREDICTIONS_DIR, TRAIN_LOGS_DIR, fitted_model_dir, model_dir, predictions_file, seed_name
@@ -122,14 +122,16 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     cls = get_model_class(args.model)
     check_listed(params.run, cls)
     train_config = params.train if cls.uses_trainer else None
-    if cls.base_name:  # <model>_tuned: its study's best values over the model's own sections
+    if cls.base_name:  # <model>_tuned: fold k's study's best values over the model's own sections
         check_tunable(params.run, cls.base_name, f"--model {cls.name}")
         if args.horizon is None:
             raise TrendfactoryError(f"--horizon: {cls.name} is tuned and trained per horizon; give one of label.horizons")
-        config, train_config = tuned_configs(cls.base_name, args.horizon, model_config(params, cls.base_name), train_config)
-    else:
-        config = model_config(params, cls.name)
     store = open_store()
+    n_folds = store.n_folds
+    config = model_config(params, cls.base_name or cls.name)
+    configs = [(config, train_config)] * n_folds  # per fold: (model config, train config)
+    if cls.base_name:
+        configs = tuned_configs(cls.base_name, args.horizon, n_folds, config, train_config)
     if cls.joint:  # one fit per fold for every horizon of the store; `horizon` is where it starts
         horizons = list(store.horizons)
         horizon = args.horizon if args.horizon is not None else horizons[0]
@@ -137,7 +139,6 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         raise TrendfactoryError(f"--horizon: {cls.name} is trained per horizon; give one of label.horizons")
     else:
         horizon, horizons = args.horizon, [args.horizon]
-    n_folds = store.n_folds
     n_seeds = params.evaluate.seeds if cls.stochastic else 1
     name = model_dir(cls.name, horizon, cls.joint).name
     where = placement(params.parallel.address, params.parallel.cpus)
@@ -153,6 +154,8 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         logged = {"model": f"{cls.family}:{cls.name}", "horizon": "all" if cls.joint else horizon, "seed": params.seed, "seeds": n_seeds, **config_to_dict(config)}
         if cls.uses_trainer:
             logged["train"] = config_to_dict(train_config)
+        if cls.base_name:  # what each fold's study chose over the params above
+            logged["tuned"] = {fold_name(k): values for k, values in enumerate(read_tuned(cls.base_name, horizon, n_folds))}
         live.log_params(logged)
         for k in range(n_folds):
             train, val = (load_split(r, horizon, k) for r in ("train", "val"))  # sizes, and errors before any fit
@@ -173,8 +176,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             Job(
                 name,
                 cls.name,
-                config,
-                train_config,
+                *configs[k],
                 horizon,
                 tuple(horizons),
                 k,
@@ -182,7 +184,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
                 params.seed + s,
                 root / out_dir,
                 root / CHECKPOINTS_DIR / name / fold_name(k) / seed_name(s) if cls.uses_trainer else None,
-                cls.threads(config),
+                cls.threads(configs[k][0]),
                 cls.uses_trainer,
                 root,
             )
@@ -191,7 +193,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         ]
         log.info("%s: %d fits (%d folds x %d seeds)", name, len(jobs), n_folds, n_seeds)
         device = params.train.device if cls.uses_trainer else None
-        where, cpus, gpu_share = task_resources(where, cls.threads(config), device, params.parallel.fits_per_gpu)
+        where, cpus, gpu_share = task_resources(where, max(job.threads for job in jobs), device, params.parallel.fits_per_gpu)
         results = run_tasks(run_job, jobs, where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="fit")
         # The last fold's first seed (the model closest to today) gives the DVCLive curves.
         _log_history(live, results[(n_folds - 1) * n_seeds]["history"])

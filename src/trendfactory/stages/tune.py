@@ -1,15 +1,16 @@
-"""Stage `tune@<model>-<h>`: an Optuna study of one model in run.tune at one horizon.
+"""Stage `tune@<model>-<h>`: Optuna studies of one model in run.tune at one horizon, one per
+walk-forward fold.
 
     python -m trendfactory.stages.tune --model lightgbm --horizon 5
 
-Objective: the pooled validation Rank IC of the walk-forward folds (trendfactory.tuning; test
-is never read). Trials run as Ray tasks (``parallel``), the study lives in ``tune.storage``.
-Writes:
+Objective of fold k's study: the pooled validation Rank IC of folds 0..k (trendfactory.tuning;
+test is never read, nor any validation block after fold k's test start). Trials run as Ray tasks
+(``parallel``), the studies live in ``tune.storage``. Writes:
 
-- tuned/<model>-h<h>.yaml -- the best params (git-tracked): train_tuned@<model>-<h> trains
-  <model>_tuned with them, so a tuned run reproduces with ``dvc repro``;
-- plots/tune/<model>-h<h>/ -- Optuna's optimisation history, per-fold pruning curves and
-  hyperparameter importances (fANOVA) as PNG.
+- tuned/<model>-h<h>.yaml -- each fold's best params (git-tracked): train_tuned@<model>-<h>
+  fits <model>_tuned on fold k with fold k's, so a tuned run reproduces with ``dvc repro``;
+- plots/tune/<model>-h<h>/ -- per fold, Optuna's optimisation history, per-fold pruning curves
+  and hyperparameter importances (fANOVA) as PNG (fold_XX_history.png, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from trendfactory.errors import TrendfactoryError
+from trendfactory.features.splits import fold_name
 from trendfactory.io import atomic_dir
 from trendfactory.models.registry import check_tunable
 from trendfactory.models.search import tuned_file, write_tuned
@@ -31,8 +33,9 @@ from trendfactory.stages.store import add_args
 from trendfactory.windows.reader import open_store
 
 
-def save_plots(study, directory: Path, title: str) -> list[str]:
-    """Optuna's matplotlib plots of ``study`` as PNGs in ``directory``; returns the files written."""
+def save_plots(study, directory: Path, title: str, prefix: str = "") -> list[str]:
+    """Optuna's matplotlib plots of ``study`` as PNGs ``<prefix><plot>.png`` in ``directory``;
+    returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,9 +44,9 @@ def save_plots(study, directory: Path, title: str) -> list[str]:
     from optuna.visualization import matplotlib as ovm
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    plots = {"history.png": ovm.plot_optimization_history, "intermediate.png": ovm.plot_intermediate_values}
+    plots = {"history": ovm.plot_optimization_history, "intermediate": ovm.plot_intermediate_values}
     if len(complete) >= 2 and any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
-        plots["importance.png"] = ovm.plot_param_importances
+        plots["importance"] = ovm.plot_param_importances
     else:
         log.warning("%s: no importance plot (%d complete trial(s): importances need two or more that differ)", title, len(complete))
     written = []
@@ -52,12 +55,12 @@ def save_plots(study, directory: Path, title: str) -> list[str]:
         for name, plot in plots.items():
             ax = plot(study)
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            fig.suptitle(f"{title}: {name[:-4]}", fontsize=10)
+            fig.suptitle(f"{title}: {name}", fontsize=10)
             fig.set_size_inches(8, 5)
             fig.tight_layout()
-            fig.savefig(directory / name, dpi=100)
+            fig.savefig(directory / f"{prefix}{name}.png", dpi=100)
             plt.close(fig)
-            written.append(name)
+            written.append(f"{prefix}{name}.png")
     return written
 
 
@@ -69,23 +72,19 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         raise TrendfactoryError(f"--horizon {args.horizon}: not in label.horizons {list(params.label.horizons)}")
     store = open_store()
     where = placement(params.parallel.address, params.parallel.cpus)
-    from trendfactory.tuning import run_study  # optuna loads here, after the cheap checks
+    from trendfactory.tuning import OBJECTIVE, run_studies  # optuna loads here, after the cheap checks
 
-    result = run_study(params, cls.name, args.horizon, store.n_folds, where)
+    results = run_studies(params, cls.name, args.horizon, store.n_folds, where)
     name = item_id(cls.name, args.horizon)
+    written = []
     with atomic_dir(TUNE_PLOTS_DIR / name) as plot_dir:
-        written = save_plots(result.study, plot_dir, name)
-    write_tuned(tuned_file(cls.name, args.horizon), cls.name, args.horizon, result.record)
-    r = result.record
-    log.info(
-        "%s: best %s (pooled val Rank IC %+.4f; %s) -> %s, plots %s",
-        name,
-        r["params"],
-        r["value"],
-        ", ".join(f"{v} {k}" for k, v in r["trials"].items()),
-        tuned_file(cls.name, args.horizon),
-        ", ".join(written),
-    )
+        for k, result in enumerate(results):
+            written += save_plots(result.study, plot_dir, f"{name} {fold_name(k)} (validation of folds 0..{k})", prefix=f"{fold_name(k)}_")
+    record = {"objective": OBJECTIVE, "storage": results[0].storage, "folds": [r.record for r in results]}
+    write_tuned(tuned_file(cls.name, args.horizon), cls.name, args.horizon, record)
+    for r in record["folds"]:
+        log.info("%s fold %d: best %s (pooled val Rank IC of folds 0..%d %+.4f; %s)", name, r["fold"], r["params"], r["fold"], r["value"], ", ".join(f"{v} {k}" for k, v in r["trials"].items()))
+    log.info("%s -> %s, %d plots in %s", name, tuned_file(cls.name, args.horizon), len(written), TUNE_PLOTS_DIR / name)
 
 
 def main() -> None:
