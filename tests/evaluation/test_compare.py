@@ -130,6 +130,27 @@ def test_beating_the_baselines_needs_a_positive_rank_ic_and_a_lead():
     assert v["selected"] == "negative" and not v["survives"] and not v["checks"]["beats_baselines"]
 
 
+def test_a_lead_over_the_baseline_carries_its_uncertainty():
+    """A small lead buried in daily noise is a point estimate, not a win: it needs its HAR test."""
+    items = [
+        _item("momentum", "baseline", 5, 0.0, 0.0, 1, noise=0.15),
+        _item("slight", "boosting", 5, 0.02, 0.004, 2, noise=0.15),
+        _item("other", "classical", 5, 0.0, 0.0, 3),
+    ]
+    v, rows = _verdict(items)
+    lead = v["lead"]
+    assert v["selected"] == "slight" and lead["lead"] == v["selected_lead"]
+    diff = items[1].daily["test"]["rank_ic"] - items[0].daily["test"]["rank_ic"]
+    assert lead["lead"] == pytest.approx(diff.mean(), abs=1e-6)  # the mean of the daily differences
+    assert lead["lead_lo"] < 0 < lead["lead_hi"] and lead["lead_p"] > 0.05
+    assert "slight" not in v["beats_baselines"] and not v["checks"]["beats_baselines"]
+    md = comparison_markdown(rows, {5: v}, gate(list(rows.values())), "header", 2)
+    assert f"{lead['lead']:+.4f} [{lead['lead_lo']:+.4f}, {lead['lead_hi']:+.4f}], t {lead['lead_t']:+.2f}" in md
+    assert "its lead over the walk-forward baseline is not significant" in md
+    d = v["deltas"]["slight"]
+    assert f"| {d['lead']:+.4f} [{d['lead_lo']:+.3f}, {d['lead_hi']:+.3f}] |" in md  # the table's Δ column
+
+
 def test_a_strong_signal_survives_and_noise_does_not():
     strong = [
         _item("momentum", "baseline", 5, 0.0, 0.0, 1),

@@ -103,6 +103,21 @@ def series_stats(daily: pd.DataFrame | None, horizon: int, bars_per_year: float)
     }
 
 
+def lead_stats(daily: pd.DataFrame, base: pd.DataFrame | None, horizon: int) -> dict:
+    """The mean daily Rank IC lead of ``daily`` over ``base`` (over zero when no baseline ran), on
+    the dates both have, with its HAR t, p and 90 % interval: a lead is a claim of skill like any other."""
+    ric = daily["rank_ic"]
+    diff = ric - base["rank_ic"].reindex(ric.index) if base is not None else ric
+    x = diff.to_numpy(dtype=float)  # NaN where either has no IC that day: the test drops them
+    t = sig.mean_test(x, horizon)
+    lo, hi = sig.mean_ci(x, horizon, level=CI_LEVEL)
+    return {"lead": _num(t.mean), "lead_t": _num(t.t, 4), "lead_p": _num(t.p, 4), "lead_lo": _num(lo), "lead_hi": _num(hi)}
+
+
+def _leads_significantly(stats: dict) -> bool:
+    return stats["lead"] is not None and stats["lead"] > 0 and stats["lead_p"] is not None and stats["lead_p"] < ALPHA
+
+
 def item_row(it: Item, bars_per_year: float) -> dict:
     """The item's row of metrics/compare.json: headline metrics, calibrated t and 90 % intervals."""
     row: dict = {"model": it.model, "family": it.family, "horizon": it.horizon}
@@ -178,6 +193,8 @@ def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, tri
         "test_best": None,
         "beats_baselines": [],
         "selected_lead": None,
+        "lead": None,
+        "deltas": {},
         "spa_p": None,
         "spa_benchmark": None,
         "mcs": [],
@@ -199,9 +216,11 @@ def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, tri
     out["baseline"] = None if base is None else {"selected": _per_fold_name(base_choices), **base}
     contenders = [m for m, it in zip(r, items) if not it.is_baseline and it.val_by_fold and r[m]["test_rank_ic"] is not None]
     out["test_best"] = max(contenders, key=lambda m: r[m]["test_rank_ic"]) if contenders else None
-    base_ric = base["rank_ic"] if base and base["rank_ic"] is not None else 0.0
-    out["beats_baselines"] = [m for m, it in zip(r, items) if not it.is_baseline and r[m]["test_rank_ic"] is not None and r[m]["test_rank_ic"] > 0 and r[m]["test_rank_ic"] > base_ric]
-    out["selected_lead"] = _num(sel["rank_ic"] - base_ric) if sel["rank_ic"] is not None else None
+    # each lead over the baseline with its uncertainty: the difference of the daily series, HAR-tested
+    out["deltas"] = {m: lead_stats(tests[m], base_daily, h) for m, it in zip(r, items) if not it.is_baseline and m in tests}
+    out["beats_baselines"] = [m for m, d in out["deltas"].items() if r[m]["test_rank_ic"] is not None and r[m]["test_rank_ic"] > 0 and _leads_significantly(d)]
+    out["lead"] = lead_stats(sel_daily, base_daily, h)
+    out["selected_lead"] = out["lead"]["lead"]
     out["detectable_rank_ic"] = _num(sig.detectable_mean(sel_daily["rank_ic"].to_numpy(dtype=float), h, alpha=ALPHA, power=POWER))
 
     losses = _losses(items)
@@ -220,7 +239,7 @@ def horizon_verdict(items: list[Item], rows: dict[str, dict], n_trials: int, tri
 
     checks = {
         "rank_ic_positive_and_significant": bool(sel["rank_ic"] is not None and sel["rank_ic"] > 0 and sel["rank_ic_p"] is not None and sel["rank_ic_p"] < ALPHA),
-        "beats_baselines": bool(sel["rank_ic"] is not None and sel["rank_ic"] > 0 and sel["rank_ic"] > base_ric),
+        "beats_baselines": bool(sel["rank_ic"] is not None and sel["rank_ic"] > 0 and _leads_significantly(out["lead"])),
         "spa": out["spa_p"] is not None and out["spa_p"] < ALPHA,
         "in_mcs": SELECTION in out["mcs"],
         "deflated_sharpe": out["dsr"] is not None and out["dsr"] >= DSR_LEVEL,
@@ -278,6 +297,23 @@ def fold_lines(v: dict) -> list[str]:
     return lines
 
 
+def _lead_txt(lead: dict | None) -> str:
+    """+0.0193 [-0.0012, +0.0398], t +1.55 (p 0.121): a lead with its uncertainty."""
+    if not lead or lead["lead"] is None:
+        return "n/a"
+    return f"{lead['lead']:+.4f}{_ci(lead['lead_lo'], lead['lead_hi'], '{:+.4f}')}, t {_fmt(lead['lead_t'], '{:+.2f}')} (p {_fmt(lead['lead_p'], '{:.3f}')})"
+
+
+def _not_beating(v: dict) -> str:
+    """Why the selection does not beat the walk-forward baseline, in words."""
+    lead = v.get("lead") or {}
+    if lead.get("lead") is None or lead["lead"] <= 0:
+        return "it does not beat the walk-forward baseline"
+    if not _leads_significantly(lead):
+        return f"its lead over the walk-forward baseline is not significant (p ≥ {ALPHA:g})"
+    return "it leads the walk-forward baseline only with a Rank IC at or below zero"
+
+
 def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
     """Plain sentences for one horizon's verdict."""
     h = v["horizon"]
@@ -291,7 +327,7 @@ def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
         f"Out of sample: Rank IC {_fmt(s['rank_ic'], '{:+.4f}')}{_ci(s['rank_ic_lo'], s['rank_ic_hi'], '{:+.4f}')}, "
         f"t {_fmt(s['rank_ic_t'], '{:+.2f}')} (p {_fmt(s['rank_ic_p'], '{:.3f}')}), "
         f"Sharpe {_fmt(s['sharpe'], '{:+.2f}')}{_ci(s['sharpe_lo'], s['sharpe_hi'], '{:+.2f}')} net; "
-        f"lead over {base_txt}: {_fmt(v.get('selected_lead'), '{:+.4f}')}.",
+        f"lead over {base_txt}: {_lead_txt(v.get('lead'))}.",
         f"  Over the {n_models} models tried: SPA p = {_fmt(v['spa_p'], '{:.3f}')} (does any model beat the walk-forward "
         f"baseline?); 90 % model confidence set: {', '.join(v['mcs']) if v['mcs'] else 'n/a'}; deflated Sharpe ratio "
         f"{_fmt(v['dsr'], '{:.2f}')}.",
@@ -301,7 +337,7 @@ def verdict_lines(v: dict, rows: dict[str, dict], n_models: int) -> list[str]:
     failed = [k for k, ok in v["checks"].items() if not ok]
     names = {
         "rank_ic_positive_and_significant": f"its Rank IC is not significantly above zero (p ≥ {ALPHA:g})",
-        "beats_baselines": "it does not beat the walk-forward baseline",
+        "beats_baselines": _not_beating(v),
         "spa": f"the SPA test does not reject (p ≥ {ALPHA:g})",
         "in_mcs": "it is not in the 90 % model confidence set",
         "deflated_sharpe": f"its deflated Sharpe ratio is below {DSR_LEVEL:g}",
@@ -325,7 +361,7 @@ TABLE = (  # (title, cell) of the per-horizon table: at most 10 columns
     ("test Rank IC ± seed sd [90 % CI]", lambda r: _fmt(r["test_rank_ic"], "{:+.4f}") + _sd(r.get("test_rank_ic_seed_std"), "{:.4f}") + _ci(r["test_rank_ic_lo"], r["test_rank_ic_hi"], "{:+.3f}")),
     ("t (p)", lambda r: f"{_fmt(r['test_rank_ic_t'], '{:+.2f}')} ({_fmt(r['test_rank_ic_p'], '{:.3f}')})"),
     ("Sharpe net ± seed sd [90 % CI]", lambda r: _fmt(r["test_sharpe"], "{:+.2f}") + _sd(r.get("test_sharpe_seed_std"), "{:.2f}") + _ci(r["test_sharpe_lo"], r["test_sharpe_hi"], "{:+.2f}")),
-    ("Δ vs baseline", None),
+    ("Δ vs baseline [90 % CI]", None),
     ("val macro F1", lambda r: _fmt(r["val_macro_f1"], "{:.3f}")),
     ("in MCS", None),
     ("gate", None),
@@ -372,8 +408,9 @@ def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates:
         "Rows: models sorted by pooled validation Rank IC (shown for reference; the choices use the walk-forward "
         "windows). ✓ chosen in some fold; † best on test (for reference only). *t (p)*: calibrated HAR t-test "
         "(equal-weighted cosine long-run variance, Student-t reference) of the mean daily Rank IC; intervals: "
-        f"{CI_LEVEL:.0%}, from the same long-run variance (Sharpe: delta method). *Δ vs baseline*: test Rank IC minus "
-        f"the walk-forward baseline's. *in MCS*: in the {1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val "
+        f"{CI_LEVEL:.0%}, from the same long-run variance (Sharpe: delta method). *Δ vs baseline*: the mean daily test Rank "
+        f"IC lead over the walk-forward baseline on the dates both have, with its {CI_LEVEL:.0%} interval (same HAR "
+        "long-run variance). *in MCS*: in the {1 - MCS_SIZE:.0%} model confidence set (p-value). *gate*: val "
         f"macro F1 > {GATE_F1:g} and val Sharpe > {GATE_SHARPE:g} at some horizon. Baselines in *italics*. A stochastic "
         "model (networks, dual tower, subsampling trees) is fitted with several seeds in every fold: its metrics are the "
         "mean over seeds, *± seed sd* their standard deviation across seeds, and its t, intervals and tests use the "
@@ -396,9 +433,9 @@ def comparison_markdown(rows: dict[str, dict], verdicts: dict[int, dict], gates:
             for title, cell in TABLE:
                 if title == "model":
                     cells.append(name)
-                elif title == "Δ vs baseline":
-                    d = None if base_ric is None or r["test_rank_ic"] is None or r["family"] == BASELINE_FAMILY else r["test_rank_ic"] - base_ric
-                    cells.append(_fmt(d, "{:+.4f}"))
+                elif title == "Δ vs baseline [90 % CI]":
+                    d = v.get("deltas", {}).get(r["model"]) if base_ric is not None else None
+                    cells.append("n/a" if d is None or d["lead"] is None else _fmt(d["lead"], "{:+.4f}") + _ci(d["lead_lo"], d["lead_hi"], "{:+.3f}"))
                 elif title == "in MCS":
                     p = v.get("mcs_p", {}).get(r["model"])
                     cells.append("n/a" if p is None else f"{'yes' if p >= MCS_SIZE else 'no'} ({p:.2f})")
@@ -429,10 +466,10 @@ def tuned_lines(rows: dict[str, dict], tuned: list[str], horizons: list[int]) ->
         "",
         "## Tuned vs default",
         "",
-        "Each model of run.tune was given an Optuna study per horizon (objective: the pooled validation Rank IC "
-        "of the walk-forward folds; test never read) and refitted with the best params as `<model>_tuned` "
-        "(tuned/<model>-h<h>.yaml). Its validation Rank IC is the maximum over the study's trials, so it flatters "
-        "the tuned model; the test columns are the fair comparison.",
+        "Each model of run.tune was given an Optuna study per horizon and walk-forward fold (fold k's objective: the "
+        "pooled validation Rank IC of folds 0..k; test and later folds never read) and refitted fold by fold with "
+        "that fold's best params as `<model>_tuned` (tuned/<model>-h<h>.yaml). Its validation Rank IC is the maximum "
+        "over the studies' trials, so it flatters the tuned model; the test columns are the fair comparison.",
         "",
         "| model | h | val Rank IC default → tuned | test Rank IC default → tuned | test Rank IC Δ [90 % CI of tuned] | Sharpe net default → tuned |",
         "|---|---|---|---|---|---|",

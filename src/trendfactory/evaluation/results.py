@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from trendfactory.errors import TrendfactoryError
+from trendfactory.paths import item_id
 
 BEGIN = "<!-- results:begin: generated from metrics/compare.json by the compare stage (or `trendfactory results`); do not edit by hand -->"
 END = "<!-- results:end -->"
@@ -92,7 +93,7 @@ def verdict_lines(compare: dict) -> list[str]:
     else:
         lines.append(
             "**Plainly: nothing survives.** At no horizon does the walk-forward selection pass every check "
-            "(significant positive Rank IC, a lead over the walk-forward baseline, SPA, the model confidence set, "
+            "(significant positive Rank IC, a significant lead over the walk-forward baseline, SPA, the model confidence set, "
             "the deflated Sharpe ratio)."
         )
     for h in horizons:
@@ -110,8 +111,8 @@ def verdict_lines(compare: dict) -> list[str]:
                 + ": the lead on validation is smaller than the seed spread"
             )
         best = s.get("test_best")
-        if best and f"{best}-h{h}" in items:
-            r = items[f"{best}-h{h}"]
+        if best and item_id(best, h) in items:
+            r = items[item_id(best, h)]
             parts.append(
                 f"the best single model on test, {best} (Rank IC {fmt_value(r.get('test_rank_ic'), '{:+.4f}')}, "
                 f"p {fmt_value(r.get('test_rank_ic_p'), '{:.3f}')}), is shown for reference only: picking it would be "

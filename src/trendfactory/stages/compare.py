@@ -23,7 +23,7 @@ import pandas as pd
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
-from trendfactory.evaluation.ensemble import ENSEMBLES
+from trendfactory.evaluation.ensemble import ENSEMBLES, ensemble_members
 from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_lines
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
@@ -95,7 +95,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
             it, book = _read_item(m, h, next_returns, entry_lag, params)
             items[h].append(it)
             books[h][m] = book
-        if len([m for m in models if families[m] != "baseline" and m not in tuned]) >= 2:  # what ensemble@<h> builds
+        if ensemble_members(params):  # ensemble@<h> built them
             for name in ENSEMBLES:
                 it, book = _read_ensemble(name, h, next_returns, entry_lag, params)
                 items[h].append(it)
@@ -205,7 +205,7 @@ def _choices(v: dict) -> list[FoldChoice]:
 def _summary(v: dict) -> dict:
     """The compact per-horizon metric (metrics/summary/h<h>.json): each fold's choice on
     validation ("gru/gru/lstm"), the stitched series' out-of-sample Rank IC with its calibrated
-    t and p, Sharpe, its lead over the walk-forward baseline, the SPA p and whether it survives
+    t and p, Sharpe, its lead over the walk-forward baseline with that lead's p, the SPA p and whether it survives
     (all checks). Keys shared with metrics/eval/<item>.json mean the same, so `dvc metrics show`
     stays one narrow table."""
     s = v["selection"] or {}
@@ -216,6 +216,7 @@ def _summary(v: dict) -> dict:
         "rank_ic_p": s.get("rank_ic_p"),
         "sharpe": s.get("sharpe"),
         "lead": v.get("selected_lead"),
+        "lead_p": (v.get("lead") or {}).get("lead_p"),  # the lead's HAR p: a lead is a claim like any other
         "spa_p": v["spa_p"],
         "survives": v["survives"],  # the deflated Sharpe ratio, the MCS and the power are in compare.json's summary
     }
