@@ -44,6 +44,9 @@ SMALL = {
     "train": {"max_epochs": 1, "batch_size": 256},
     "evaluate": {"bootstrap_reps": 100, "seeds": 1},
     "tune": {"trials": 2, "startup_trials": 1},
+    # fits in the stage's own process: a local Ray per stage would add its start-up (~7 s) to every
+    # train stage of these tiny fits; Ray itself is tested by test_parallel, test_numerics and test_tune
+    "parallel": {"cpus": 1},
 }
 # the small profile's sizes where a command names a size
 SIZES = {"tune.trials=100": "tune.trials=2"}

@@ -97,6 +97,9 @@ TINY = {
     "models": {"xgboost": {"n_estimators": 30}, "mlp": {"hidden": [16]}, "dual_tower": {"context_hidden": [16], "stock_hidden": [32]}},
     "train": {"max_epochs": 2, "batch_size": 256},
     "evaluate": {"bootstrap_reps": 100},
+    # fits in the stage's own process: a local Ray per stage would add its start-up (~7 s) to every
+    # train stage of these tiny fits; Ray itself is tested by test_parallel, test_numerics and test_tune
+    "parallel": {"cpus": 1},
 }
 
 
@@ -364,12 +367,14 @@ def test_ablation_param_reruns_only_the_dual_tower(project):
 
 
 def test_tuning_is_opt_in_and_compares_tuned_beside_default(project):
-    """run.tune=[xgboost]: a study per horizon, xgboost_tuned trained and evaluated from its
-    git-tracked best params, and a "Tuned vs default" table; nothing else retrains."""
+    """run.tune=[xgboost]: a study per horizon and fold, xgboost_tuned trained fold by fold and
+    evaluated from its git-tracked best params, and a "Tuned vs default" table; nothing else retrains."""
     _, out = project
     assert sorted(_ran(out["exp_tune"])) == reruns("evaluate_tuned@xgboost-20", "evaluate_tuned@xgboost-5", "train_tuned@xgboost-20", "train_tuned@xgboost-5", "tune@xgboost-20", "tune@xgboost-5")
-    assert sum(out["tuned_yaml"]["trials"].values()) == 3 and "max_depth" in out["tuned_yaml"]["params"]
-    assert {"history.png", "intermediate.png"} <= set(out["tune_plots"])
+    folds = out["tuned_yaml"]["folds"]
+    assert [f["fold"] for f in folds] == [0, 1]
+    assert all(sum(f["trials"].values()) == 3 and "max_depth" in f["params"] for f in folds)
+    assert {f"fold_0{k}_{kind}.png" for k in (0, 1) for kind in ("history", "intermediate")} <= set(out["tune_plots"])
     page = out["tune_comparison"]
     assert "## Tuned vs default" in page and "| xgboost | 5 |" in page and "xgboost_tuned" in page
 

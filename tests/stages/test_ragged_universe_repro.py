@@ -28,6 +28,7 @@ PARAMS = {
     "window": {"seq_len": 8},
     "label": {"horizons": [5]},
     "run": {"models": ["majority"], "neural_models": [], "joint_models": []},
+    "parallel": {"cpus": 1},  # fits in the stage's process: no Ray start-up for two tiny fits
 }
 
 
