@@ -106,7 +106,7 @@ def refused(directory: Path) -> str:
 
 def predict_cli(project: Path, name: str, saved: Path) -> subprocess.CompletedProcess:
     """`trendfactory predict` in a subprocess, in a minimal project whose only trained model is
-    ``saved`` (the model is loaded before the input is read, so nothing else is needed)."""
+    ``saved`` (the model is loaded before the input is read, so the input only has to exist)."""
     from trendfactory.models import get_model_class
 
     target = project / model_dir(name, H, get_model_class(name).joint) / "fold_00" / "seed_00"
@@ -114,6 +114,7 @@ def predict_cli(project: Path, name: str, saved: Path) -> subprocess.CompletedPr
     (project / "params.yaml").write_text(yaml.safe_dump({"label": {"horizons": [H]}}))
     (project / "data" / "features").mkdir(parents=True)
     (project / "data" / "features" / "folds.json").write_text(json.dumps([{}]))  # one fold
+    (project / "bars.csv").write_text("symbol,datetime,close\n")  # never read: the damaged model stops it first
     cmd = [sys.executable, "-m", "trendfactory.cli", "predict", "--model", name, "--horizon", str(H), "--input", "bars.csv"]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300)
 
