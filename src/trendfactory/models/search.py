@@ -144,11 +144,11 @@ def apply_values(model: str, config: Any, train: Any, values: dict[str, Any], or
     return config, train
 
 
-def tuned_configs(model: str, horizon: int, n_folds: int, config: Any, train: Any) -> list[tuple[Any, Any]]:
+def tuned_configs(model: str, horizon: int, fold_values: list[dict[str, Any]], config: Any, train: Any) -> list[tuple[Any, Any]]:
     """Per fold, the configs <model>_tuned trains with at ``horizon``: its params.yaml sections
-    with that fold's study's best values over them."""
+    with that fold's study's best values (``read_tuned``'s list) over them."""
     origin = str(tuned_file(model, horizon))
-    return [apply_values(model, config, train, values, f"{origin} fold {k}") for k, values in enumerate(read_tuned(model, horizon, n_folds))]
+    return [apply_values(model, config, train, values, f"{origin} fold {k}") for k, values in enumerate(fold_values)]
 
 
 def check_space(cls: type, space: dict[str, Dimension]) -> None:

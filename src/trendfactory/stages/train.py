@@ -130,8 +130,10 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     n_folds = store.n_folds
     config = model_config(params, cls.base_name or cls.name)
     configs = [(config, train_config)] * n_folds  # per fold: (model config, train config)
+    tuned: list[dict] = []  # per fold, the values its study chose (a tuned variant only)
     if cls.base_name:
-        configs = tuned_configs(cls.base_name, args.horizon, n_folds, config, train_config)
+        tuned = read_tuned(cls.base_name, args.horizon, n_folds)
+        configs = tuned_configs(cls.base_name, args.horizon, tuned, config, train_config)
     if cls.joint:  # one fit per fold for every horizon of the store; `horizon` is where it starts
         horizons = list(store.horizons)
         horizon = args.horizon if args.horizon is not None else horizons[0]
@@ -155,7 +157,7 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
         if cls.uses_trainer:
             logged["train"] = config_to_dict(train_config)
         if cls.base_name:  # what each fold's study chose over the params above
-            logged["tuned"] = {fold_name(k): values for k, values in enumerate(read_tuned(cls.base_name, horizon, n_folds))}
+            logged["tuned"] = {fold_name(k): values for k, values in enumerate(tuned)}
         live.log_params(logged)
         for k in range(n_folds):
             train, val = (load_split(r, horizon, k) for r in ("train", "val"))  # sizes, and errors before any fit
