@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -281,3 +282,28 @@ def test_experiments_sharing_a_study_stop_at_tune_trials(project, monkeypatch):
     monkeypatch.setattr(tuning, "quotas", lambda remaining, workers: [remaining + 3])  # as if 3 trials were unseen at the start
     more = dataclasses.replace(params, tune=dataclasses.replace(params.tune, trials=wanted))
     assert all(f["counted"] == wanted for f in _tune(root, monkeypatch, more)["folds"])
+
+
+def test_pruning_curves_of_many_trials_fit_their_figure(tmp_path, monkeypatch):
+    """50 trials' legend overflowed the intermediate-values figure (matplotlib: "Tight layout not
+    applied"): past a handful of trials the plot keeps the curves, with integer fold steps."""
+    import matplotlib.axes
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(2 * tune_stage.MAX_LEGEND):
+        trial = study.ask()
+        value = trial.suggest_float("learning_rate", 0.01, 0.3) * i
+        for step in range(3):
+            trial.report(value + step, step)
+        study.tell(trial, value + 2)
+    seen = {}
+    original = matplotlib.axes.Axes.set_xlabel
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel", lambda ax, label, *a, **k: (seen.setdefault(label, ax), original(ax, label, *a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        written = tune_stage.save_plots(study, tmp_path, "lightgbm-h5 fold 2", prefix="fold_02_")
+    assert written == ["fold_02_history.png", "fold_02_intermediate.png", "fold_02_importance.png"]
+    ax = seen["step k: pooled validation after folds 0..k"]
+    assert ax.get_legend() is None and len(ax.get_lines()) == 2 * tune_stage.MAX_LEGEND
+    assert all(float(t).is_integer() for t in ax.get_xticks())

@@ -33,6 +33,9 @@ from trendfactory.stages.store import add_args
 from trendfactory.windows.reader import open_store
 
 
+MAX_LEGEND = 8  # trials named in the intermediate-values plot's legend, at most
+
+
 def save_plots(study, directory: Path, title: str, prefix: str = "") -> list[str]:
     """Optuna's matplotlib plots of ``study`` as PNGs ``<prefix><plot>.png`` in ``directory``;
     returns the files written."""
@@ -55,6 +58,8 @@ def save_plots(study, directory: Path, title: str, prefix: str = "") -> list[str
         for name, plot in plots.items():
             ax = plot(study)
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            if name == "intermediate":
+                _fold_steps(ax)
             fig.suptitle(f"{title}: {name}", fontsize=10)
             fig.set_size_inches(8, 5)
             fig.tight_layout()
@@ -62,6 +67,18 @@ def save_plots(study, directory: Path, title: str, prefix: str = "") -> list[str
             plt.close(fig)
             written.append(f"{prefix}{name}.png")
     return written
+
+
+def _fold_steps(ax) -> None:
+    """The pruning curves' axis in folds, and no per-trial legend past a handful of trials (50
+    entries overflow the figure; the curves' shape is what the plot is for)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step k: pooled validation after folds 0..k")
+    legend = ax.get_legend()
+    if legend is not None and len(legend.get_texts()) > MAX_LEGEND:
+        legend.remove()
 
 
 def main_body(params: Params, args: argparse.Namespace) -> None:
