@@ -1,15 +1,20 @@
 """Hyperparameter studies (Optuna) for the models in run.tune: per model x horizon, one study
-per walk-forward fold.
+per walk-forward fold after the first.
 
-The params that fold k's tuned model trains with are chosen on data from before fold k's test
-block only, as the walk-forward model selection is: study k's trials fit folds 0..k in order
-(each on its train block, early stopping on its validation block, as the train stage does) and
-score the **pooled validation Rank IC of folds 0..k**: the mean daily Spearman IC over those
-folds' validation dates. Test blocks are never read, and no later fold's validation block is
-(one study for every fold would choose fold 0's params partly on dates inside fold 0's own
-test block). After each fold the running pooled value is reported, so a median pruner can stop
-a trial whose first folds already trail the earlier trials. The cost: study k fits k + 1 folds
-per trial, so F folds cost F(F+1)/2 fold fits per trial against F for one pooled study.
+The params that fold k's tuned model trains with are chosen on the validation blocks of the
+folds *before* k only: study k's trials fit folds 0..k-1 in order (each on its train block,
+early stopping on its validation block, as the train stage does) and score the **pooled
+validation Rank IC of folds 0..k-1**: the mean daily Spearman IC over those folds' validation
+dates. Fold k's own validation block is left out on purpose: the walk-forward model selection
+(trendfactory.evaluation.selection) scores each fold's fit on that block, and params chosen as
+the best of many trials on it would score there with a winner's curse -- the tuned variant
+would beat its default in the selection by construction (it did, at both horizons, when study k
+still scored folds 0..k, and was worse on test at h = 20). Scored on a block its params never
+saw, the tuned variant competes on the same footing as every other model. Fold 0 has no earlier
+validation block, so it trains with params.yaml's configuration (no study). Test blocks are
+never read. After each fold the running pooled value is reported, so a median pruner can stop a
+trial whose first folds already trail the earlier trials. The cost: study k fits k folds per
+trial, so F folds cost F(F-1)/2 fold fits per trial round (3 for the default 3 folds).
 
 Trials run in parallel as Ray tasks (trendfactory.parallel): each task is a worker that loads
 its study from the storage and runs its share of the trials still to run, so a study ends with
@@ -81,7 +86,7 @@ class StudySpec:
     config: dict  # the model's params.yaml section
     train: Any  # TrainConfig or None
     seed: int
-    fold: int  # the study's fold: its trials fit folds 0..fold and score their pooled validation
+    fold: int  # the fold whose params the study chooses (>= 1): its trials fit folds 0..fold-1 and score their pooled validation
     tune: TuneConfig
     study_name: str
     storage: str | None  # None: the journal file below
@@ -202,9 +207,9 @@ def pooled_rank_ic(frames: list[pd.DataFrame]) -> float:
 
 
 def load_folds(spec: StudySpec) -> list[tuple[Samples, Samples]]:
-    """Folds 0..spec.fold's (train, val) samples, read and scaled once per worker: the store's
+    """Folds 0..spec.fold-1's (train, val) samples, read and scaled once per worker: the store's
     cache holds one fold, so reading them per trial would rescale every fold in every trial."""
-    return [(load_split("train", spec.horizon, k), load_split("val", spec.horizon, k)) for k in range(spec.fold + 1)]
+    return [(load_split("train", spec.horizon, k), load_split("val", spec.horizon, k)) for k in range(spec.fold)]
 
 
 def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
@@ -216,7 +221,7 @@ def score_fold(model: TrendModel, train: Samples, val: Samples) -> pd.DataFrame:
 
 
 def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> float:
-    """One trial: the pooled validation Rank IC of the sampled params over folds 0..spec.fold."""
+    """One trial: the pooled validation Rank IC of the sampled params over folds 0..spec.fold-1."""
     import optuna
 
     trial.set_user_attr("process", _process_tag())  # lets a later run see that a killed trial's process is gone
@@ -232,7 +237,7 @@ def objective(spec: StudySpec, folds: list[tuple[Samples, Samples]], trial) -> f
         frames.append(score_fold(model, train_k, val_k))
         value = pooled_rank_ic(frames)
         trial.report(value, step=k)
-        if k < spec.fold and trial.should_prune():
+        if k < len(folds) - 1 and trial.should_prune():
             log.info("%s fold %d trial %d pruned after fold %d (pooled val Rank IC %+.4f, %.0fs)", _item(spec), spec.fold, trial.number, k, value, time.perf_counter() - t0)
             raise optuna.TrialPruned()
     log.info("%s fold %d trial %d: pooled val Rank IC %+.4f (%.0fs) %s", _item(spec), spec.fold, trial.number, value, time.perf_counter() - t0, _short(values))
@@ -313,13 +318,17 @@ def _shown(path: Path, root: Path) -> str:
 
 @dataclass
 class StudyResult:
-    name: str
+    name: str | None  # None: fold 0, which no study tunes
     record: dict  # one fold's entry of tuned/<m>-h<h>.yaml
-    study: Any  # the optuna Study (for plots)
+    study: Any  # the optuna Study (for plots); None for fold 0
     storage: str  # where the study lives: tune.storage, or its journal file relative to the project
 
 
-OBJECTIVE = "per walk-forward fold k, the pooled validation Rank IC of folds 0..k (mean daily Spearman IC over their validation dates)"
+OBJECTIVE = (
+    "per walk-forward fold k >= 1, the pooled validation Rank IC of folds 0..k-1 (mean daily Spearman IC over their validation dates); "
+    "fold k's own validation block, on which the model selection scores it, is never tuned on; fold 0 keeps params.yaml's configuration"
+)
+UNTUNED = "no validation block precedes fold 0's: params.yaml's configuration"
 
 
 def first_counted(trials: list, n: int) -> list:
@@ -364,11 +373,17 @@ def study_spec(params: Params, model: str, horizon: int, fold: int, root: Path) 
 
 
 def run_studies(params: Params, model: str, horizon: int, n_folds: int, where: Placement) -> list[StudyResult]:
-    """The model's studies at ``horizon``, one per fold: their trials fanned out on Ray (the
-    biggest study's workers first), then each study's best trial."""
+    """The model's studies at ``horizon``, one per fold after the first: their trials fanned out
+    on Ray (the biggest study's workers first), then each study's best trial; fold 0's entry is
+    params.yaml's configuration (no earlier validation block to tune it on)."""
+    if n_folds < 2:
+        raise TrendfactoryError(
+            f"tune@{model}-{horizon}: the window store has {n_folds} fold; fold k's params are tuned on the validation blocks of the folds before k, "
+            "and none precedes fold 0's -- remove it from run.tune, or use split.scheme: walk_forward with 2 or more folds (an earlier split.test_start or a shorter split.fold)"
+        )
     cls = get_model_class(model)
     root = Path.cwd().resolve()
-    specs = [study_spec(params, model, horizon, k, root) for k in range(n_folds)]
+    specs = [study_spec(params, model, horizon, k, root) for k in range(1, n_folds)]
     studies = [open_study(spec) for spec in specs]
     device = params.train.device if cls.uses_trainer else None
     where, cpus, gpu_share = task_resources(where, specs[0].threads, device, params.parallel.fits_per_gpu)
@@ -382,14 +397,15 @@ def run_studies(params: Params, model: str, horizon: int, n_folds: int, where: P
         log.info("study %s (fold %d): %d of %d trials finished; %d worker%s", spec.study_name, spec.fold, done, params.tune.trials, len(shares), "s" if len(shares) != 1 else "")
         jobs += [(spec, q) for q in shares]
     storage = params.tune.storage or _shown(specs[0].journal, root)
-    log.info("%s-h%d: %d studies in %s", model, horizon, n_folds, storage)
+    log.info("%s-h%d: %d studies (folds 1..%d; fold 0 keeps params.yaml's configuration) in %s", model, horizon, len(specs), n_folds - 1, storage)
     t0 = time.perf_counter()
-    jobs.sort(key=lambda job: -job[0].fold)  # study k fits k + 1 folds a trial: the longest workers start first
+    jobs.sort(key=lambda job: -job[0].fold)  # study k fits k folds a trial: the longest workers start first
     if jobs:
         run_tasks(trial_worker, jobs, where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="trial worker")
     results = [study_result(spec, study, params.tune.trials, storage) for spec, study in zip(specs, studies)]
-    log.info("%s-h%d: %d studies done in %.0fs", model, horizon, n_folds, time.perf_counter() - t0)
-    return results
+    log.info("%s-h%d: %d studies done in %.0fs", model, horizon, len(specs), time.perf_counter() - t0)
+    untuned = StudyResult(name=None, record={"fold": 0, "params": {}, "study": None, "note": UNTUNED}, study=None, storage=storage)
+    return [untuned, *results]
 
 
 def study_result(spec: StudySpec, study, n: int, storage: str) -> StudyResult:
@@ -400,6 +416,7 @@ def study_result(spec: StudySpec, study, n: int, storage: str) -> StudyResult:
     default = next((t for t in trials if t.user_attrs.get("default")), None)
     record = {
         "fold": spec.fold,
+        "scored_folds": list(range(spec.fold)),  # whose validation blocks the study pooled
         "params": best.user_attrs.get("values", best.params),
         "value": round(float(best.value), 6),
         "default_value": round(float(default.value), 6) if default is not None and default.value is not None else None,
@@ -409,5 +426,5 @@ def study_result(spec: StudySpec, study, n: int, storage: str) -> StudyResult:
         "study": spec.study_name,
     }  # no timings: this file is git-tracked and DVC-hashed
     shown = "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}"
-    log.info("study %s: best trial %d, pooled val Rank IC of folds 0..%d %+.4f (default %s)", spec.study_name, best.number, spec.fold, best.value, shown)
+    log.info("study %s: best trial %d, pooled val Rank IC of folds 0..%d %+.4f (default %s)", spec.study_name, best.number, spec.fold - 1, best.value, shown)
     return StudyResult(name=spec.study_name, record=record, study=study, storage=storage)

@@ -466,10 +466,11 @@ def tuned_lines(rows: dict[str, dict], tuned: list[str], horizons: list[int]) ->
         "",
         "## Tuned vs default",
         "",
-        "Each model of run.tune was given an Optuna study per horizon and walk-forward fold (fold k's objective: the "
-        "pooled validation Rank IC of folds 0..k; test and later folds never read) and refitted fold by fold with "
-        "that fold's best params as `<model>_tuned` (tuned/<model>-h<h>.yaml). Its validation Rank IC is the maximum "
-        "over the studies' trials, so it flatters the tuned model; the test columns are the fair comparison.",
+        "Each model of run.tune was given an Optuna study per horizon and walk-forward fold after the first (fold k's "
+        "objective: the pooled validation Rank IC of folds 0..k-1; test never read) and refitted fold by fold with "
+        "that fold's best params as `<model>_tuned` (tuned/<model>-h<h>.yaml; fold 0 keeps params.yaml's, as no "
+        "validation block precedes it). No fold's params were tuned on the validation block its fit is scored and "
+        "selected on, so the validation columns compare like with like.",
         "",
         "| model | h | val Rank IC default → tuned | test Rank IC default → tuned | test Rank IC Δ [90 % CI of tuned] | Sharpe net default → tuned |",
         "|---|---|---|---|---|---|",

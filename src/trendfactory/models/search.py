@@ -89,11 +89,12 @@ def tuned_file(model: str, horizon: int) -> Path:
 
 
 HEADER = """\
-# Written by `dvc repro tune@{model}-{horizon}` (Optuna studies, one per walk-forward fold;
-# trendfactory.tuning). The train stage of {model}_tuned at h={horizon} fits fold k with `folds`[k]
-# `params`: the best values of fold k's study (chosen on the validation blocks of folds 0..k only)
-# over the model's section of params.yaml (`train.*` keys over the `train` section). Git-tracked,
-# so a tuned run reproduces with `dvc repro`; edit nothing here by hand: rerun the study instead.
+# Written by `dvc repro tune@{model}-{horizon}` (Optuna studies, one per walk-forward fold after the
+# first; trendfactory.tuning). The train stage of {model}_tuned at h={horizon} fits fold k with
+# `folds`[k] `params`: the best values of fold k's study (chosen on the validation blocks of folds
+# 0..k-1 only, never on fold k's own; fold 0: none, params.yaml's) over the model's section of
+# params.yaml (`train.*` keys over the `train` section). Git-tracked, so a tuned run reproduces
+# with `dvc repro`; edit nothing here by hand: rerun the study instead.
 """
 
 

@@ -1,16 +1,17 @@
 """Stage `tune@<model>-<h>`: Optuna studies of one model in run.tune at one horizon, one per
-walk-forward fold.
+walk-forward fold after the first.
 
     python -m trendfactory.stages.tune --model lightgbm --horizon 5
 
-Objective of fold k's study: the pooled validation Rank IC of folds 0..k (trendfactory.tuning;
-test is never read, nor any validation block after fold k's test start). Trials run as Ray tasks
+Objective of fold k's study: the pooled validation Rank IC of folds 0..k-1 (trendfactory.tuning:
+fold k's own validation block, where the model selection scores fold k's fit, is never tuned on;
+test is never read). Fold 0 keeps params.yaml's configuration. Trials run as Ray tasks
 (``parallel``), the studies live in ``tune.storage``. Writes:
 
 - tuned/<model>-h<h>.yaml -- each fold's best params (git-tracked): train_tuned@<model>-<h>
   fits <model>_tuned on fold k with fold k's, so a tuned run reproduces with ``dvc repro``;
-- plots/tune/<model>-h<h>/ -- per fold, Optuna's optimisation history, per-fold pruning curves
-  and hyperparameter importances (fANOVA) as PNG (fold_XX_history.png, ...).
+- plots/tune/<model>-h<h>/ -- per study, Optuna's optimisation history, per-fold pruning curves
+  and hyperparameter importances (fANOVA) as PNG (fold_XX_history.png, ...; none for fold 0).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _fold_steps(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step k: pooled validation after folds 0..k")
+    ax.set_xlabel("step j: pooled validation after folds 0..j")
     legend = ax.get_legend()
     if legend is not None and len(legend.get_texts()) > MAX_LEGEND:
         legend.remove()
@@ -96,11 +97,15 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     written = []
     with atomic_dir(TUNE_PLOTS_DIR / name) as plot_dir:
         for k, result in enumerate(results):
-            written += save_plots(result.study, plot_dir, f"{name} {fold_name(k)} (validation of folds 0..{k})", prefix=f"{fold_name(k)}_")
+            if result.study is not None:  # fold 0: no study
+                written += save_plots(result.study, plot_dir, f"{name} {fold_name(k)} (validation of folds 0..{k - 1})", prefix=f"{fold_name(k)}_")
     record = {"objective": OBJECTIVE, "storage": results[0].storage, "folds": [r.record for r in results]}
     write_tuned(tuned_file(cls.name, args.horizon), cls.name, args.horizon, record)
     for r in record["folds"]:
-        log.info("%s fold %d: best %s (pooled val Rank IC of folds 0..%d %+.4f; %s)", name, r["fold"], r["params"], r["fold"], r["value"], ", ".join(f"{v} {k}" for k, v in r["trials"].items()))
+        if r["study"] is None:
+            log.info("%s fold %d: %s", name, r["fold"], r["note"])
+            continue
+        log.info("%s fold %d: best %s (pooled val Rank IC of folds 0..%d %+.4f; %s)", name, r["fold"], r["params"], r["fold"] - 1, r["value"], ", ".join(f"{v} {k}" for k, v in r["trials"].items()))
     log.info("%s -> %s, %d plots in %s", name, tuned_file(cls.name, args.horizon), len(written), TUNE_PLOTS_DIR / name)
 
 
