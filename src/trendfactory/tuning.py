@@ -318,7 +318,6 @@ def _shown(path: Path, root: Path) -> str:
 
 @dataclass
 class StudyResult:
-    name: str | None  # None: fold 0, which no study tunes
     record: dict  # one fold's entry of tuned/<m>-h<h>.yaml
     study: Any  # the optuna Study (for plots); None for fold 0
     storage: str  # where the study lives: tune.storage, or its journal file relative to the project
@@ -404,7 +403,7 @@ def run_studies(params: Params, model: str, horizon: int, n_folds: int, where: P
         run_tasks(trial_worker, jobs, where, cpus_per_task=cpus, gpus_per_task=gpu_share, what="trial worker")
     results = [study_result(spec, study, params.tune.trials, storage) for spec, study in zip(specs, studies)]
     log.info("%s-h%d: %d studies done in %.0fs", model, horizon, len(specs), time.perf_counter() - t0)
-    untuned = StudyResult(name=None, record={"fold": 0, "params": {}, "study": None, "note": UNTUNED}, study=None, storage=storage)
+    untuned = StudyResult(record={"fold": 0, "params": {}, "study": None, "note": UNTUNED}, study=None, storage=storage)
     return [untuned, *results]
 
 
@@ -427,4 +426,4 @@ def study_result(spec: StudySpec, study, n: int, storage: str) -> StudyResult:
     }  # no timings: this file is git-tracked and DVC-hashed
     shown = "n/a" if record["default_value"] is None else f"{record['default_value']:+.4f}"
     log.info("study %s: best trial %d, pooled val Rank IC of folds 0..%d %+.4f (default %s)", spec.study_name, best.number, spec.fold - 1, best.value, shown)
-    return StudyResult(name=spec.study_name, record=record, study=study, storage=storage)
+    return StudyResult(record=record, study=study, storage=storage)
