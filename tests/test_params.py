@@ -113,6 +113,8 @@ BAD_PARAMS = [
     ({"window": {"seq_len": 100000}}, r"^window\.seq_len: got 100000, longer than the ~7,309 bars from data\.start 1990-01-01"),
     ({"data": {"source": "synthetic", "synthetic": {"n_bars": 500}}, "window": {"seq_len": 500}}, r"^window\.seq_len: got 500, longer than data\.synthetic\.n_bars \(500\)"),
     ({"window": {"seq_lenn": 30}}, r"^window\.seq_lenn: unknown key; allowed keys here: seq_len"),
+    # a fixed split has one fold and fold k is tuned on the blocks before it: refused before ingest, not by the tune stage
+    ({"split": {"scheme": "fixed"}, "run": {"tune": ["lightgbm"]}}, r"^run\.tune: got \['lightgbm'\] with split\.scheme fixed \(one fold\).* set run\.tune: \[\] or split\.scheme: walk_forward"),
     ({"parallel": {"cpus": 0}}, r"^parallel\.cpus: got 0, expected null \(every core\) or an integer >= 1"),
 ]
 

@@ -521,6 +521,11 @@ def _validate_cross_fields(p: Params) -> None:
             if name in seen:
                 raise ParamsError(f"run.{key}[{i}]: {name!r} is listed twice (also under run.{seen[name]})")
             seen[name] = key
+    if p.run.tune and p.split.scheme == "fixed":  # else found by the tune stage, after ingest, featurize and window
+        raise ParamsError(
+            f"run.tune: got {list(p.run.tune)} with split.scheme fixed (one fold); fold k is tuned on the validation blocks of the folds "
+            "before it and a single fold has none -- set run.tune: [] or split.scheme: walk_forward"
+        )
     # which list a model belongs in follows from its declared kind: checked when its stages load it
     # (and for every model at once by `trendfactory check`)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes
+from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_leads, tuned_lines
 
 DATES = pd.bdate_range("2010-01-01", periods=900)  # three test blocks of 300 dates
 BLOCKS = [(str(DATES[i].date()), str(DATES[i + 299].date())) for i in (0, 300, 600)]
@@ -195,6 +195,46 @@ def test_gate_needs_both_validation_f1_and_sharpe_at_some_horizon():
         "c-h5": {"model": "c", "val_macro_f1": None, "val_sharpe": None},
     }
     assert gate(list(rows.values())) == {"a": True, "b": False, "c": False}
+
+
+def _tuned_copy(it, shift, seed):
+    """``it``'s tuned variant: the same daily test series on the first block (fold 0 keeps the
+    default's fit), ``shift`` + a little noise added on the other two."""
+    rng = np.random.default_rng(seed)
+    daily = it.daily["test"].copy()
+    later = np.arange(len(DATES)) >= 300
+    daily.loc[later, "rank_ic"] += shift + 0.01 * rng.standard_normal(int(later.sum()))
+    metrics = {"val": dict(it.metrics["val"]), "test": {**it.metrics["test"], "rank_ic": float(daily["rank_ic"].mean())}}
+    return Item(model=f"{it.model}_tuned", family=it.family, horizon=it.horizon, metrics=metrics, daily={"test": daily}, val_by_fold=it.val_by_fold)
+
+
+def test_a_tuned_model_is_compared_with_its_default_date_by_date():
+    """A small, steady gain is invisible in the two models' own intervals (the market noise they
+    share is wide) and plain in the paired difference, which the table quotes with its test."""
+    default = _item("lgb", "boosting", 5, 0.0, 0.0, 4, noise=0.15)
+    tuned = _tuned_copy(default, 0.004, 5)
+    items = [default, tuned]
+    rows = _rows(items)
+    assert rows["lgb_tuned-h5"]["test_rank_ic_lo"] < rows["lgb-h5"]["test_rank_ic"]  # own intervals overlap
+    leads = tuned_leads(items, {"lgb_tuned": "lgb", "absent_tuned": "absent"})
+    assert set(leads) == {"lgb_tuned-h5"}
+    lead = leads["lgb_tuned-h5"]
+    diff = tuned.daily["test"]["rank_ic"] - default.daily["test"]["rank_ic"]
+    assert lead["default_model"] == "lgb" and lead["lead_over_default"] == pytest.approx(diff.mean(), abs=1e-6)
+    assert 0 < lead["lead_over_default_lo"] < lead["lead_over_default"] < lead["lead_over_default_hi"] and lead["lead_over_default_p"] < 0.05
+    rows["lgb_tuned-h5"].update(lead)
+    md = "\n".join(tuned_lines(rows, ["lgb"], [5]))
+    cell = f"{lead['lead_over_default']:+.4f} [{lead['lead_over_default_lo']:+.4f}, {lead['lead_over_default_hi']:+.4f}]"
+    assert f"| {cell} | {lead['lead_over_default_t']:+.2f} ({lead['lead_over_default_p']:.3f}) |" in md
+    noise = tuned_leads([default, _tuned_copy(default, 0.0, 6)], {"lgb_tuned": "lgb"})["lgb_tuned-h5"]
+    assert noise["lead_over_default_lo"] < 0 < noise["lead_over_default_hi"] and noise["lead_over_default_p"] > 0.05
+    # every study kept params.yaml's configuration: the same series, said so rather than "n/a"
+    twin = Item(model="lgb_tuned", family="boosting", horizon=5, metrics=default.metrics, daily=default.daily, val_by_fold=default.val_by_fold)
+    same = tuned_leads([default, twin], {"lgb_tuned": "lgb"})["lgb_tuned-h5"]
+    assert same["lead_over_default"] == 0 and same["lead_over_default_t"] is None
+    rows = _rows([default, twin])
+    rows["lgb_tuned-h5"].update(same)
+    assert "| +0.0000 | identical fits |" in "\n".join(tuned_lines(rows, ["lgb"], [5]))
 
 
 def test_tables_have_at_most_ten_columns():

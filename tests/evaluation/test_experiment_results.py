@@ -19,7 +19,7 @@ from tests.pipeline_helpers import repo_env, run_ok
 from trendfactory.cli import main
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation.results import BEGIN, END
-from trendfactory.evaluation.experiment_results import SECTION, _paired, render_page, section, snapshot, update_pages
+from trendfactory.evaluation.experiment_results import SECTION, _against_default, _paired, render_page, section, snapshot, update_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,3 +193,26 @@ def test_curves_section_marks_the_best_epoch_and_counts_first_epoch_stops():
     assert "11 of the 12 network fits (mlp, lstm × folds × seeds) kept their first epoch" in text
     with pytest.raises(TrendfactoryError, match="view 'nope' is not one of"):
         section("lc", {**snap, "view": "nope"}, "x")
+
+
+def test_a_tuned_variant_is_judged_by_its_paired_lead_over_its_default():
+    r = {"default_model": "lgb", "lead_over_default": 0.0042, "lead_over_default_lo": 0.0011, "lead_over_default_hi": 0.0073, "lead_over_default_t": 2.31, "lead_over_default_p": 0.021}
+    assert _against_default("`run.tune=[lgb]` lgb_tuned", r, 5) == (
+        "At h = 5, `run.tune=[lgb]` lgb_tuned minus lgb on the same test dates (paired): +0.0042 [+0.0011, +0.0073], t +2.31 (p 0.021): significant at 5 %: better."
+    )
+    r.update(lead_over_default=-0.001, lead_over_default_lo=-0.004, lead_over_default_hi=0.002, lead_over_default_t=-0.6, lead_over_default_p=0.55)
+    assert _against_default("x", r, 20).endswith("-0.0010 [-0.0040, +0.0020], t -0.60 (p 0.550): not significant at 5 %.")
+    r.update(lead_over_default=0.0, lead_over_default_lo=None, lead_over_default_hi=None, lead_over_default_t=None, lead_over_default_p=None)
+    assert _against_default("x", r, 5) == "At h = 5, x equals lgb on every test date (its studies kept the default's params)."
+
+
+def test_the_variants_section_of_a_tuning_experiment_quotes_the_paired_lead():
+    def row(model, test, **extra):
+        return {"model": model, "horizon": 5, "val_rank_ic": 0.0, "test_rank_ic": test, "test_rank_ic_lo": test - 0.01, "test_rank_ic_hi": test + 0.01, **extra}
+
+    lead = {"default_model": "lgb", "lead_over_default": 0.002, "lead_over_default_lo": -0.001, "lead_over_default_hi": 0.005, "lead_over_default_t": 1.1, "lead_over_default_p": 0.27}
+    base = {"name": "baseline", "commit": "a" * 40, "changed": {}, "compare": {"items": {"lgb-h5": row("lgb", 0.001)}}}
+    tuned = {"name": "tune", "commit": "b" * 40, "changed": {"run.tune": [[], ["lgb"]]}, "compare": {"items": {"lgb-h5": row("lgb", 0.001), "lgb_tuned-h5": row("lgb_tuned", 0.003, **lead)}}}
+    text = section("tuning", {"view": "variants", "models": ["lgb", "lgb_tuned"], "baseline": "a" * 40, "runs": [base, tuned]}, "results/tuning.json")
+    assert '`run.tune=["lgb"]` lgb_tuned minus lgb on the same test dates (paired): +0.0020 [-0.0010, +0.0050], t +1.10 (p 0.270): not significant at 5 %.' in text
+    assert text.count("on the same test dates (paired)") == 1  # the default's own row carries no lead

@@ -200,6 +200,7 @@ def project(tmp_path_factory):
     out["exp_ablation"] = _run(dvc + ["exp", "run", "-S", "models.dual_tower.heads_see=context"], work, env)
     out["exp_tune"] = _run(dvc + ["exp", "run", "-S", "run.tune=[xgboost]", "-S", "tune.trials=3"], work, env)
     out["tune_comparison"] = (work / "metrics/comparison.md").read_text()
+    out["tune_rows"] = json.loads((work / "metrics/compare.json").read_text())["items"]
     out["tuned_yaml"] = yaml.safe_load((work / "tuned/xgboost-h5.yaml").read_text())
     out["tune_plots"] = sorted(p.name for p in (work / "plots/tune/xgboost-h5").iterdir())
     # one fold: nothing precedes its validation block to tune on, so the tune stage would refuse run.tune
@@ -380,6 +381,13 @@ def test_tuning_is_opt_in_and_compares_tuned_beside_default(project):
     assert {f"fold_01_{kind}.png" for kind in ("history", "intermediate")} <= set(out["tune_plots"])
     page = out["tune_comparison"]
     assert "## Tuned vs default" in page and "| xgboost | 5 |" in page and "xgboost_tuned" in page
+    tuned = out["tune_rows"]["xgboost_tuned-h5"]  # its paired lead over the default, in compare.json and on the page
+    assert tuned["default_model"] == "xgboost" and f"| {tuned['lead_over_default']:+.4f}" in page
+    if tuned["lead_over_default_t"] is None:  # 3 trials may pick trial 0, params.yaml's own: the same fits, identical on every date
+        assert tuned["lead_over_default"] == 0 and "| identical fits |" in page
+    else:
+        assert tuned["lead_over_default_lo"] <= tuned["lead_over_default"] <= tuned["lead_over_default_hi"]
+    assert "lead_over_default" not in out["tune_rows"]["xgboost-h5"]
 
 
 def test_metrics_diff_shows_the_changed_model(project):

@@ -175,6 +175,8 @@ def _variants(snap: dict, link: str) -> list[str]:
                 )
     lines.append("")
     for h in horizons:
+        # a model that carries its paired lead over its default (a tuned variant): that, before any yardstick
+        lines += [_against_default(label, r, h) for label, r in rows[h] if _finite(r.get("lead_over_default"))]
         if paired:  # the variants against the default model by model: what a variant changed, not which model ranks best
             lines += [_paired(runs[0], run, models, h, _label(run, models)) for run in runs[1:]]
             continue
@@ -198,6 +200,20 @@ def _variants(snap: dict, link: str) -> list[str]:
             f"Chosen on validation, the variant would be {pick} (val {pr['val_rank_ic']:+.4f}, test {pr['test_rank_ic']:+.4f})."
         )
     return lines
+
+
+def _against_default(label: str, r: dict, h: int) -> str:
+    """One sentence: the row's test Rank IC lead over its default model on the dates both have
+    (the compare stage's paired HAR test), and whether it is significant at 5 %."""
+    p = r.get("lead_over_default_p")
+    if r["lead_over_default"] == 0 and r.get("lead_over_default_t") is None:  # no variance: the same predictions every date
+        return f"At h = {h}, {label} equals {r.get('default_model', 'its default')} on every test date (its studies kept the default's params)."
+    verdict = "not significant at 5 %" if not _finite(p) or p >= 0.05 else ("significant at 5 %: better" if r["lead_over_default"] > 0 else "significant at 5 %: worse")
+    return (
+        f"At h = {h}, {label} minus {r.get('default_model', 'its default')} on the same test dates (paired): "
+        f"{r['lead_over_default']:+.4f}{fmt_ci(r.get('lead_over_default_lo'), r.get('lead_over_default_hi'), '{:+.4f}')}, "
+        f"t {fmt_value(r.get('lead_over_default_t'), '{:+.2f}')} (p {fmt_value(p, '{:.3f}')}): {verdict}."
+    )
 
 
 def _paired(base: dict, run: dict, models: list[str], h: int, label: str) -> str:

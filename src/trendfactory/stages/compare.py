@@ -24,7 +24,7 @@ import pandas as pd
 from trendfactory.errors import TrendfactoryError
 from trendfactory.evaluation import plots
 from trendfactory.evaluation.ensemble import ENSEMBLES, ensemble_members
-from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_lines
+from trendfactory.evaluation.compare import SELECTION, Item, comparison_markdown, gate, horizon_verdict, item_row, score_correlations, trial_sharpes, tuned_leads, tuned_lines
 from trendfactory.evaluation.metrics import daily_ic, long_short_book, next_bar_returns
 from trendfactory.evaluation.seeds import mean_daily, mean_predictions, seed_frames
 from trendfactory.evaluation.results import has_section, update_readme
@@ -105,6 +105,9 @@ def main_body(params: Params, args: argparse.Namespace) -> None:
     bpy = params.evaluate.bars_per_year
     rows = {it.key: item_row(it, bpy) for h in horizons for it in items[h]}
     n_trials, sr_var = trial_sharpes(rows, bpy)
+    for h in horizons:  # each tuned item's paired lead over its default, in its row of compare.json
+        for key, lead in tuned_leads(items[h], {f"{m}{TUNED_SUFFIX}": m for m in params.run.tune}).items():
+            rows[key].update(lead)
     folds = schema["split"]["folds"]
     blocks = _test_blocks([pd.Timestamp(f["test_start"]) for f in folds], items[horizons[0]])
     verdicts = {h: horizon_verdict(items[h], rows, n_trials, sr_var, blocks, bpy, params.evaluate.bootstrap_reps, params.seed) for h in horizons}
