@@ -29,7 +29,7 @@ import yaml
 
 from trendfactory.errors import TrendfactoryError
 from trendfactory.exps import flat_params
-from trendfactory.evaluation.results import fmt_ci, fmt_value, run_facts, verdict_lines
+from trendfactory.evaluation.results import ALPHA, fmt_ci, fmt_value, run_facts, verdict_lines
 
 RESULTS_DIR = Path("docs/results")
 VIEWS = ("added", "variants")
@@ -204,11 +204,12 @@ def _variants(snap: dict, link: str) -> list[str]:
 
 def _against_default(label: str, r: dict, h: int) -> str:
     """One sentence: the row's test Rank IC lead over its default model on the dates both have
-    (the compare stage's paired HAR test), and whether it is significant at 5 %."""
+    (the compare stage's paired HAR test), and whether it is significant at level ``ALPHA``."""
     p = r.get("lead_over_default_p")
     if r["lead_over_default"] == 0 and r.get("lead_over_default_t") is None:  # no variance: the same predictions every date
         return f"At h = {h}, {label} equals {r.get('default_model', 'its default')} on every test date (its studies kept the default's params)."
-    verdict = "not significant at 5 %" if not _finite(p) or p >= 0.05 else ("significant at 5 %: better" if r["lead_over_default"] > 0 else "significant at 5 %: worse")
+    level = f"{ALPHA * 100:g} %"
+    verdict = f"not significant at {level}" if not _finite(p) or p >= ALPHA else f"significant at {level}: {'better' if r['lead_over_default'] > 0 else 'worse'}"
     return (
         f"At h = {h}, {label} minus {r.get('default_model', 'its default')} on the same test dates (paired): "
         f"{r['lead_over_default']:+.4f}{fmt_ci(r.get('lead_over_default_lo'), r.get('lead_over_default_hi'), '{:+.4f}')}, "
